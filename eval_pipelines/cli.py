@@ -1,0 +1,170 @@
+"""The ``eval-pipelines`` command line.
+
+``run`` evaluates one week and writes the artifacts; ``gate`` turns a run folder into an exit
+status (0 ship, 1 hold, 2 inconclusive) so a CI job can gate a release with
+``eval-pipelines run ... && eval-pipelines gate DIR``. Errors caused by input are printed as
+one sentence (exit 3; 4 when input checks failed), never as a traceback.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from eval_pipelines.errors import EvalError
+
+EXIT_CODES = {"ship": 0, "hold": 1, "inconclusive": 2}
+EXIT_ERROR = 3
+EXIT_VALIDATION = 4
+DEMO_SPEC = Path("evals/fraud_detector.yaml")
+DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
+DEMO_WEEK = "2026-11-16"
+
+
+def _print_verdict(verdict: dict, out: Path | None = None) -> None:
+    decision = verdict["decision"]
+    print(f"\nverdict: {decision.upper()}  ({verdict.get('model')}, week {verdict.get('window')})")
+    reasons = verdict.get("reasons", [])
+    width = max((len(r["gate"]) for r in reasons), default=4)
+    for reason in reasons:
+        marker = {"pass": "ok  ", "hold": "HOLD", "inconclusive": "??  "}[reason["outcome"]]
+        print(f"  {marker}  {reason['gate']:<{width}}  {reason['message']}")
+    if out is not None:
+        print(f"\nartifacts: {out}")
+        print(f"report:    {out / 'report.md'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from eval_pipelines.artifacts import write_artifacts
+    from eval_pipelines.gates import decide
+    from eval_pipelines.pipeline import evaluate
+    from eval_pipelines.spec import load_spec
+    from eval_pipelines.warehouse import Warehouse
+
+    spec = load_spec(args.spec)
+    if args.warehouse:
+        spec = spec.model_copy(update={"warehouse": args.warehouse})
+    started = time.perf_counter()
+    evaluation = evaluate(spec, args.week, Warehouse(spec.warehouse))
+    verdict = decide(
+        spec,
+        evaluation.metrics,
+        evaluation.comparison,
+        evaluation.drift,
+        evaluation.coverage,
+        window=evaluation.window.label,
+    )
+    out = write_artifacts(evaluation, verdict, args.out)
+    _print_verdict(verdict.to_dict(), out)
+    print(f"elapsed:   {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from eval_pipelines.artifacts import read_verdict
+
+    verdict = read_verdict(args.dir)
+    if not args.quiet:
+        _print_verdict(verdict)
+    return EXIT_CODES.get(verdict.get("decision"), EXIT_ERROR)
+
+
+def cmd_validate_spec(args: argparse.Namespace) -> int:
+    from eval_pipelines.spec import load_spec
+
+    for path in args.specs:
+        spec = load_spec(path)
+        print(f"{path}: ok (model {spec.model}, spec hash {spec.fingerprint()[:12]})")
+    return 0
+
+
+def cmd_demo_warehouse(args: argparse.Namespace) -> int:
+    from eval_pipelines.demo import build_demo_warehouse
+
+    started = time.perf_counter()
+    summary = build_demo_warehouse(args.path, rows=args.rows, seed=args.seed)
+    print(
+        f"demo warehouse: {summary.path} ({summary.rows:,} predictions, {summary.weeks} weeks "
+        f"from {summary.start}) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo warehouse if missing, then evaluate the demo week."""
+    if not DEMO_WAREHOUSE.exists() or args.rebuild:
+        cmd_demo_warehouse(argparse.Namespace(path=DEMO_WAREHOUSE, rows=args.rows, seed=42))
+    run_args = argparse.Namespace(
+        spec=DEMO_SPEC, week=args.week, out=Path(args.out), warehouse=None
+    )
+    return cmd_run(run_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eval-pipelines",
+        description="Evaluate a model from its warehouse logs and gate its release.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate one week and write the artifacts")
+    run.add_argument("--spec", required=True, type=Path, help="the model's YAML spec")
+    run.add_argument("--week", required=True, help="Monday starting the week, YYYY-MM-DD (UTC)")
+    run.add_argument("--out", required=True, type=Path, help="folder for the artifacts")
+    run.add_argument("--warehouse", help="override the spec's warehouse URL")
+    run.set_defaults(func=cmd_run)
+
+    gate = sub.add_parser("gate", help="exit 0 on ship, 1 on hold, 2 on inconclusive")
+    gate.add_argument("dir", type=Path, help="a run's --out folder")
+    gate.add_argument("--quiet", action="store_true", help="print nothing")
+    gate.set_defaults(func=cmd_gate)
+
+    check = sub.add_parser("validate-spec", help="check specs without touching the warehouse")
+    check.add_argument("specs", nargs="+", type=Path)
+    check.set_defaults(func=cmd_validate_spec)
+
+    dw = sub.add_parser("demo-warehouse", help="write the deterministic demo DuckDB warehouse")
+    dw.add_argument("--path", type=Path, default=DEMO_WAREHOUSE)
+    dw.add_argument("--rows", type=int, default=200_000)
+    dw.add_argument("--seed", type=int, default=42)
+    dw.set_defaults(func=cmd_demo_warehouse)
+
+    demo = sub.add_parser("demo", help="build the demo warehouse if needed and evaluate it")
+    demo.add_argument("--week", default=DEMO_WEEK)
+    demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--rows", type=int, default=200_000)
+    demo.add_argument("--rebuild", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EvalError as exc:
+        from eval_pipelines.errors import ValidationFailed
+
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_VALIDATION if isinstance(exc, ValidationFailed) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; no artifacts were written", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in eval-pipelines, not in your input; rerun with --debug for the "
+            "traceback and report it.",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

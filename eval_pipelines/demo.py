@@ -1,0 +1,436 @@
+"""Deterministic synthetic warehouse for demos, tests and benchmarks.
+
+The evaluation pipeline needs a warehouse whose *answers are known in advance*: a shadow
+deployment of a fraud model where the candidate (``v2``) beats the champion (``v1``)
+overall, is clearly worse on Android, and where one input feature (``amount``) drifts
+at the end of the window.  Generating that data here, instead of shipping a fixture
+file, lets tests scale the volume from a few thousand rows up to tens of millions
+(benchmarks) while the planted truths stay the same.
+
+Design constraints and why they exist:
+
+* **Deterministic.**  Every chunk of requests draws from its own
+  ``numpy.random.default_rng((seed, chunk_index))`` stream, so results never depend on
+  global random state, on thread scheduling or on how much was generated before.  The
+  same arguments always produce identical table contents, which lets tests pin exact
+  numbers and lets a rebuilt demo reproduce yesterday's report.
+* **Bounded memory.**  Requests are generated and inserted one chunk at a time (at most
+  ``chunk_requests`` requests, i.e. twice as many prediction rows, in memory), so
+  ``rows=10_000_000`` needs a few hundred MB rather than several GB.
+* **Atomic.**  The DuckDB file is built under a temporary name and moved into place with
+  :func:`os.replace`, so a reader (e.g. a running Dagster job) never sees a half-written
+  warehouse and a crash never leaves a truncated file at ``path``.
+
+Tables (naive ``TIMESTAMP`` values are UTC):
+
+``inference_logs``
+    One row per (request, model version).  Shadow traffic: each request is scored by
+    both versions, so every ``prediction_id`` appears exactly twice with identical
+    timestamp and features; only ``score`` and ``latency_ms`` differ.
+``labels``
+    One row per *labelled request* (labels belong to the transaction, not to a model
+    version).  Labels arrive 0-14 days after the request; ~5% never arrive.
+
+Planted truths (strong enough to hold in every week at the default 200k rows):
+
+1. ``label ~ Bernoulli(sigmoid(z))`` for a latent logit ``z`` built from amount, account
+   age, merchant category, prior transactions, country, device, plan and hour; the
+   positive rate is ~12% (~16% in the drifted weeks, because larger amounts are
+   riskier: the drift is a real covariate shift, not just a logging artefact).
+2. Both versions score a noisy view of ``z``; ``v2`` sees a less noisy one (ROC AUC about
+   0.04 higher) except on ``device = 'android'``, where it is noisier and systematically
+   lower, so its recall at 0.5 there is far below ``v1``'s while its overall recall is
+   still at least as good.
+3. ``amount`` is multiplied by :data:`AMOUNT_DRIFT_FACTOR` in the last
+   :data:`DRIFT_WEEKS` weeks (PSI vs. earlier weeks well above 0.25); every other feature
+   has a time-invariant distribution.
+"""
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+__all__ = [
+    "AMOUNT_DRIFT_FACTOR",
+    "CANDIDATE_VERSION",
+    "CHAMPION_VERSION",
+    "COUNTRIES",
+    "DEMO_NUM_WEEKS",
+    "DEMO_START",
+    "DEMO_WEEKS",
+    "DEVICES",
+    "DRIFT_WEEKS",
+    "MAX_LABEL_DELAY",
+    "MERCHANT_CATEGORIES",
+    "MODEL_NAME",
+    "PLANS",
+    "UNLABELED_RATE",
+    "DemoSummary",
+    "build_demo_warehouse",
+    "demo_weeks",
+]
+
+MODEL_NAME = "fraud_detector"
+CHAMPION_VERSION = "v1"
+CANDIDATE_VERSION = "v2"
+
+DEMO_START = dt.date(2026, 9, 28)
+"""A Monday; weeks start on Mondays so they match DuckDB's ``date_trunc('week', ts)``."""
+DEMO_NUM_WEEKS = 8
+
+DRIFT_WEEKS = 2
+"""``amount`` drifts in this many trailing weeks (only when the window is longer)."""
+AMOUNT_DRIFT_FACTOR = 2.0
+"""Multiplier on ``amount`` in the drifted weeks (a shift of ~0.65 sd in log-amount)."""
+UNLABELED_RATE = 0.05
+MAX_LABEL_DELAY = dt.timedelta(days=14)
+_MEAN_LABEL_DELAY_S = 2.0 * 86_400
+
+# Categorical features: (values, sampling shares, contribution to the latent logit).
+# Shares are unequal on purpose so slice sizes differ, as in real traffic.
+COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX")
+_COUNTRY_P = (0.34, 0.12, 0.11, 0.09, 0.10, 0.10, 0.07, 0.07)
+_COUNTRY_RISK = (0.0, -0.1, -0.3, -0.15, 0.45, 0.35, -0.4, 0.4)
+DEVICES = ("ios", "android", "web")
+_DEVICE_P = (0.45, 0.25, 0.30)
+_DEVICE_RISK = (0.0, 0.15, 0.25)
+_ANDROID = DEVICES.index("android")
+PLANS = ("free", "pro", "enterprise")
+_PLAN_P = (0.60, 0.30, 0.10)
+_PLAN_RISK = (0.3, -0.1, -0.6)
+MERCHANT_CATEGORIES = (
+    "grocery",
+    "electronics",
+    "travel",
+    "gaming",
+    "fashion",
+    "restaurants",
+    "digital_goods",
+    "fuel",
+)
+_MERCHANT_P = (0.20, 0.14, 0.08, 0.10, 0.14, 0.16, 0.08, 0.10)
+_MERCHANT_RISK = (-0.7, 0.8, 0.5, 0.7, 0.1, -0.5, 1.1, -0.6)
+
+# Numeric features.
+_AMOUNT_MEDIAN = 45.0
+_AMOUNT_LOG_SD = 0.8
+_AGE_MEDIAN_DAYS = 400.0
+_AGE_LOG_SD = 1.1
+_AGE_MAX_DAYS = 7_300
+
+# Latent logit z = _Z_SCALE * risk + _Z_INTERCEPT; the scale makes labels predictable
+# enough for AUCs in the 0.8s, the intercept sets the base positive rate (~12%).
+_Z_SCALE = 2.2
+_Z_INTERCEPT = -5.0
+
+# Model views: logit = slope * (z + noise_sd * eps) + intercept, where (slope, intercept)
+# is the logistic calibration of that noisy view (fitted once on a large build), plus
+# _SCORE_SHIFT, which makes both versions over-confident (mean score ~1.3-1.6x the
+# positive rate, as if trained on down-sampled negatives) so that a 0.5 threshold yields
+# a useful recall (~0.45 for v1) instead of the ~0.25 a perfectly calibrated 0.85-AUC
+# model has at a ~12% base rate.
+_SCORE_SHIFT = 0.8
+_V1_VIEW = (2.4, 0.426, -1.051)  # (noise_sd, slope, intercept): ROC AUC ~0.85
+_V2_VIEW = (1.0, 0.798, -0.339)  # much less noisy: ROC AUC ~0.9 off Android
+# On Android the candidate's view is a bit noisier than the champion's and biased low
+# (think: a feature the Android client stopped sending), so v2 misses Android fraud.
+_V2_ANDROID_VIEW = (2.6, 0.390, -1.127)
+_V2_ANDROID_OFFSET = -0.8
+_LOGIT_CLIP = 12.0  # keeps scores strictly inside (0, 1) even in float64
+
+_V1_LATENCY = (np.log(38.0), 0.35)  # log-normal (log-median, log-sd), milliseconds
+_V2_LATENCY = (np.log(52.0), 0.40)
+
+_SECONDS_PER_WEEK = 7 * 86_400
+_EPOCH = dt.date(1970, 1, 1)
+_ID_DIGITS = 9
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSummary:
+    """What :func:`build_demo_warehouse` wrote, for the caller to print or log.
+
+    ``rows`` is the number of prediction rows actually written (``2 * requests``, so an
+    odd requested ``rows`` is rounded down).  ``end`` is the exclusive upper bound of the
+    timestamps (the Monday after the last week), so ``start <= ts < end``.
+    """
+
+    path: Path
+    rows: int
+    requests: int
+    weeks: int
+    start: dt.date
+    end: dt.date
+
+
+def _check_window(start: dt.date, weeks: int) -> None:
+    """Reject windows that would not line up with ISO (Monday) week partitions."""
+    if isinstance(start, dt.datetime) or not isinstance(start, dt.date):
+        raise TypeError(f"start must be a datetime.date, got {type(start).__name__}")
+    if start.weekday() != 0:
+        raise ValueError(f"start must be a Monday, got {start} ({start:%A})")
+    if weeks < 1:
+        raise ValueError(f"weeks must be >= 1, got {weeks}")
+
+
+def demo_weeks(start: dt.date = DEMO_START, weeks: int = DEMO_NUM_WEEKS) -> list[dt.date]:
+    """Return the Monday that opens each week of a demo window.
+
+    Pipelines partition by week; exposing the dates here keeps partition definitions and
+    generated data in sync without hard-coding calendar dates in several places.
+    """
+    _check_window(start, weeks)
+    return [start + dt.timedelta(weeks=i) for i in range(weeks)]
+
+
+DEMO_WEEKS: tuple[dt.date, ...] = tuple(demo_weeks(DEMO_START, DEMO_NUM_WEEKS))
+"""Week starts of the default demo window (2026-09-28 ... 2026-11-16)."""
+
+
+def build_demo_warehouse(
+    path: str | os.PathLike[str],
+    rows: int = 200_000,
+    seed: int = 42,
+    start: dt.date = DEMO_START,
+    weeks: int = DEMO_NUM_WEEKS,
+    chunk_requests: int = 500_000,
+) -> DemoSummary:
+    """Write the synthetic DuckDB warehouse to ``path`` atomically and describe it.
+
+    ``rows`` counts prediction rows over both versions (``rows // 2`` requests).
+    Requests are spread uniformly over ``weeks`` weeks starting at midnight UTC of
+    ``start`` (which must be a Monday).  ``chunk_requests`` bounds memory use; note that
+    it is part of the random-stream layout, so only builds with the same value (and the
+    same other arguments) are guaranteed identical.  Any existing file at ``path`` is
+    replaced; nothing is printed.
+    """
+    _check_window(start, weeks)
+    requests = rows // 2
+    if requests < 1:
+        raise ValueError(f"rows must be >= 2, got {rows}")
+    if chunk_requests < 1:
+        raise ValueError(f"chunk_requests must be >= 1, got {chunk_requests}")
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    _remove_db_files(tmp)  # leftovers of a crashed build by a process with the same pid
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _create_tables(con)
+            id_digits = max(_ID_DIGITS, len(str(requests)))
+            for index, lo in enumerate(range(0, requests, chunk_requests)):
+                hi = min(lo + chunk_requests, requests)
+                logs, labels = _generate_chunk(seed, index, lo, hi, requests, start, weeks)
+                _insert_chunk(con, logs, labels, id_digits)
+                del logs, labels
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        # A stale write-ahead log next to the target would be replayed into the new file.
+        _remove_file(Path(f"{target}.wal"))
+        os.replace(tmp, target)
+    except BaseException:
+        _remove_db_files(tmp)
+        raise
+    return DemoSummary(
+        path=target,
+        rows=2 * requests,
+        requests=requests,
+        weeks=weeks,
+        start=start,
+        end=start + dt.timedelta(weeks=weeks),
+    )
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables with explicit types so the schema never depends on inference."""
+    con.execute(
+        """
+        CREATE TABLE inference_logs (
+            prediction_id VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_version VARCHAR NOT NULL,
+            score DOUBLE NOT NULL,
+            latency_ms DOUBLE NOT NULL,
+            country VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            plan VARCHAR NOT NULL,
+            amount DOUBLE NOT NULL,
+            account_age_days INTEGER NOT NULL,
+            merchant_category VARCHAR NOT NULL,
+            num_prior_txn INTEGER NOT NULL,
+            hour_of_day INTEGER NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE labels (
+            prediction_id VARCHAR NOT NULL,
+            label INTEGER NOT NULL,
+            labeled_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+def _insert_chunk(
+    con: duckdb.DuckDBPyConnection, logs: pa.Table, labels: pa.Table, id_digits: int
+) -> None:
+    """Append one chunk; ids are formatted in DuckDB to avoid millions of Python strings."""
+    pid = f"'p' || lpad(CAST(req_id AS VARCHAR), {id_digits}, '0')"
+    con.register("_demo_logs_chunk", logs)
+    con.register("_demo_labels_chunk", labels)
+    try:
+        con.execute(
+            f"""
+            INSERT INTO inference_logs
+            SELECT {pid}, ts, '{MODEL_NAME}', model_version, score, latency_ms, country,
+                   device, plan, amount, account_age_days, merchant_category,
+                   num_prior_txn, hour_of_day
+            FROM _demo_logs_chunk
+            """
+        )
+        con.execute(f"INSERT INTO labels SELECT {pid}, label, labeled_at FROM _demo_labels_chunk")
+    finally:
+        con.unregister("_demo_logs_chunk")
+        con.unregister("_demo_labels_chunk")
+
+
+def _generate_chunk(
+    seed: int, index: int, lo: int, hi: int, total: int, start: dt.date, weeks: int
+) -> tuple[pa.Table, pa.Table]:
+    """Generate requests ``lo..hi-1`` (0-based) as Arrow tables of logs and labels.
+
+    Chunks are time-contiguous: chunk requests get timestamps in the slice of the window
+    proportional to their share of all requests, and ids are assigned in time order, so
+    inserting chunks in order yields tables sorted by ``(ts, prediction_id,
+    model_version)`` and ``ts`` stays exactly uniform over the window overall.
+    """
+    rng = np.random.default_rng([seed, index])
+    n = hi - lo
+    window_s = weeks * _SECONDS_PER_WEEK
+    t_lo = lo * window_s // total
+    t_hi = max(hi * window_s // total, t_lo + 1)
+    offset_s = np.sort(rng.integers(t_lo, t_hi, size=n, dtype=np.int64))
+    week = offset_s // _SECONDS_PER_WEEK
+    hour = ((offset_s % 86_400) // 3_600).astype(np.int32)
+    ts_s = offset_s + (start - _EPOCH).days * 86_400
+    req_id = np.arange(lo + 1, hi + 1, dtype=np.int64)
+
+    country = rng.choice(len(COUNTRIES), size=n, p=_COUNTRY_P).astype(np.int8)
+    device = rng.choice(len(DEVICES), size=n, p=_DEVICE_P).astype(np.int8)
+    plan = rng.choice(len(PLANS), size=n, p=_PLAN_P).astype(np.int8)
+    merchant = rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_MERCHANT_P).astype(np.int8)
+
+    drifted = week >= weeks - DRIFT_WEEKS if weeks > DRIFT_WEEKS else np.zeros(n, bool)
+    log_amount = rng.normal(np.log(_AMOUNT_MEDIAN), _AMOUNT_LOG_SD, size=n)
+    log_amount += np.where(drifted, np.log(AMOUNT_DRIFT_FACTOR), 0.0)
+    amount = np.maximum(np.round(np.exp(log_amount), 2), 0.01)
+    age = np.exp(rng.normal(np.log(_AGE_MEDIAN_DAYS), _AGE_LOG_SD, size=n))
+    age = np.minimum(np.floor(age), _AGE_MAX_DAYS).astype(np.int32)
+    prior_rate = np.exp(rng.normal(np.log1p(age * 0.08), 0.5))
+    prior = rng.poisson(prior_rate).astype(np.int32)
+
+    risk = (
+        0.4 * (np.log(amount) - np.log(_AMOUNT_MEDIAN))
+        - 0.8 * (np.log1p(age / 30.0) - np.log1p(_AGE_MEDIAN_DAYS / 30.0))
+        - 0.3 * (np.log1p(prior) - np.log1p(_AGE_MEDIAN_DAYS * 0.08))
+        + np.take(_MERCHANT_RISK, merchant)
+        + np.take(_COUNTRY_RISK, country)
+        + np.take(_DEVICE_RISK, device)
+        + np.take(_PLAN_RISK, plan)
+        + np.where(hour < 6, 0.5, 0.0)  # night-time transactions are riskier
+    )
+    z = _Z_SCALE * risk + _Z_INTERCEPT
+    label = (rng.random(n) < _sigmoid(z)).astype(np.int32)
+
+    android = device == _ANDROID
+    v1_logit = _view_logit(z, _V1_VIEW, rng.standard_normal(n))
+    eps = rng.standard_normal(n)
+    v2_logit = np.where(
+        android,
+        _view_logit(z, _V2_ANDROID_VIEW, eps) + _V2_ANDROID_OFFSET,
+        _view_logit(z, _V2_VIEW, eps),
+    )
+    v1_score = _sigmoid(np.clip(v1_logit + _SCORE_SHIFT, -_LOGIT_CLIP, _LOGIT_CLIP))
+    v2_score = _sigmoid(np.clip(v2_logit + _SCORE_SHIFT, -_LOGIT_CLIP, _LOGIT_CLIP))
+    v1_latency = np.round(rng.lognormal(*_V1_LATENCY, size=n), 3)
+    v2_latency = np.round(rng.lognormal(*_V2_LATENCY, size=n), 3)
+
+    labeled = rng.random(n) >= UNLABELED_RATE
+    delay_s = np.minimum(
+        np.floor(rng.exponential(_MEAN_LABEL_DELAY_S, size=n)),
+        MAX_LABEL_DELAY.total_seconds(),
+    ).astype(np.int64)
+
+    def both(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values, 2)
+
+    def interleave(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.column_stack([first, second]).ravel()
+
+    logs = pa.table(
+        {
+            "req_id": both(req_id),
+            "ts": pa.array(both(ts_s), type=pa.timestamp("s")),
+            "model_version": _dictionary(
+                np.tile(np.array([0, 1], dtype=np.int8), n), (CHAMPION_VERSION, CANDIDATE_VERSION)
+            ),
+            "score": interleave(v1_score, v2_score),
+            "latency_ms": interleave(v1_latency, v2_latency),
+            "country": _dictionary(both(country), COUNTRIES),
+            "device": _dictionary(both(device), DEVICES),
+            "plan": _dictionary(both(plan), PLANS),
+            "amount": both(amount),
+            "account_age_days": both(age),
+            "merchant_category": _dictionary(both(merchant), MERCHANT_CATEGORIES),
+            "num_prior_txn": both(prior),
+            "hour_of_day": both(hour),
+        }
+    )
+    labels = pa.table(
+        {
+            "req_id": req_id[labeled],
+            "label": label[labeled],
+            "labeled_at": pa.array((ts_s + delay_s)[labeled], type=pa.timestamp("s")),
+        }
+    )
+    return logs, labels
+
+
+def _dictionary(codes: np.ndarray, values: tuple[str, ...]) -> pa.DictionaryArray:
+    """Wrap integer codes as an Arrow dictionary array (no per-row Python strings)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values, type=pa.string()))
+
+
+def _view_logit(z: np.ndarray, view: tuple[float, float, float], eps: np.ndarray) -> np.ndarray:
+    """Calibrated logit of a model that sees ``z`` through Gaussian noise ``noise_sd * eps``."""
+    noise_sd, slope, intercept = view
+    return slope * (z + noise_sd * eps) + intercept
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function; callers clip the input where exact 0/1 must be impossible."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _remove_file(file: Path) -> None:
+    """Delete ``file`` if present (missing is fine: this is best-effort cleanup)."""
+    with contextlib.suppress(FileNotFoundError):
+        file.unlink()
+
+
+def _remove_db_files(db: Path) -> None:
+    """Delete a DuckDB file and its write-ahead log."""
+    _remove_file(db)
+    _remove_file(Path(f"{db}.wal"))

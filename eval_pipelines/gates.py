@@ -1,0 +1,276 @@
+"""Gates and the release verdict: ship, hold or inconclusive, failing closed.
+
+* ``hold``: a gate failed: an absolute bound is violated, a regression beyond the tolerance
+  is statistically significant (BH q-value at most ``confidence.alpha``), a feature drifted,
+  or a gate cannot be evaluated because its metric, slice or drift row is missing.
+* ``inconclusive``: nothing failed, but the data cannot support a decision: label coverage
+  below ``min_label_coverage``, a slice a gate names is below ``min_slice_size``, or no gates.
+* ``ship``: every gate was evaluated and passed.
+
+Every reason names the gate, the slice or feature, and the numbers.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
+from eval_pipelines.metrics import METRICS
+from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
+
+SHIP, HOLD, INCONCLUSIVE = "ship", "hold", "inconclusive"
+PASS = "pass"
+
+
+@dataclass(frozen=True)
+class Reason:
+    gate: str
+    outcome: str  # pass | hold | inconclusive
+    message: str
+    slice: str | None = None
+    feature: str | None = None
+
+
+@dataclass
+class Verdict:
+    decision: str
+    reasons: list[Reason] = field(default_factory=list)
+    window: str = ""
+    model: str = ""
+    candidate: str | None = None
+    baseline: str | None = None
+
+    @property
+    def blocking(self) -> list[Reason]:
+        return [r for r in self.reasons if r.outcome != PASS]
+
+    def to_dict(self) -> dict:
+        return {
+            "decision": self.decision,
+            "model": self.model,
+            "window": self.window,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "reasons": [asdict(r) for r in self.reasons],
+        }
+
+
+def _fmt(value: float) -> str:
+    return "missing" if value is None or np.isnan(value) else f"{value:.4f}"
+
+
+def _describe(gate: MetricGate | DriftGate) -> str:
+    parts = [f"{k}={v}" for k, v in gate.model_dump(exclude_none=True).items()]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _target_versions(spec: EvalSpec, metrics: pd.DataFrame) -> list[str]:
+    if spec.compare:
+        return [spec.compare.candidate]
+    return sorted(metrics["model_version"].unique())
+
+
+def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> list[Reason]:
+    name = _describe(gate)
+    reasons = []
+    for version in _target_versions(spec, metrics):
+        rows = metrics[(metrics["model_version"] == version) & (metrics["metric"] == gate.metric)]
+        if gate.slice is not None:
+            chosen = rows[rows["slice"] == gate.slice]
+            if chosen.empty or int(chosen["n"].iloc[0]) == 0:
+                reasons.append(
+                    Reason(
+                        name,
+                        HOLD,
+                        f"{gate.metric} on slice {gate.slice!r} of {version}: the slice has no "
+                        "labeled data in this window, so the gate cannot pass",
+                        slice=gate.slice,
+                    )
+                )
+                continue
+        else:
+            chosen = rows[rows["status"] == "ok"]
+        for row in chosen.itertuples(index=False):
+            where = f"{gate.metric} on {row.slice} of {version}"
+            ci = f"95% CI [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}], n={row.n}"
+            if row.status == "too_small":
+                reasons.append(
+                    Reason(
+                        name,
+                        INCONCLUSIVE,
+                        f"{where}: only {row.n} labeled rows, below min_slice_size "
+                        f"{spec.min_slice_size}",
+                        slice=row.slice,
+                    )
+                )
+                continue
+            if np.isnan(row.value):
+                reasons.append(
+                    Reason(
+                        name,
+                        HOLD,
+                        f"{where} is undefined in this window ({ci})",
+                        slice=row.slice,
+                    )
+                )
+                continue
+            failed = []
+            if gate.min is not None and row.value < gate.min:
+                failed.append(f"below the minimum {gate.min}")
+            if gate.max is not None and row.value > gate.max:
+                failed.append(f"above the maximum {gate.max}")
+            outcome = HOLD if failed else PASS
+            verb = " and ".join(failed) if failed else "within bounds"
+            reasons.append(
+                Reason(
+                    name, outcome, f"{where} = {_fmt(row.value)} is {verb} ({ci})", slice=row.slice
+                )
+            )
+    return reasons
+
+
+def _metric_regression(
+    gate: MetricGate, spec: EvalSpec, comparison: pd.DataFrame | None
+) -> list[Reason]:
+    name = _describe(gate)
+    if spec.compare is None or comparison is None:
+        return [Reason(name, HOLD, "max_regression needs a 'compare' section in the spec")]
+    alpha = spec.confidence.alpha
+    rows = comparison[comparison["metric"] == gate.metric]
+    if gate.slice is not None:
+        rows = rows[rows["slice"] == gate.slice]
+        if rows.empty or int(rows["n"].iloc[0]) == 0:
+            return [
+                Reason(
+                    name,
+                    HOLD,
+                    f"{gate.metric} on slice {gate.slice!r}: no paired data in this window",
+                    slice=gate.slice,
+                )
+            ]
+    higher = METRICS[gate.metric].higher_is_better
+    reasons = []
+    worst_pass: Reason | None = None
+    worst_regression = -np.inf
+    for row in rows.itertuples(index=False):
+        where = f"{gate.metric} on {row.slice}"
+        if row.outcome == "not tested":
+            if gate.slice is not None:
+                reasons.append(
+                    Reason(
+                        name,
+                        INCONCLUSIVE,
+                        f"{where}: only {row.n} paired labeled rows, below min_slice_size "
+                        f"{spec.min_slice_size}",
+                        slice=row.slice,
+                    )
+                )
+            continue
+        regression = -row.delta if higher else row.delta
+        numbers = (
+            f"{spec.compare.baseline} {_fmt(row.baseline)} -> {spec.compare.candidate} "
+            f"{_fmt(row.candidate)}, delta {row.delta:+.4f} "
+            f"[{_fmt(row.delta_ci_low)}, {_fmt(row.delta_ci_high)}], q={row.q_value:.3g}"
+        )
+        if np.isnan(regression):
+            reasons.append(Reason(name, HOLD, f"{where}: delta undefined", slice=row.slice))
+        elif regression > gate.max_regression and row.q_value <= alpha:
+            reasons.append(
+                Reason(
+                    name,
+                    HOLD,
+                    f"{where} regressed significantly by {regression:.4f} (tolerance "
+                    f"{gate.max_regression}): {numbers}",
+                    slice=row.slice,
+                )
+            )
+        elif regression > worst_regression:
+            worst_regression = regression
+            worst_pass = Reason(
+                name,
+                PASS,
+                f"no significant regression of {gate.metric} beyond {gate.max_regression} "
+                f"on {len(rows)} slices; largest point regression on {row.slice}: {numbers}",
+                slice=row.slice,
+            )
+    if worst_pass is not None and not any(r.outcome == HOLD for r in reasons):
+        reasons.append(worst_pass)
+    return reasons
+
+
+def _drift_gate(gate: DriftGate, drift: pd.DataFrame) -> list[Reason]:
+    name = _describe(gate)
+    rows = drift[drift["method"] == gate.drift] if not drift.empty else drift
+    if gate.feature is not None and not rows.empty:
+        rows = rows[rows["feature"] == gate.feature]
+    if rows.empty:
+        target = f"feature {gate.feature!r}" if gate.feature else "any feature"
+        return [Reason(name, HOLD, f"no {gate.drift} drift result for {target}")]
+    reasons = []
+    is_test = DRIFT_METHODS[gate.drift].statistic == "p_value"
+    for row in rows.itertuples(index=False):
+        value = row.p_value if is_test else row.statistic
+        if np.isnan(value):
+            reasons.append(
+                Reason(name, HOLD, f"{gate.drift} of {row.feature} is missing", feature=row.feature)
+            )
+            continue
+        if is_test:
+            failed = value < gate.min_p_value
+            bound = f"p={value:.3g} vs min_p_value {gate.min_p_value}"
+        else:
+            failed = value > gate.max
+            bound = f"{gate.drift}={value:.4f} vs max {gate.max}"
+        counts = f"reference n={row.n_reference}, current n={row.n_current}"
+        message = (
+            f"{row.feature} drifted ({bound}; {counts})"
+            if failed
+            else f"{row.feature} stable ({bound})"
+        )
+        reasons.append(Reason(name, HOLD if failed else PASS, message, feature=row.feature))
+    return reasons
+
+
+def decide(
+    spec: EvalSpec,
+    metrics: pd.DataFrame,
+    comparison: pd.DataFrame | None,
+    drift: pd.DataFrame,
+    coverage: pd.DataFrame,
+    window: str = "",
+) -> Verdict:
+    reasons: list[Reason] = []
+    for version in _target_versions(spec, metrics):
+        overall = coverage[(coverage["slice"] == OVERALL) & (coverage["model_version"] == version)]
+        rows = int(overall["rows"].sum())
+        labeled = int(overall["labeled"].sum())
+        share = labeled / rows if rows else 0.0
+        outcome = PASS if share >= spec.min_label_coverage and labeled > 0 else INCONCLUSIVE
+        reasons.append(
+            Reason(
+                "min_label_coverage",
+                outcome,
+                f"label coverage of {version}: {share:.1%} ({labeled:,} of {rows:,} "
+                f"predictions labeled) vs minimum {spec.min_label_coverage:.0%}",
+            )
+        )
+    if not spec.gates:
+        reasons.append(Reason("gates", INCONCLUSIVE, "no gates configured: nothing to decide on"))
+    for gate in spec.parsed_gates:
+        if isinstance(gate, DriftGate):
+            reasons += _drift_gate(gate, drift)
+        elif gate.max_regression is not None:
+            reasons += _metric_regression(gate, spec, comparison)
+        if isinstance(gate, MetricGate) and (gate.min is not None or gate.max is not None):
+            reasons += _metric_bound(gate, spec, metrics)
+    outcomes = {r.outcome for r in reasons}
+    decision = HOLD if HOLD in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else SHIP
+    return Verdict(
+        decision=decision,
+        reasons=reasons,
+        window=window,
+        model=spec.model,
+        candidate=spec.compare.candidate if spec.compare else None,
+        baseline=spec.compare.baseline if spec.compare else None,
+    )

@@ -1,0 +1,245 @@
+"""Binary-classification metrics computed from sufficient statistics, never from rows.
+
+Every metric here is a function of a :class:`BinnedStats`: per label (0/1), per score cell
+(score bins, with the bin that holds the decision threshold split into below/above), the row
+count, the sum of scores, the summed log-loss terms and the summed squared errors. SQL
+aggregates those cells; the functions below are vectorised over any leading axes (slices,
+model versions, bootstrap replicates), so one code path serves point estimates and every
+replicate.
+
+Exactness, against scikit-learn on the same rows:
+
+* accuracy, precision, recall, F1, log loss and Brier score are exact (sums of per-row terms);
+* ECE is exact for equal-width calibration bins, because calibration bins are unions of score
+  bins and each cell carries its score sum;
+* ROC AUC and average precision treat rows in the same score bin as tied. For ROC AUC the error
+  is at most ``0.5 * sum_b pos_b * neg_b / (P * N)`` (:func:`roc_auc_error_bound`); for average
+  precision see :func:`average_precision_error_bound`. With 1000 bins both are typically below
+  1e-3 and shrink with finer bins (spec key ``score_bins``).
+
+References
+----------
+Hanley & McNeil (1982), "The meaning and use of the area under a ROC curve", Radiology 143.
+Brier (1950), "Verification of forecasts expressed in terms of probability", Mon. Wea. Rev. 78.
+Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities using Bayesian
+binning", AAAI (expected calibration error).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+# scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with the float64 machine eps.
+LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class BinnedStats:
+    """Sufficient statistics for one or many (slice, version, replicate) cells.
+
+    Shapes share leading axes ``...``:
+
+    * ``count[..., 2, C]``: rows per label (0, 1) and ordered score cell ``C``;
+    * ``score_sum[..., 2, C]``: sum of scores in each cell;
+    * ``predicted_positive[C]``: whether the cell lies at or above the threshold;
+    * ``log_loss_sum[..., 2]`` and ``squared_error_sum[..., 2]``: per-label sums of
+      ``-log p(label)`` and ``(score - label)**2``;
+    * ``calibration_bin[C]``: which equal-width calibration bin each cell belongs to.
+    """
+
+    count: np.ndarray
+    score_sum: np.ndarray
+    log_loss_sum: np.ndarray
+    squared_error_sum: np.ndarray
+    predicted_positive: np.ndarray
+    calibration_bin: np.ndarray
+    calibration_bins: int
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.count.sum(axis=(-1, -2))
+
+    def confusion(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(tn, fp, fn, tp) with the leading axes kept."""
+        above = self.predicted_positive
+        neg, pos = self.count[..., 0, :], self.count[..., 1, :]
+        return (
+            neg[..., ~above].sum(-1),
+            neg[..., above].sum(-1),
+            pos[..., ~above].sum(-1),
+            pos[..., above].sum(-1),
+        )
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise ratio that is NaN (undefined, reported as missing) where the denominator is 0."""
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
+def accuracy(stats: BinnedStats) -> np.ndarray:
+    """(TP + TN) / N."""
+    tn, fp, fn, tp = stats.confusion()
+    return _divide(tp + tn, tn + fp + fn + tp)
+
+
+def precision(stats: BinnedStats) -> np.ndarray:
+    """TP / (TP + FP); undefined (NaN) when nothing is predicted positive."""
+    _, fp, _, tp = stats.confusion()
+    return _divide(tp, tp + fp)
+
+
+def recall(stats: BinnedStats) -> np.ndarray:
+    """TP / (TP + FN); undefined (NaN) when the slice has no positives."""
+    _, _, fn, tp = stats.confusion()
+    return _divide(tp, tp + fn)
+
+
+def f1(stats: BinnedStats) -> np.ndarray:
+    """2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall (van Rijsbergen 1979)."""
+    _, fp, fn, tp = stats.confusion()
+    return _divide(2 * tp, 2 * tp + fp + fn)
+
+
+def log_loss(stats: BinnedStats) -> np.ndarray:
+    """Mean of ``-[y log p + (1 - y) log(1 - p)]``, p clipped to [eps, 1 - eps] as scikit-learn."""
+    return _divide(stats.log_loss_sum.sum(-1), stats.n)
+
+
+def brier(stats: BinnedStats) -> np.ndarray:
+    """Mean of ``(p - y)**2`` (Brier 1950)."""
+    return _divide(stats.squared_error_sum.sum(-1), stats.n)
+
+
+def expected_calibration_error(stats: BinnedStats) -> np.ndarray:
+    """ECE = sum_b (n_b / N) |mean score_b - positive rate_b| over equal-width bins.
+
+    Equivalently ``sum_b |sum of scores_b - positives_b| / N`` (Naeini et al. 2015).
+    """
+    shape = (*stats.count.shape[:-2], stats.calibration_bins)
+    scores = np.zeros(shape)
+    positives = np.zeros(shape)
+    total_scores = stats.score_sum.sum(-2)
+    for b in range(stats.calibration_bins):
+        in_bin = stats.calibration_bin == b
+        scores[..., b] = total_scores[..., in_bin].sum(-1)
+        positives[..., b] = stats.count[..., 1, in_bin].sum(-1)
+    return _divide(np.abs(scores - positives).sum(-1), stats.n)
+
+
+def roc_auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """ROC AUC from per-cell counts ordered by score (Mann-Whitney U / (P N), ties count 1/2).
+
+    ``AUC = sum_c pos_c * (neg_{<c} + neg_c / 2) / (P * N)``; Hanley & McNeil (1982).
+    """
+    below = np.cumsum(negatives, axis=-1) - negatives
+    u = (positives * (below + 0.5 * negatives)).sum(-1)
+    return _divide(u, positives.sum(-1) * negatives.sum(-1))
+
+
+def roc_auc_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Largest possible |binned AUC - exact AUC|: every within-bin pair counted as a tie.
+
+    Each bin contributes ``pos_b * neg_b`` pairs scored 1/2 whose exact value is 0 or 1.
+    """
+    return _divide(0.5 * (positives * negatives).sum(-1), positives.sum(-1) * negatives.sum(-1))
+
+
+def average_precision_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Average precision, ``AP = sum_c (R_c - R_{c-1}) P_c``, thresholds at cell boundaries.
+
+    Cells are swept from the highest score down, as scikit-learn's
+    ``average_precision_score`` sweeps distinct scores (Zhu 2004; Manning et al. 2008, 8.4).
+    """
+    pos = positives[..., ::-1]
+    neg = negatives[..., ::-1]
+    tp = np.cumsum(pos, axis=-1)
+    fp = np.cumsum(neg, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision_at = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 0.0)
+    return _divide((pos * precision_at).sum(-1), pos.sum(-1))
+
+
+def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Largest possible |binned AP - exact AP| given only per-bin counts.
+
+    Within a bin with ``p`` positives and ``n`` negatives, after ``tp0, fp0`` rows above it,
+    each positive's exact precision lies between ``(tp0 + 1) / (tp0 + fp0 + 1 + n)`` (every
+    negative first) and ``(tp0 + p) / (tp0 + fp0 + p)`` (every positive first); binned AP uses
+    ``(tp0 + p) / (tp0 + fp0 + p + n)``. The bound sums the worse gap, weighted by ``p / P``.
+    """
+    pos = positives[..., ::-1].astype(float)
+    neg = negatives[..., ::-1].astype(float)
+    tp0 = np.cumsum(pos, axis=-1) - pos
+    fp0 = np.cumsum(neg, axis=-1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        used = (tp0 + pos) / (tp0 + fp0 + pos + neg)
+        high = (tp0 + pos) / (tp0 + fp0 + pos)
+        low = (tp0 + 1) / (tp0 + fp0 + 1 + neg)
+        gap = np.where(pos > 0, np.maximum(high - used, used - low), 0.0)
+    return _divide((pos * gap).sum(-1), pos.sum(-1))
+
+
+def roc_auc(stats: BinnedStats) -> np.ndarray:
+    return roc_auc_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
+
+
+def pr_auc(stats: BinnedStats) -> np.ndarray:
+    return average_precision_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One catalogue entry: everything docs, gates and comparisons need to know."""
+
+    name: str
+    title: str
+    higher_is_better: bool
+    compute: Callable[[BinnedStats], np.ndarray]
+    formula: str
+    reference: str
+    # Whether the value depends on score ordering inside bins (then it is binned, with a bound).
+    binned: bool = False
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("accuracy", "Accuracy", True, accuracy, "(TP + TN) / N", "-"),
+        Metric("precision", "Precision", True, precision, "TP / (TP + FP)", "-"),
+        Metric("recall", "Recall", True, recall, "TP / (TP + FN)", "-"),
+        Metric("f1", "F1 score", True, f1, "2TP / (2TP + FP + FN)", "van Rijsbergen 1979"),
+        Metric(
+            "roc_auc",
+            "ROC AUC",
+            True,
+            roc_auc,
+            "P(score+ > score-) + P(tie) / 2",
+            "Hanley & McNeil 1982",
+            binned=True,
+        ),
+        Metric(
+            "pr_auc",
+            "PR AUC (average precision)",
+            True,
+            pr_auc,
+            "sum (R_n - R_n-1) P_n",
+            "Zhu 2004",
+            binned=True,
+        ),
+        Metric("log_loss", "Log loss", False, log_loss, "-mean(y log p + (1-y) log(1-p))", "-"),
+        Metric("brier", "Brier score", False, brier, "mean((p - y)^2)", "Brier 1950"),
+        Metric(
+            "ece",
+            "Expected calibration error",
+            False,
+            expected_calibration_error,
+            "sum_b n_b/N |mean(p)_b - mean(y)_b|",
+            "Naeini et al. 2015",
+        ),
+    ]
+}

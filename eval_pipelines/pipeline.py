@@ -1,0 +1,167 @@
+"""The evaluation of one model for one week, end to end, as plain functions.
+
+The CLI and the Dagster assets both call these, so a CI gate and the weekly run produce the
+same numbers. Each step is a function of the previous step's output, so an orchestrator can
+run them as separate steps and a notebook user can call :func:`evaluate` once.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eval_pipelines.evaluation import (
+    SliceMetrics,
+    comparison_table,
+    compute_slice_metrics,
+    discordant_pairs,
+    metrics_table,
+)
+from eval_pipelines.spec import EvalSpec
+from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
+from eval_pipelines.sufficient import NULL_VALUE, SliceKey, SufficientStatistics, parse_statistics
+from eval_pipelines.validation import ValidationReport, validate_window
+from eval_pipelines.warehouse import Warehouse
+from eval_pipelines.windows import Window, week_window
+
+
+@dataclass
+class Evaluation:
+    """Everything one run computed; artifacts and reports are rendered from this."""
+
+    spec: EvalSpec
+    window: Window
+    validation: ValidationReport
+    metrics: pd.DataFrame
+    comparison: pd.DataFrame | None
+    drift: pd.DataFrame
+    coverage: pd.DataFrame
+    queries: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+def collect_statistics(
+    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
+) -> tuple[SufficientStatistics, str]:
+    sql = builder.sufficient_statistics(window)
+    frame = warehouse.query(sql, "sufficient statistics")
+    return parse_statistics(frame, spec, builder), sql
+
+
+def collect_discordant_pairs(
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    slices: list[SliceKey],
+) -> tuple[np.ndarray, str]:
+    assert spec.compare is not None
+    sql = builder.paired_counts(window, spec.compare.baseline, spec.compare.candidate)
+    frame = warehouse.query(sql, "paired outcomes")
+    aliases = builder.grouping_columns([])
+    alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
+    grouping_columns = aliases or ["label"]
+    mask_to_cross = {
+        grouping_mask(grouping_columns, [alias_of[c] for c in cross] or ["label"]): cross
+        for cross in spec.slice_crosses
+    }
+
+    def key_of(row) -> SliceKey | None:
+        cross = mask_to_cross.get(row.grouping_id)
+        if cross is None:
+            return None
+        values = tuple(
+            NULL_VALUE if pd.isna(v := getattr(row, alias_of[c])) else str(v) for c in cross
+        )
+        return SliceKey(cross, values)
+
+    return discordant_pairs(frame, slices, key_of), sql
+
+
+def coverage_table(stats: SufficientStatistics) -> pd.DataFrame:
+    """Label coverage per slice and version: labeled rows / all rows in the window."""
+    labeled = stats.count.sum(axis=(2, 3, 4))
+    unlabeled = stats.unlabeled.sum(axis=2)
+    rows = []
+    for g, key in enumerate(stats.slices):
+        for v, version in enumerate(stats.versions):
+            total = labeled[g, v] + unlabeled[g, v]
+            rows.append(
+                {
+                    "model_version": version,
+                    "slice": str(key),
+                    "rows": int(total),
+                    "labeled": int(labeled[g, v]),
+                    "coverage": float(labeled[g, v] / total) if total else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def window_fingerprint(validation: ValidationReport) -> dict[str, Any]:
+    """Row count, labeled rows and an order-independent content hash of the window."""
+    rows = validation.per_version
+    content = sum(int(r.get("content_hash") or 0) for r in rows) % 2**64
+    return {
+        "rows": sum(int(r["n"]) for r in rows),
+        "labeled_rows": sum(int(r["n_labeled"]) for r in rows),
+        "versions": {str(r["model_version"]): int(r["n"]) for r in rows},
+        "content_hash": f"{content:016x}",
+    }
+
+
+def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = None) -> Evaluation:
+    """Validate the window, then compute metrics, comparison and drift for one week."""
+    window = week if isinstance(week, Window) else week_window(week)
+    warehouse = warehouse or Warehouse(spec.warehouse)
+    builder = SqlBuilder(spec, warehouse.dialect)
+    timings: dict[str, float] = {}
+    queries: dict[str, str] = {}
+
+    started = time.perf_counter()
+    validation = validate_window(spec, window, warehouse, builder)
+    timings["validation_s"] = time.perf_counter() - started
+    validation.raise_if_failed()
+
+    started = time.perf_counter()
+    stats, queries["sufficient_statistics"] = collect_statistics(spec, window, warehouse, builder)
+    timings["aggregate_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result: SliceMetrics = compute_slice_metrics(stats, spec)
+    metrics = metrics_table(result, spec)
+    timings["metrics_s"] = time.perf_counter() - started
+
+    comparison = None
+    if spec.compare is not None:
+        started = time.perf_counter()
+        discordant, queries["paired_outcomes"] = collect_discordant_pairs(
+            spec, window, warehouse, builder, stats.slices
+        )
+        comparison = comparison_table(result, spec, discordant)
+        timings["comparison_s"] = time.perf_counter() - started
+
+    drift = pd.DataFrame()
+    if spec.drift is not None:
+        from eval_pipelines.drift import compute_drift
+
+        started = time.perf_counter()
+        drift, drift_queries = compute_drift(spec, window, warehouse, builder, stats.versions)
+        queries.update(drift_queries)
+        timings["drift_s"] = time.perf_counter() - started
+
+    return Evaluation(
+        fingerprint=window_fingerprint(validation),
+        spec=spec,
+        window=window,
+        validation=validation,
+        metrics=metrics,
+        comparison=comparison,
+        drift=drift,
+        coverage=coverage_table(stats),
+        queries=queries,
+        timings=timings,
+    )

@@ -1,0 +1,155 @@
+"""The human report (``report.md``): verdict first, then the evidence, in plain words."""
+
+import math
+
+import pandas as pd
+
+from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict
+from eval_pipelines.metrics import METRICS
+from eval_pipelines.spec import OVERALL
+
+HEADLINE = {
+    "ship": "SHIP: every gate passed.",
+    "hold": "HOLD: at least one gate failed; do not release as is.",
+    "inconclusive": "INCONCLUSIVE: no gate failed, but the data cannot support a decision yet.",
+}
+
+
+def _num(value: float, digits: int = 4) -> str:
+    return (
+        "–"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.{digits}f}")
+    )
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_\n"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def headline_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    overall = metrics[metrics["slice"] == OVERALL]
+    rows = []
+    for row in overall.itertuples(index=False):
+        rows.append(
+            {
+                "version": row.model_version,
+                "metric": METRICS[row.metric].title,
+                "value": _num(row.value),
+                "95% CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
+                "n": f"{row.n:,}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def render_markdown(evaluation, verdict: Verdict) -> str:
+    spec = evaluation.spec
+    lines = [
+        f"# {spec.model}: week of {evaluation.window.label}",
+        "",
+        f"**Verdict: {HEADLINE[verdict.decision]}**",
+        "",
+    ]
+    if spec.compare:
+        lines += [
+            f"Candidate `{spec.compare.candidate}` against baseline `{spec.compare.baseline}`, "
+            f"window {evaluation.window}.",
+            "",
+        ]
+    blocking = [r for r in verdict.reasons if r.outcome in (HOLD, INCONCLUSIVE)]
+    if blocking:
+        lines += ["## Why", ""]
+        lines += [f"- **{r.outcome}** ({r.gate}): {r.message}" for r in blocking]
+        lines.append("")
+    passed = [r for r in verdict.reasons if r.outcome == PASS]
+    if passed:
+        lines += ["## Gates that passed", ""]
+        lines += [f"- {r.gate}: {r.message}" for r in passed]
+        lines.append("")
+
+    lines += ["## Headline metrics (all traffic)", "", _table(headline_metrics(evaluation.metrics))]
+
+    if evaluation.comparison is not None:
+        comparison = evaluation.comparison
+        significant = comparison[comparison["outcome"].isin(["regressed", "improved"])]
+        lines += [
+            "## Significant changes, candidate vs baseline",
+            "",
+            "Paired on the same requests; q-values are Benjamini-Hochberg adjusted across "
+            f"all {int(comparison['p_value'].notna().sum())} slice x metric tests "
+            f"(significant at q <= {spec.confidence.alpha}).",
+            "",
+        ]
+        shown = significant.sort_values(["outcome", "q_value"], ascending=[False, True])
+        lines.append(
+            _table(
+                pd.DataFrame(
+                    {
+                        "outcome": shown["outcome"],
+                        "slice": shown["slice"],
+                        "metric": shown["metric"],
+                        "baseline": shown["baseline"].map(_num),
+                        "candidate": shown["candidate"].map(_num),
+                        "delta [95% CI]": [
+                            f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
+                            for d, lo, hi in zip(
+                                shown["delta"],
+                                shown["delta_ci_low"],
+                                shown["delta_ci_high"],
+                                strict=True,
+                            )
+                        ],
+                        "q": shown["q_value"].map(lambda q: f"{q:.2g}"),
+                    }
+                ).head(40)
+            )
+        )
+    drift = evaluation.drift
+    if not drift.empty:
+        lines += ["## Drift (current week vs reference weeks)", ""]
+        view = drift[drift["default"] | (drift["method"] == "psi")]
+        lines.append(
+            _table(
+                pd.DataFrame(
+                    {
+                        "feature": view["feature"],
+                        "method": view["method"],
+                        "statistic": view["statistic"].map(_num),
+                        "p-value": view["p_value"].map(lambda p: "–" if pd.isna(p) else f"{p:.2g}"),
+                        "threshold": view["threshold"],
+                        "drifted": view["drifted"].map({True: "**yes**", False: "no"}),
+                    }
+                )
+            )
+        )
+    small = evaluation.metrics[evaluation.metrics["status"] != "ok"][
+        ["model_version", "slice", "n"]
+    ]
+    small = small.drop_duplicates()
+    lines += [
+        "## Data",
+        "",
+        f"- Rows in window: {evaluation.fingerprint.get('rows', 0):,}; labeled: "
+        f"{evaluation.fingerprint.get('labeled_rows', 0):,}; content hash "
+        f"`{evaluation.fingerprint.get('content_hash', '')}`.",
+        f"- Input checks: {'passed' if evaluation.validation.passed else 'FAILED'} "
+        f"({len(evaluation.validation.results)} checks).",
+        f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
+        f"tested: {len(small)}.",
+        "",
+        "Intervals are bucket-bootstrap percentile intervals "
+        f"({spec.confidence.replicates} replicates over {spec.confidence.buckets} buckets, "
+        f"seed {spec.confidence.seed}); ROC AUC and PR AUC use {spec.score_bins} score bins "
+        "(see `error_bound` in metrics.parquet).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Significance tests and multiple-testing control for paired model comparisons."""
+
+import numpy as np
+from scipy import stats
+
+
+def mcnemar_exact(baseline_only: float, candidate_only: float) -> float:
+    """Exact two-sided McNemar p-value (McNemar 1947).
+
+    ``baseline_only``: pairs the baseline classified correctly and the candidate did not;
+    ``candidate_only``: the reverse. Under H0 (equal accuracy) the discordant pairs split
+    Binomial(b + c, 1/2); the p-value is the exact binomial test's (Fagerland, Lydersen &
+    Laake 2013 recommend the exact or mid-p form over the chi-square approximation).
+    Returns 1.0 when there are no discordant pairs.
+    """
+    b, c = round(baseline_only), round(candidate_only)
+    if b + c == 0:
+        return 1.0
+    return float(stats.binomtest(b, b + c, 0.5).pvalue)
+
+
+def wald_p_value(delta: np.ndarray, standard_error: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of ``delta / se`` against N(0, 1) (Wald test with a bootstrap SE).
+
+    A normal reference rather than counting replicates beyond zero, so p-values are not
+    floored at ``1 / B`` (which would make a Benjamini-Hochberg correction over hundreds of
+    slices unable to find anything). NaN where the SE is undefined; 0 where se == 0 and the
+    delta is not (a deterministic difference), 1 where both are 0.
+    """
+    delta = np.asarray(delta, dtype=float)
+    se = np.asarray(standard_error, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(delta) / se
+        p = 2.0 * stats.norm.sf(z)
+    p = np.where((se == 0) & (delta == 0), 1.0, p)
+    p = np.where((se == 0) & (delta != 0), 0.0, p)
+    return np.where(np.isnan(se) | np.isnan(delta), np.nan, p)
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg (1995) adjusted p-values (q-values); NaN entries stay NaN.
+
+    ``q_(i) = min_{j >= i} min(1, m * p_(j) / j)`` over the m non-missing p-values sorted
+    ascending. Controls the false discovery rate at level alpha when rejecting ``q <= alpha``
+    for independent or positively dependent tests.
+    """
+    p = np.asarray(p_values, dtype=float)
+    q = np.full(p.shape, np.nan)
+    present = ~np.isnan(p)
+    m = int(present.sum())
+    if m == 0:
+        return q
+    order = np.argsort(p[present], kind="stable")
+    ranked = p[present][order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    values = np.empty(m)
+    values[order] = adjusted
+    q[present] = values
+    return q

@@ -1,0 +1,412 @@
+"""The evaluation spec: one YAML file per model, validated with pydantic.
+
+Every validation error is reported as ``<key path>: <what was expected>``; unknown keys get a
+"did you mean" suggestion. ``${VAR}`` in the warehouse URL is expanded from the environment at
+load time, and the unexpanded text is what gets hashed and recorded, so a password kept in an
+environment variable never reaches an artifact.
+"""
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import types
+import typing
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from eval_pipelines.errors import SpecError
+from eval_pipelines.metrics import METRICS
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+OVERALL = "overall"
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a plain column or table name (letters, digits and _ only)"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where rows come from: a table (optionally schema-qualified) or a SQL file."""
+
+    table: str | None = None
+    query: str | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _check_table(cls, value: str | None) -> str | None:
+        if value is not None:
+            for part in value.split("."):
+                _identifier(part)
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Source":
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class PredictionsSpec(Source):
+    id: Identifier = "prediction_id"
+    timestamp: Identifier = "ts"
+    model_version: Identifier = "model_version"
+    score: Identifier = "score"
+
+
+class LabelsSpec(Source):
+    id: Identifier = "prediction_id"
+    label: Identifier = "label"
+    timestamp: Identifier = "labeled_at"
+    max_delay: timedelta = timedelta(days=14)
+
+    @field_validator("max_delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError(f"expected a duration such as 14d, 36h or 90m, got {value!r}")
+            amount, unit = int(match.group(1)), match.group(2)
+            unit_name = {"d": "days", "h": "hours", "m": "minutes"}[unit]
+            return timedelta(**{unit_name: amount})
+        return value
+
+
+class ConfidenceSpec(_Strict):
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    replicates: int = Field(200, ge=20, le=20_000)
+    seed: int = Field(7, ge=0, le=2**31 - 1)
+    buckets: int = Field(64, ge=8, le=1024)
+    # Coarse score bins per bucket: replicate values of ROC AUC / PR AUC / ECE come from these.
+    score_bins: int = Field(50, ge=10, le=1000)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+class CompareSpec(_Strict):
+    baseline: str
+    candidate: str
+
+    @model_validator(mode="after")
+    def _different(self) -> "CompareSpec":
+        if self.baseline == self.candidate:
+            raise ValueError("baseline and candidate must be different model versions")
+        return self
+
+
+DriftMethodName = Literal["psi", "ks", "wasserstein", "jensen_shannon", "chi_square", "z_test"]
+
+
+class DriftSpec(_Strict):
+    reference_weeks: int = Field(4, ge=1, le=52)
+    features: list[Identifier] = Field(default_factory=list)
+    categorical: list[Identifier] = Field(default_factory=list)
+    include_score: bool = True
+    # Which version's rows describe the traffic; default: compare.candidate (or the only one).
+    model_version: str | None = None
+    bins: int = Field(1000, ge=10, le=10_000)
+    methods: list[DriftMethodName] = Field(
+        default_factory=lambda: ["psi", "ks", "wasserstein", "jensen_shannon", "chi_square"]
+    )
+    thresholds: dict[DriftMethodName, float] = Field(default_factory=dict)
+
+
+class MetricGate(_Strict):
+    """A bound on a metric: absolute (``min``/``max``) or relative to the baseline."""
+
+    metric: str
+    slice: str | None = None
+    min: float | None = None
+    max: float | None = None
+    max_regression: float | None = Field(None, ge=0.0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            close = difflib.get_close_matches(value, METRICS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "MetricGate":
+        if self.min is None and self.max is None and self.max_regression is None:
+            raise ValueError("a metric gate needs 'min', 'max' or 'max_regression'")
+        return self
+
+
+class DriftGate(_Strict):
+    """Hold when a feature drifts (every drift feature and the score, by default).
+
+    Distance methods (psi, wasserstein, jensen_shannon) take ``max``: hold when the statistic
+    exceeds it. Test methods (ks, chi_square, z_test) take ``min_p_value``: hold when the
+    p-value is below it.
+    """
+
+    drift: DriftMethodName
+    feature: str | None = None
+    max: float | None = Field(None, ge=0.0)
+    min_p_value: float | None = Field(None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _bound_fits_method(self) -> "DriftGate":
+        tests = {"ks", "chi_square", "z_test"}
+        if self.drift in tests and (self.min_p_value is None or self.max is not None):
+            raise ValueError(f"drift gate {self.drift!r} is a test: give 'min_p_value', not 'max'")
+        if self.drift not in tests and (self.max is None or self.min_p_value is not None):
+            raise ValueError(f"drift gate {self.drift!r} is a distance: give 'max'")
+        return self
+
+
+def _gate_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "drift" if "drift" in value else "metric"
+    return "drift" if isinstance(value, DriftGate) else "metric"
+
+
+class EvalSpec(_Strict):
+    """One model's evaluation. Every key is documented in the README's spec reference."""
+
+    model: str
+    task: Literal["binary_classification"] = "binary_classification"
+    warehouse: str = "duckdb:///data/warehouse.duckdb"
+    predictions: PredictionsSpec
+    labels: LabelsSpec
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    slices: list[Identifier | list[Identifier]] = Field(default_factory=list)
+    min_slice_size: int = Field(50, ge=1)
+    min_label_coverage: float = Field(0.5, ge=0.0, le=1.0)
+    metrics: list[str] = Field(default_factory=lambda: list(METRICS))
+    score_bins: int = Field(1000, ge=10, le=100_000)
+    calibration_bins: int = Field(10, ge=2, le=100)
+    confidence: ConfidenceSpec = ConfidenceSpec()
+    compare: CompareSpec | None = None
+    drift: DriftSpec | None = None
+    gates: list[dict[str, Any]] = Field(default_factory=list)
+
+    # Where the spec file lives: relative query paths resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    # The warehouse URL as written, before ${VAR} expansion (what is hashed and recorded).
+    warehouse_template: str = Field(default="", exclude=True)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            MetricGate._known_metric(name)
+        if len(set(value)) != len(value):
+            raise ValueError("metrics are listed more than once")
+        return value
+
+    @field_validator("slices")
+    @classmethod
+    def _slice_columns(cls, value: list[str | list[str]]) -> list[str | list[str]]:
+        for entry in value:
+            columns = [entry] if isinstance(entry, str) else entry
+            if not columns:
+                raise ValueError("a slice cross needs at least one column")
+            if len(set(columns)) != len(columns):
+                raise ValueError(f"slice cross {columns} repeats a column")
+        return value
+
+    @model_validator(mode="after")
+    def _calibration_bins_nest(self) -> "EvalSpec":
+        if self.confidence.score_bins % self.calibration_bins:
+            raise ValueError(
+                f"confidence.score_bins ({self.confidence.score_bins}) must be a multiple of "
+                f"calibration_bins ({self.calibration_bins}) so calibration bins are exact "
+                "unions of score bins"
+            )
+        return self
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def slice_crosses(self) -> list[tuple[str, ...]]:
+        """Slice definitions as column tuples, ``()`` (overall) first, duplicates removed."""
+        crosses: list[tuple[str, ...]] = [()]
+        for entry in self.slices:
+            cross = (entry,) if isinstance(entry, str) else tuple(entry)
+            if cross not in crosses:
+                crosses.append(cross)
+        return crosses
+
+    @property
+    def slice_columns(self) -> list[str]:
+        return sorted({column for cross in self.slice_crosses for column in cross})
+
+    @property
+    def metric_gates(self) -> list[MetricGate]:
+        return [g for g in self.parsed_gates if isinstance(g, MetricGate)]
+
+    @property
+    def drift_gates(self) -> list[DriftGate]:
+        return [g for g in self.parsed_gates if isinstance(g, DriftGate)]
+
+    @property
+    def parsed_gates(self) -> list[MetricGate | DriftGate]:
+        return [_parse_gate(raw) for raw in self.gates]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical spec (warehouse as written, before env expansion)."""
+        payload = self.model_dump(mode="json")
+        payload["warehouse"] = self.warehouse_template or self.warehouse
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def resolve_query(self, source: Source) -> str | None:
+        """The SQL text of a ``query:`` source (a path relative to the spec, or inline SQL)."""
+        if source.query is None:
+            return None
+        candidate = (self.base_dir / source.query).resolve()
+        if source.query.strip().lower().endswith(".sql"):
+            if not candidate.is_file():
+                raise SpecError(f"query file {source.query!r} not found (looked at {candidate})")
+            return candidate.read_text().strip().rstrip(";")
+        return source.query.strip().rstrip(";")
+
+
+def _parse_gate(raw: dict[str, Any]) -> MetricGate | DriftGate:
+    return DriftGate(**raw) if _gate_kind(raw) == "drift" else MetricGate(**raw)
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def expand_env(text: str, key: str = "warehouse") -> str:
+    """Replace ``${VAR}`` with the environment's value; a missing variable is a SpecError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise SpecError(f"{key}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV.sub(substitute, text)
+
+
+def load_spec(path: str | os.PathLike[str]) -> EvalSpec:
+    """Read and validate one YAML spec; errors name the file, key path and expectation."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_spec(raw, source=str(path), base_dir=path.parent)
+
+
+def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -> EvalSpec:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a mapping of keys at the top level")
+    data = dict(raw)
+    template = str(data.get("warehouse", EvalSpec.model_fields["warehouse"].default))
+    data["warehouse"] = expand_env(template)
+    data["warehouse_template"] = template
+    data["base_dir"] = base_dir or Path(".")
+    for reserved in ("warehouse_template", "base_dir"):
+        if reserved in raw:
+            raise SpecError(f"{source}: {reserved}: not a spec key")
+    try:
+        spec = EvalSpec(**data)
+        for index, gate in enumerate(spec.gates):
+            try:
+                _parse_gate(gate)
+            except ValidationError as exc:
+                raise SpecError(
+                    _format_errors(exc, source, prefix=("gates", index), root=_gate_model(gate))
+                ) from None
+    except ValidationError as exc:
+        raise SpecError(_format_errors(exc, source)) from None
+    return spec
+
+
+def _gate_model(gate: Any) -> type[BaseModel]:
+    return DriftGate if _gate_kind(gate) == "drift" else MetricGate
+
+
+def _format_errors(
+    exc: ValidationError,
+    source: str,
+    prefix: tuple[Any, ...] = (),
+    root: type[BaseModel] = EvalSpec,
+) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = ".".join(str(p) for p in prefix + loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(root, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"{path}: unknown key{hint} (allowed: {', '.join(allowed)})")
+        elif error["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {message} (got {error.get('input')!r})")
+    header = f"{source}: invalid spec" + (":" if len(lines) == 1 else f" ({len(lines)} errors):")
+    return header + ("\n  " if lines else "") + "\n  ".join(lines)
+
+
+_HIDDEN = {"base_dir", "warehouse_template"}
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` below ``model`` (walks nested models and lists)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return [name for name in getattr(current, "model_fields", {}) if name not in _HIDDEN]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,235 @@
+"""The one place that turns a spec into SQL text.
+
+Templates live in ``sql/`` (installed as ``eval_pipelines.sql``). This module fills them with
+identifiers quoted by the target dialect's SQLAlchemy identifier preparer and with literals
+rendered by SQLAlchemy, so nothing from a spec is pasted into SQL unquoted. The rendered text
+is complete (no bind parameters): it is what runs and what ``run.json`` records.
+
+Only two expressions differ by dialect: the resample bucket (the first 32 bits of an MD5, which
+both DuckDB and PostgreSQL compute identically, so both engines give the same buckets and the
+same numbers) and nothing else.
+"""
+
+import importlib.resources
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from eval_pipelines.metrics import LOG_LOSS_EPS
+from eval_pipelines.spec import EvalSpec, Source
+from eval_pipelines.windows import Window
+
+
+@cache
+def template(name: str) -> str:
+    return importlib.resources.files("eval_pipelines.sql").joinpath(f"{name}.sql").read_text()
+
+
+@dataclass(frozen=True)
+class SqlBuilder:
+    """Renders the engine's queries for one spec on one SQL dialect."""
+
+    spec: EvalSpec
+    dialect: Dialect
+
+    # ------------------------------------------------------------------ quoting
+    def ident(self, name: str) -> str:
+        return self.dialect.identifier_preparer.quote(name)
+
+    def literal(self, value: object) -> str:
+        if isinstance(value, datetime):
+            return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S')}'"
+        if isinstance(value, float):
+            return repr(value)
+        clause = sa.literal(value)
+        return str(clause.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+
+    def source(self, source: Source) -> str:
+        """A table reference or a parenthesised user query."""
+        if source.table is not None:
+            return ".".join(self.ident(part) for part in source.table.split("."))
+        return f"(\n{self.spec.resolve_query(source)}\n)"
+
+    # ------------------------------------------------------------------ pieces
+    def slice_alias(self, index: int) -> str:
+        return f"s_{index}"
+
+    def _slice_select(self) -> str:
+        return "".join(
+            f"CAST(p.{self.ident(col)} AS VARCHAR) AS {self.slice_alias(i)},\n    "
+            for i, col in enumerate(self.spec.slice_columns)
+        )
+
+    def hash32(self, text_expr: str) -> str:
+        """The first 32 bits of ``md5(text_expr)`` as a BIGINT, identical on every engine."""
+        digest = f"SUBSTR(MD5({text_expr}), 1, 8)"
+        if self.dialect.name == "postgresql":
+            return f"CAST(CAST('x' || {digest} AS BIT(32)) AS BIGINT)"
+        return f"CAST('0x' || {digest} AS BIGINT)"
+
+    def bucket_expr(self, id_column: str = "id") -> str:
+        """A row's resample bucket: ``md5(id || '#' || seed)``'s first 32 bits modulo K."""
+        seed = self.spec.confidence.seed
+        as_int = self.hash32(f"CAST({id_column} AS VARCHAR) || '#{seed}'")
+        return f"({as_int} % {self.spec.confidence.buckets})"
+
+    def _common(self) -> dict[str, str]:
+        p, lab = self.spec.predictions, self.spec.labels
+        return {
+            "pred_id": self.ident(p.id),
+            "pred_ts": self.ident(p.timestamp),
+            "pred_version": self.ident(p.model_version),
+            "pred_score": self.ident(p.score),
+            "label_id": self.ident(lab.id),
+            "label_ts": self.ident(lab.timestamp),
+            "label": self.ident(lab.label),
+            "predictions": self.source(p),
+            "labels": self.source(lab),
+        }
+
+    # ------------------------------------------------------------------ queries
+    def window(self, window: Window) -> str:
+        return template("window").format(
+            **self._common(),
+            slice_select=self._slice_select(),
+            max_delay_seconds=int(self.spec.labels.max_delay / timedelta(seconds=1)),
+            window_start=self.literal(window.start),
+            window_end=self.literal(window.end),
+        )
+
+    def _grouping_sets(self, crosses: list[tuple[str, ...]], tail: list[str]) -> list[list[str]]:
+        index = {col: self.slice_alias(i) for i, col in enumerate(self.spec.slice_columns)}
+        return [[index[c] for c in cross] + tail for cross in crosses]
+
+    @staticmethod
+    def _render_sets(sets: list[list[str]]) -> str:
+        return ",\n".join(f"    ({', '.join(s)})" for s in sets)
+
+    def grouping_columns(self, extra: list[str]) -> list[str]:
+        return [self.slice_alias(i) for i in range(len(self.spec.slice_columns))] + extra
+
+    def sufficient_statistics(self, window: Window) -> str:
+        crosses = self.spec.slice_crosses
+        resample = ["model_version", "label", "bucket", "above", "coarse_bin"]
+        histogram = ["model_version", "label", "fine_bin"]
+        sets = self._grouping_sets(crosses, resample) + self._grouping_sets(crosses, histogram)
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        return template("sufficient_statistics").format(
+            window=self.window(window),
+            slice_passthrough="".join(f"{a},\n        " for a in aliases),
+            slice_outputs="".join(f"{a},\n    " for a in aliases),
+            bucket_expr=self.bucket_expr(),
+            threshold=self.literal(float(self.spec.threshold)),
+            coarse_bins=self.spec.confidence.score_bins,
+            fine_bins=self.spec.score_bins,
+            eps=repr(LOG_LOSS_EPS),
+            grouping_columns=", ".join(self.grouping_columns(["bucket", "fine_bin"])),
+            grouping_sets=self._render_sets(sets),
+        )
+
+    def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        tail = ["baseline.label", "baseline.above", "candidate.above"]
+        sets = [
+            [f"baseline.{a}" for a in s[: len(s) - len(tail)]] + s[-len(tail) :]
+            for s in self._grouping_sets(self.spec.slice_crosses, tail)
+        ]
+        return template("paired_counts").format(
+            window=self.window(window),
+            slice_passthrough="".join(f"{a}, " for a in aliases),
+            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            threshold=self.literal(float(self.spec.threshold)),
+            baseline=self.literal(baseline),
+            candidate=self.literal(candidate),
+            grouping_columns=", ".join(f"baseline.{a}" for a in aliases) or "baseline.label",
+            grouping_sets=self._render_sets(sets),
+        )
+
+    def window_checks(self, window: Window) -> str:
+        row_text = (
+            "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
+            "COALESCE(CAST(CAST(ROUND(score * 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
+            "COALESCE(CAST(label AS VARCHAR), '')"
+        )
+        return template("window_checks").format(
+            window=self.window(window), row_hash=self.hash32(row_text)
+        )
+
+    def label_duplicates(self, window: Window) -> str:
+        return template("label_duplicates").format(
+            **self._common(),
+            window_start=self.literal(window.start),
+            window_end=self.literal(window.end),
+        )
+
+    def feature_sample(self, columns: list[str], rows: int = 1000) -> str:
+        """A few rows of the drift features, only to tell numeric from categorical columns."""
+        select = ", ".join(f"p.{self.ident(c)}" for c in columns)
+        return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
+
+    def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
+        outputs = []
+        current_start = self.literal(window.start)
+        for i, col in enumerate(numeric):
+            q = f"p.{self.ident(col)}"
+            ref = f"CASE WHEN p.{self.ident(self.spec.predictions.timestamp)} < {current_start} "
+            outputs += [
+                f"MIN({q}) AS min_{i}",
+                f"MAX({q}) AS max_{i}",
+                f"STDDEV_POP({ref}THEN {q} END) AS std_{i}",
+            ]
+        return template("drift_ranges").format(
+            **self._common(),
+            range_outputs="".join(f"{o},\n    " for o in outputs),
+            current_start=current_start,
+            reference_start=self.literal(reference.start),
+            window_end=self.literal(window.end),
+            model_version=self.literal(version),
+        )
+
+    def drift_histograms(
+        self,
+        window: Window,
+        reference: Window,
+        version: str,
+        numeric: list[tuple[str, float, float, int]],
+        categorical: list[str],
+    ) -> str:
+        """``numeric`` holds (column, grid low, bin width, bins) per feature."""
+        exprs, aliases = [], []
+        for i, (col, low, width, bins) in enumerate(numeric):
+            value = f"p.{self.ident(col)}"
+            exprs.append(
+                f"GREATEST(0, LEAST({bins - 1}, CAST(FLOOR(({value} - {low!r}) / {width!r}) "
+                f"AS INTEGER))) AS n_{i}"
+            )
+            aliases.append(f"n_{i}")
+        for j, col in enumerate(categorical):
+            exprs.append(f"CAST(p.{self.ident(col)} AS VARCHAR) AS c_{j}")
+            aliases.append(f"c_{j}")
+        return template("drift_histograms").format(
+            **self._common(),
+            feature_exprs=",\n        ".join(exprs),
+            feature_outputs="".join(f"{a},\n    " for a in aliases),
+            current_start=self.literal(window.start),
+            reference_start=self.literal(reference.start),
+            window_end=self.literal(window.end),
+            model_version=self.literal(version),
+            grouping_columns=", ".join(aliases),
+            grouping_sets=self._render_sets([["period", a] for a in aliases]),
+        )
+
+
+def grouping_mask(all_columns: list[str], grouped: list[str]) -> int:
+    """The value SQL's ``GROUPING(all_columns)`` returns for a set grouping ``grouped``.
+
+    The leftmost argument is the most significant bit; a bit is 1 when the column is *not*
+    grouped in that set (SQL:1999, same in DuckDB and PostgreSQL).
+    """
+    mask = 0
+    for column in all_columns:
+        mask = (mask << 1) | (0 if column in grouped else 1)
+    return mask

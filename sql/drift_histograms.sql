@@ -1,0 +1,20 @@
+-- Drift histograms, one scan for all features: per period (reference / current), counts per
+-- shared-grid bin (numeric) or per value (categorical). NULL bins count missing values.
+WITH rows AS (
+    SELECT
+        CASE WHEN p.{pred_ts} < {current_start} THEN 'reference' ELSE 'current' END AS period,
+        {feature_exprs}
+    FROM {predictions} AS p
+    WHERE p.{pred_ts} >= {reference_start}
+      AND p.{pred_ts} < {window_end}
+      AND p.{pred_version} = {model_version}
+)
+SELECT
+    GROUPING({grouping_columns}) AS grouping_id,
+    period,
+    {feature_outputs}
+    COUNT(*) AS n
+FROM rows
+GROUP BY GROUPING SETS (
+{grouping_sets}
+)

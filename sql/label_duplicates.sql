@@ -1,0 +1,12 @@
+-- Labels must be unique per prediction id, or the join would count a prediction twice.
+SELECT COUNT(*) AS n_duplicated_ids
+FROM (
+    SELECT l.{label_id}
+    FROM {labels} AS l
+    WHERE l.{label_id} IN (
+        SELECT p.{pred_id} FROM {predictions} AS p
+        WHERE p.{pred_ts} >= {window_start} AND p.{pred_ts} < {window_end}
+    )
+    GROUP BY l.{label_id}
+    HAVING COUNT(*) > 1
+) AS duplicated

@@ -1,0 +1,19 @@
+-- The evaluation window: predictions with timestamp in [window_start, window_end), each joined
+-- to its label. A label counts only if it arrived within max_delay of the prediction (label
+-- maturity); otherwise the row is unlabeled (label NULL) and only counts toward coverage.
+-- Adapt freely: any query returning these output columns works.
+SELECT
+    p.{pred_id} AS id,
+    p.{pred_version} AS model_version,
+    p.{pred_score} AS score,
+    {slice_select}
+    CASE
+        WHEN l.{label_ts} >= p.{pred_ts}
+         AND l.{label_ts} <= p.{pred_ts} + INTERVAL '{max_delay_seconds} seconds'
+        THEN l.{label}
+    END AS label
+FROM {predictions} AS p
+LEFT JOIN {labels} AS l
+    ON l.{label_id} = p.{pred_id}
+WHERE p.{pred_ts} >= {window_start}
+  AND p.{pred_ts} < {window_end}
