@@ -12,8 +12,8 @@ import json
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetsDefinition,
     MetadataValue,
     asset_check,

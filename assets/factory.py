@@ -142,6 +142,13 @@ def _verdict_asset(
     ) -> MaterializeResult:
         week = context.partition_key
         folder = artifacts.folder(spec.model, week)
+        if not folder.is_dir():
+            raise Failure(
+                description=(
+                    f"no artifacts for week {week} in {folder}; materialize "
+                    f"{evaluation_asset.key.to_user_string()} for {week} first"
+                )
+            )
         try:
             decision = read_verdict(folder)
         except EvalError as exc:

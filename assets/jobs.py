@@ -1,18 +1,16 @@
 """The weekly job and its schedule.
 
-``weekly_evaluation`` materializes every model's assets (and runs their checks) for one week.
+``weekly_evaluation`` materializes every model's assets (and runs their checks) for one week;
+its weekly partitioning is inferred from the assets it selects.
 The schedule launches it every Monday at 06:00 UTC for the week that ended at midnight, so
 late events of Sunday night have six hours to land.
 """
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
-from assets.partitions import weekly_partitions
-
 weekly_evaluation_job = define_asset_job(
     name="weekly_evaluation",
     selection=AssetSelection.all(),
-    partitions_def=weekly_partitions,
     description="Evaluate every model for one week: input checks, metrics, drift, verdict.",
 )
 

@@ -84,7 +84,9 @@ def compute_slice_metrics(stats: SufficientStatistics, spec: EvalSpec) -> SliceM
             replicate_stats = stats.replicates(g, weights)
             for name in names:
                 values = m.METRICS[name].compute(replicate_stats)  # [v, B]
-                deviation[name][g] = deviations(values, coarse_point[name][g], stats.buckets)
+                deviation[name][g] = deviations(
+                    values, coarse_point[name][g], stats.buckets, conf.level
+                )
     return SliceMetrics(
         stats=stats,
         point=point,

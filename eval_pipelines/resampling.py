@@ -9,13 +9,20 @@ share a bucket and every version difference is paired. Replicates are drawn from
 ``numpy.random.default_rng(seed)``, so results are reproducible to the bit.
 
 Percentile intervals (Efron & Tibshirani 1993, ch. 13) are built from the replicate deviations
-``theta*_r - theta_hat`` scaled by ``sqrt(K / (K - 1))``: resampling K clusters underestimates
-the variance by the factor ``(K - 1) / K``, and this restores it. Deviations are added to the
-point estimate, so metrics whose point estimate uses finer score bins than the per-bucket
-cells (ROC AUC, PR AUC) keep the finer estimate and take only their spread from the buckets.
+``theta*_r - theta_hat`` scaled by ``sqrt(K / (K - 1)) * t_{K-1} / z`` at the interval's
+quantile: resampling K clusters underestimates the variance by the factor ``(K - 1) / K``,
+and with few clusters the reference distribution is Student's t with K - 1 degrees of freedom
+rather than normal (the usual small-cluster correction; Cameron & Miller 2015, section VI).
+For K = 64 at 95% the scale is 1.028. The coverage test (tests/test_interval_coverage.py)
+measures the result. Deviations are added to the point estimate, so metrics whose point
+estimate uses finer score bins than the per-bucket cells (ROC AUC, PR AUC) keep the finer
+estimate and take only their spread from the buckets.
 """
 
+from functools import cache
+
 import numpy as np
+from scipy import stats
 
 
 def bucket_weights(buckets: int, replicates: int, seed: int) -> np.ndarray:
@@ -24,9 +31,18 @@ def bucket_weights(buckets: int, replicates: int, seed: int) -> np.ndarray:
     return rng.multinomial(buckets, np.full(buckets, 1.0 / buckets), size=replicates).astype(float)
 
 
-def deviations(replicates: np.ndarray, estimate: np.ndarray, buckets: int) -> np.ndarray:
-    """Scaled replicate deviations ``sqrt(K/(K-1)) * (theta*_r - theta_hat)`` along axis -1."""
-    return np.sqrt(buckets / (buckets - 1)) * (replicates - estimate[..., None])
+@cache
+def deviation_scale(buckets: int, level: float) -> float:
+    """``sqrt(K / (K - 1)) * t_{K-1}((1 + level) / 2) / z((1 + level) / 2)``."""
+    q = (1.0 + level) / 2.0
+    return float(np.sqrt(buckets / (buckets - 1)) * stats.t.ppf(q, buckets - 1) / stats.norm.ppf(q))
+
+
+def deviations(
+    replicates: np.ndarray, estimate: np.ndarray, buckets: int, level: float
+) -> np.ndarray:
+    """Scaled replicate deviations ``scale * (theta*_r - theta_hat)`` along axis -1."""
+    return deviation_scale(buckets, level) * (replicates - estimate[..., None])
 
 
 def percentile_interval(
@@ -47,6 +63,6 @@ def percentile_interval(
 
 
 def standard_error(deviation: np.ndarray) -> np.ndarray:
-    """Bootstrap standard error: the standard deviation of the scaled deviations."""
+    """Bootstrap standard error from the scaled deviations (conservative by the t/z factor)."""
     with np.errstate(invalid="ignore"):
         return np.std(deviation, axis=-1, ddof=1)

@@ -78,10 +78,20 @@ class SufficientStatistics:
         )
 
 
+def _accumulate(shape: tuple[int, ...], index: tuple[np.ndarray, ...], values) -> np.ndarray:
+    """Dense array of ``shape`` with ``values`` summed at ``index`` (one bincount, no loops)."""
+    flat = np.ravel_multi_index(index, shape) if len(index[0]) else np.zeros(0, dtype=np.int64)
+    size = int(np.prod(shape))
+    return np.bincount(flat, weights=np.asarray(values, float), minlength=size).reshape(shape)
+
+
 def parse_statistics(
     frame: pd.DataFrame, spec: EvalSpec, builder: SqlBuilder
 ) -> SufficientStatistics:
-    """Index the aggregate result; every configured slice cross yields its groups."""
+    """Index the aggregate result; every configured slice cross yields its groups.
+
+    Vectorised throughout: the result can hold millions of cells (many slices, fine bins).
+    """
     aliases = builder.grouping_columns([])
     all_columns = builder.grouping_columns(["bucket", "fine_bin"])
     alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
@@ -90,83 +100,71 @@ def parse_statistics(
         frame[alias] = frame[alias].astype(object).where(frame[alias].notna(), NULL_VALUE)
 
     versions = sorted(str(v) for v in frame["model_version"].dropna().unique())
-    version_index = {v: i for i, v in enumerate(versions)}
+    frame["_v"] = pd.Categorical(frame["model_version"].astype(str), categories=versions).codes
+    frame["_g"] = -1
 
-    resample_parts, histogram_parts = [], []
     slices = [SliceKey((), ())]  # always present, even for an empty window: gates fail closed
+    resample_masks, histogram_masks = [], []
     for cross in spec.slice_crosses:
         cols = [alias_of[c] for c in cross]
         resample_mask = grouping_mask(all_columns, [*cols, "bucket"])
         histogram_mask = grouping_mask(all_columns, [*cols, "fine_bin"])
-        for mask, parts in ((resample_mask, resample_parts), (histogram_mask, histogram_parts)):
-            part = frame[frame["grouping_id"] == mask]
-            keys = (
-                [tuple(str(x) for x in row) for row in part[cols].itertuples(index=False)]
-                if cols
-                else [()] * len(part)
-            )
-            part = part.assign(slice_key=[SliceKey(cross, k) for k in keys])
-            parts.append(part)
-        if cross:
-            slices.extend(sorted(set(resample_parts[-1]["slice_key"]), key=lambda s: s.values))
-    slice_index = {key: i for i, key in enumerate(slices)}
+        resample_masks.append(resample_mask)
+        histogram_masks.append(histogram_mask)
+        rows = frame["grouping_id"].isin([resample_mask, histogram_mask]).to_numpy()
+        if not cols:
+            frame.loc[rows, "_g"] = 0
+            continue
+        values = frame.loc[rows, cols].astype(str)
+        keys = values.drop_duplicates().sort_values(cols).reset_index(drop=True)
+        keys["_g"] = np.arange(len(slices), len(slices) + len(keys))
+        slices.extend(SliceKey(cross, tuple(row)) for row in keys[cols].itertuples(index=False))
+        frame.loc[rows, "_g"] = values.merge(keys, on=cols, how="left")["_g"].to_numpy()
 
-    resample = pd.concat(resample_parts) if resample_parts else frame.iloc[:0]
-    histogram = pd.concat(histogram_parts) if histogram_parts else frame.iloc[:0]
     G, V = len(slices), len(versions)
     K = spec.confidence.buckets
     R = spec.confidence.score_bins
     C = 2 * R
     F = spec.score_bins
 
-    g = resample["slice_key"].map(slice_index).to_numpy()
-    v = resample["model_version"].astype(str).map(version_index).to_numpy()
-    k = resample["bucket"].to_numpy(dtype=np.int64)
+    resample = frame[frame["grouping_id"].isin(resample_masks)]
+    histogram = frame[frame["grouping_id"].isin(histogram_masks)]
     labeled = resample["label"].notna().to_numpy()
-    y = np.where(labeled, resample["label"].fillna(0).to_numpy(dtype=np.int64), 0)
-    c = resample["coarse_bin"].to_numpy(dtype=np.int64) * 2 + resample["above"].to_numpy(
-        dtype=np.int64
-    )
-    n = resample["n"].to_numpy(dtype=float)
+    lab, unl = resample[labeled], resample[~labeled]
+    g, v = lab["_g"].to_numpy(np.int64), lab["_v"].to_numpy(np.int64)
+    k = lab["bucket"].to_numpy(np.int64)
+    y = lab["label"].to_numpy(np.int64)
+    c = lab["coarse_bin"].to_numpy(np.int64) * 2 + lab["above"].to_numpy(np.int64)
+    cell, by_label = (g, v, k, y, c), (g, v, k, y)
 
-    count = np.zeros((G, V, K, 2, C))
-    score_sum = np.zeros((G, V, K, 2, C))
-    log_loss_sum = np.zeros((G, V, K, 2))
-    squared_error_sum = np.zeros((G, V, K, 2))
-    unlabeled = np.zeros((G, V, K))
-    m = labeled
-    np.add.at(count, (g[m], v[m], k[m], y[m], c[m]), n[m])
-    np.add.at(score_sum, (g[m], v[m], k[m], y[m], c[m]), resample["score_sum"].to_numpy(float)[m])
-    np.add.at(log_loss_sum, (g[m], v[m], k[m], y[m]), resample["log_loss_sum"].to_numpy(float)[m])
-    np.add.at(
-        squared_error_sum,
-        (g[m], v[m], k[m], y[m]),
-        resample["squared_error_sum"].to_numpy(float)[m],
-    )
-    np.add.at(unlabeled, (g[~m], v[~m], k[~m]), n[~m])
-
-    fine = np.zeros((G, V, 2, F))
     h = histogram[histogram["label"].notna()]
-    np.add.at(
-        fine,
-        (
-            h["slice_key"].map(slice_index).to_numpy(),
-            h["model_version"].astype(str).map(version_index).to_numpy(),
-            h["label"].to_numpy(dtype=np.int64),
-            h["fine_bin"].to_numpy(dtype=np.int64),
-        ),
-        h["n"].to_numpy(dtype=float),
-    )
     cells = np.arange(C)
     return SufficientStatistics(
         slices=slices,
         versions=versions,
-        count=count,
-        score_sum=score_sum,
-        log_loss_sum=log_loss_sum,
-        squared_error_sum=squared_error_sum,
-        unlabeled=unlabeled,
-        fine=fine,
+        count=_accumulate((G, V, K, 2, C), cell, lab["n"]),
+        score_sum=_accumulate((G, V, K, 2, C), cell, lab["score_sum"]),
+        log_loss_sum=_accumulate((G, V, K, 2), by_label, lab["log_loss_sum"]),
+        squared_error_sum=_accumulate((G, V, K, 2), by_label, lab["squared_error_sum"]),
+        unlabeled=_accumulate(
+            (G, V, K),
+            (
+                unl["_g"].to_numpy(np.int64),
+                unl["_v"].to_numpy(np.int64),
+                unl["bucket"].to_numpy(np.int64),
+            ),
+            unl["n"],
+        ),
+        fine=_accumulate(
+            (G, V, 2, F),
+            (
+                h["_g"].to_numpy(np.int64),
+                h["_v"].to_numpy(np.int64),
+                h["label"].to_numpy(np.int64),
+                h["fine_bin"].to_numpy(np.int64),
+            ),
+            h["n"],
+        ),
         predicted_positive=(cells % 2) == 1,
         calibration_bin=(cells // 2) * spec.calibration_bins // R,
         calibration_bins=spec.calibration_bins,

@@ -1,0 +1,51 @@
+"""Multiple-testing control and paired tests against independent oracles."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from eval_pipelines.resampling import bucket_weights, percentile_interval
+from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_benjamini_hochberg_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(size=40), rng.uniform(0, 0.01, size=10)])
+    expected = stats.false_discovery_control(p, method="bh")
+    np.testing.assert_allclose(benjamini_hochberg(p), expected, rtol=1e-12)
+
+
+def test_benjamini_hochberg_hand_worked_and_keeps_missing():
+    # m = 4 tests: p sorted 0.01, 0.02, 0.03, 0.5 -> m p / rank = 0.04, 0.04, 0.04, 0.5
+    q = benjamini_hochberg(np.array([0.03, np.nan, 0.01, 0.5, 0.02]))
+    np.testing.assert_allclose(q, [0.04, np.nan, 0.04, 0.5, 0.04], equal_nan=True)
+
+
+def test_mcnemar_exact_hand_worked():
+    # b = 10, c = 2: p = 2 * P(X <= 2 | X ~ Bin(12, 1/2)) = 2 * (1 + 12 + 66) / 4096
+    assert mcnemar_exact(10, 2) == pytest.approx(2 * 79 / 4096, rel=1e-12)
+    assert mcnemar_exact(2, 10) == pytest.approx(2 * 79 / 4096, rel=1e-12)
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+def test_wald_p_value_is_two_sided_normal():
+    assert wald_p_value(np.array(1.96), np.array(1.0)) == pytest.approx(0.04999579, rel=1e-6)
+    assert np.isnan(wald_p_value(np.array(0.1), np.array(np.nan)))
+
+
+def test_bucket_weights_are_seeded_multinomial_draws():
+    a = bucket_weights(64, 200, seed=7)
+    assert a.shape == (200, 64)
+    assert (a.sum(axis=1) == 64).all()
+    np.testing.assert_array_equal(a, bucket_weights(64, 200, seed=7))
+    assert not np.array_equal(a, bucket_weights(64, 200, seed=8))
+    # Each bucket is drawn Binomial(64, 1/64) times: mean 1, variance 63/64.
+    assert a.mean() == pytest.approx(1.0, abs=0.02)
+    assert a.var() == pytest.approx(63 / 64, rel=0.1)
+
+
+def test_percentile_interval_is_nan_when_any_replicate_is_undefined():
+    deviation = np.array([[-1.0, 0.0, 1.0, np.nan]])
+    low, high = percentile_interval(np.array([5.0]), deviation, 0.95)
+    assert np.isnan(low[0]) and np.isnan(high[0])
