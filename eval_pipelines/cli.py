@@ -44,7 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     if args.warehouse:
-        spec = spec.model_copy(update={"warehouse": args.warehouse})
+        spec = spec.model_copy(
+            update={"warehouse": args.warehouse, "warehouse_template": args.warehouse}
+        )
     started = time.perf_counter()
     evaluation = evaluate(spec, args.week, Warehouse(spec.warehouse))
     verdict = decide(

@@ -91,6 +91,15 @@ def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> li
                 continue
         else:
             chosen = rows[rows["status"] == "ok"]
+            if chosen.empty:
+                reasons.append(
+                    Reason(
+                        name,
+                        HOLD,
+                        f"{gate.metric} of {version}: no slice has enough labeled data "
+                        "to evaluate the gate",
+                    )
+                )
         for row in chosen.itertuples(index=False):
             where = f"{gate.metric} on {row.slice} of {version}"
             ci = f"95% CI [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}], n={row.n}"
@@ -196,6 +205,10 @@ def _metric_regression(
             )
     if worst_pass is not None and not any(r.outcome == HOLD for r in reasons):
         reasons.append(worst_pass)
+    if not reasons:
+        reasons.append(
+            Reason(name, HOLD, f"{gate.metric}: no slice had enough paired data to compare")
+        )
     return reasons
 
 

@@ -344,11 +344,21 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
         spec = EvalSpec(**data)
         for index, gate in enumerate(spec.gates):
             try:
-                _parse_gate(gate)
+                parsed = _parse_gate(gate)
             except ValidationError as exc:
                 raise SpecError(
                     _format_errors(exc, source, prefix=("gates", index), root=_gate_model(gate))
                 ) from None
+            if isinstance(parsed, MetricGate) and parsed.metric not in spec.metrics:
+                raise SpecError(
+                    f"{source}: invalid spec:\n  gates.{index}.metric: {parsed.metric!r} is not "
+                    f"in metrics ({', '.join(spec.metrics)}); add it there to gate on it"
+                )
+            if isinstance(parsed, DriftGate) and spec.drift is None:
+                raise SpecError(
+                    f"{source}: invalid spec:\n  gates.{index}.drift: a drift gate needs a "
+                    "'drift' section"
+                )
     except ValidationError as exc:
         raise SpecError(_format_errors(exc, source)) from None
     return spec

@@ -1,0 +1,396 @@
+"""Drift end to end (SQL histograms in a real DuckDB file, then drift_stats) against oracles.
+
+The oracles are computed here from the raw rows with numpy/scipy:
+
+* an integer-valued feature on a grid that gives every integer its own bin: KS statistic and
+  p-value equal ``scipy.stats.ks_2samp`` on the raw rows;
+* every numeric feature: KS within the documented histogram bound of ``ks_2samp`` and the
+  normed Wasserstein distance within ``bin width / std`` of
+  ``scipy.stats.wasserstein_distance / np.std(reference)``; Jensen-Shannon and PSI (reference
+  deciles formed from the grid, as ``eval_pipelines.drift`` documents) recomputed from numpy
+  histograms of the raw rows;
+* the categorical feature: ``scipy.stats.chi2_contingency``, ``scipy.spatial.distance.
+  jensenshannon`` and a hand-written PSI on the 2 x k table of non-NULL counts.
+
+Only the drift version's rows (``compare.candidate``) inside the reference weeks and the current
+week may count: ``v1`` rows and ``v2`` rows just outside the windows carry wild values that
+would wreck every check if they leaked in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+from support.data import WEEK, WEEK_START, base_spec, write_warehouse
+
+from eval_pipelines.drift_stats import wasserstein_normed
+from eval_pipelines.errors import EvalError
+from eval_pipelines.pipeline import evaluate
+from eval_pipelines.spec import parse_spec
+from eval_pipelines.windows import reference_window, week_window
+
+REFERENCE_WEEKS = 4
+REF_START = WEEK_START - pd.Timedelta(days=7 * REFERENCE_WEEKS)  # 2026-10-19
+WEEK_END = WEEK_START + pd.Timedelta(days=7)  # 2026-11-23
+# items ranges over at most 0..20, so a width of at most 20/320 = 1/16: every integer gets its
+# own bin (two integers are >= 16 bins apart).
+BINS = 320
+NUMERIC = ["latency", "items", "amount"]
+CATEGORICAL = ["channel"]
+REF_CHANNELS = (["A", "B", "C"], [0.5, 0.3, 0.2])
+CUR_CHANNELS = (["A", "B", "C", "D"], [0.35, 0.3, 0.25, 0.1])  # D only in the current week
+PSI_EPS = 1e-4
+PSI_GROUPS = 10
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+
+
+def _v2_week(rng: np.random.Generator, start: pd.Timestamp, n: int, current: bool) -> pd.DataFrame:
+    names, probs = CUR_CHANNELS if current else REF_CHANNELS
+    return pd.DataFrame(
+        {
+            "ts": start + pd.to_timedelta(rng.integers(0, 7 * 86400, n), unit="s"),
+            "score": rng.uniform(0.02, 0.98, n),
+            "latency": rng.normal(58.0 if current else 50.0, 10.0, n),  # planted: +0.8 sd
+            "items": rng.binomial(20, 0.3, n).astype(np.int64),
+            "amount": 10.0 * (1.0 + rng.pareto(1.5, n)),  # heavy tail, infinite variance
+            "channel": rng.choice(names, n, p=probs).astype(object),
+        }
+    )
+
+
+def _wild(ts: list[pd.Timestamp]) -> pd.DataFrame:
+    """Rows that must never reach a drift histogram."""
+    n = len(ts)
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(ts),
+            "score": np.full(n, 0.5),
+            "latency": np.full(n, -1e6),
+            "items": np.full(n, 1_000_000, dtype=np.int64),
+            "amount": np.full(n, 1e12),
+            "channel": np.array(["LEAKED"] * n, dtype=object),
+        }
+    )
+
+
+def build_rows(seed: int, per_week: tuple[int, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """v2 rows in the four reference weeks and the current week, plus wild v2 rows just outside
+    ``[REF_START, WEEK_END)``; v1 rows share the in-window ids and have wild features."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for week in range(REFERENCE_WEEKS + 1):
+        start = REF_START + pd.Timedelta(days=7 * week)
+        n = int(rng.integers(*per_week))
+        frames.append(_v2_week(rng, start, n, current=week == REFERENCE_WEEKS))
+    rows = pd.concat(frames, ignore_index=True)
+    # Boundary timestamps: both window starts are inclusive.
+    rows.loc[0, "ts"] = REF_START
+    rows.loc[len(rows) - 1, "ts"] = WEEK_START
+    # Two NULL channels in the reference weeks, one in the current week.
+    ref_idx = np.flatnonzero(rows["ts"] < WEEK_START)
+    cur_idx = np.flatnonzero(rows["ts"] >= WEEK_START)
+    rows.loc[[ref_idx[5], ref_idx[-5]], "channel"] = None
+    rows.loc[cur_idx[3], "channel"] = None
+    rows["prediction_id"] = [f"r{i:07d}" for i in range(len(rows))]
+
+    v2 = rows.assign(model_version="v2")
+    v1 = _wild(list(rows["ts"])).assign(
+        prediction_id=rows["prediction_id"].to_numpy(),
+        model_version="v1",
+        score=rng.uniform(0.9, 0.99, len(rows)),
+    )
+    outside = _wild(
+        [
+            REF_START - pd.Timedelta(seconds=1),
+            REF_START - pd.Timedelta(days=3),
+            WEEK_END,
+            WEEK_END + pd.Timedelta(days=2),
+        ]
+    ).assign(prediction_id=[f"x{i}" for i in range(4)], model_version="v2")
+    predictions = pd.concat([v2, v1, outside], ignore_index=True)
+    labels = (
+        predictions.drop_duplicates("prediction_id")[["prediction_id", "ts"]]
+        .assign(label=lambda f: (f["prediction_id"].str[-1].isin(list("02468"))).astype(int))
+        .assign(labeled_at=lambda f: f["ts"] + pd.Timedelta(hours=1))
+        .drop(columns="ts")
+    )
+    return predictions, labels
+
+
+def drift_spec(url: str, **drift) -> dict:
+    settings = {
+        "reference_weeks": REFERENCE_WEEKS,
+        "features": NUMERIC + CATEGORICAL,
+        "categorical": CATEGORICAL,
+        "bins": BINS,
+    }
+    settings.update(drift)
+    return base_spec(url, slices=[], drift=settings)
+
+
+def windows_of(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The drift version's raw rows in the reference weeks and in the current week."""
+    v2 = predictions[predictions["model_version"] == "v2"]
+    reference = v2[(v2["ts"] >= REF_START) & (v2["ts"] < WEEK_START)]
+    current = v2[(v2["ts"] >= WEEK_START) & (v2["ts"] < WEEK_END)]
+    return reference, current
+
+
+# --------------------------------------------------------------------------------------
+# independent oracles on raw rows
+# --------------------------------------------------------------------------------------
+
+
+class Grid:
+    """The shared equal-width grid, recomputed from the raw rows, and numpy histograms on it."""
+
+    def __init__(self, ref: np.ndarray, cur: np.ndarray, bins: int) -> None:
+        both = np.concatenate([ref, cur]).astype(float)
+        self.low, high = float(both.min()), float(both.max())
+        self.width = (high - self.low) / bins if high > self.low else 1.0
+        self.bins = bins
+        self.edges = self.low + self.width * np.arange(bins + 1)
+        self.ref = self._hist(ref)
+        self.cur = self._hist(cur)
+
+    def _hist(self, x: np.ndarray) -> np.ndarray:
+        index = np.floor((np.asarray(x, dtype=float) - self.low) / self.width).astype(np.int64)
+        return np.bincount(np.clip(index, 0, self.bins - 1), minlength=self.bins)
+
+    def ks_at_edges(self) -> float:
+        n1, n2 = self.ref.sum(), self.cur.sum()
+        cr = np.concatenate([[0], np.cumsum(self.ref)])
+        cc = np.concatenate([[0], np.cumsum(self.cur)])
+        return float(np.max(np.abs(cr / n1 - cc / n2)))
+
+    def max_bin_mass(self) -> float:
+        return float(max((self.ref / self.ref.sum()).max(), (self.cur / self.cur.sum()).max()))
+
+    def decile_psi(self) -> float:
+        """PSI over reference deciles: grid bin j joins group floor(10 * F_ref(e_j)), capped at 9,
+        F_ref(e_j) being the reference mass below the bin (exact integer arithmetic)."""
+        before = np.cumsum(self.ref) - self.ref
+        groups = np.minimum(PSI_GROUPS * before // self.ref.sum(), PSI_GROUPS - 1)
+        ref = np.bincount(groups, weights=self.ref, minlength=PSI_GROUPS)
+        cur = np.bincount(groups, weights=self.cur, minlength=PSI_GROUPS)
+        return hand_psi(ref, cur)
+
+
+def hand_psi(ref: np.ndarray, cur: np.ndarray) -> float:
+    total = 0.0
+    for r, c in zip(ref / ref.sum(), cur / cur.sum(), strict=True):
+        p, q = max(r, PSI_EPS), max(c, PSI_EPS)
+        total += (q - p) * np.log(q / p)
+    return total
+
+
+def category_counts(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    values = sorted(set(ref.dropna()) | set(cur.dropna()))
+    r = ref.dropna().value_counts().reindex(values, fill_value=0).to_numpy(float)
+    c = cur.dropna().value_counts().reindex(values, fill_value=0).to_numpy(float)
+    return r, c
+
+
+# --------------------------------------------------------------------------------------
+# the runs
+# --------------------------------------------------------------------------------------
+
+SIZES = {
+    # rows per week: reference > 1000 rows (Wasserstein / Jensen-Shannon are the defaults)
+    "large": (950, 1100),
+    # reference <= 1000 rows (KS / chi-square are the defaults)
+    "small": (150, 250),
+}
+
+
+@pytest.fixture(scope="module", params=list(SIZES))
+def run(request, tmp_path_factory):
+    size = request.param
+    predictions, labels = build_rows(seed=11 if size == "large" else 12, per_week=SIZES[size])
+    url = write_warehouse(tmp_path_factory.mktemp(size) / "w.duckdb", predictions, labels)
+    result = evaluate(parse_spec(drift_spec(url)), WEEK)
+    reference, current = windows_of(predictions)
+    drift = result.drift.set_index(["feature", "method"])
+    return {"size": size, "drift": drift, "reference": reference, "current": current}
+
+
+def test_the_data_exercise_what_the_checks_claim(run):
+    ref, cur = run["reference"], run["current"]
+    n_ref = len(ref)
+    assert (n_ref > 1000) == (run["size"] == "large")
+    assert ref["channel"].isna().sum() == 2 and cur["channel"].isna().sum() == 1
+    assert "D" not in set(ref["channel"]) and "D" in set(cur["channel"])
+    # Every integer of `items` has a bin of its own (width < 1/2 already suffices).
+    grid = Grid(ref["items"].to_numpy(), cur["items"].to_numpy(), BINS)
+    assert grid.width <= 1 / 16
+    distinct = len(np.unique(np.concatenate([ref["items"], cur["items"]])))
+    assert np.count_nonzero(grid.ref + grid.cur) == distinct >= 8
+    assert set(run["drift"].index.get_level_values("feature")) == {*NUMERIC, *CATEGORICAL, "score"}
+
+
+def test_counts_are_the_drift_versions_rows_in_each_window(run):
+    drift, ref, cur = run["drift"], run["reference"], run["current"]
+    for feature in [*NUMERIC, "score"]:
+        rows = drift.loc[feature]
+        assert (rows["kind"] == "numeric").all()
+        assert (rows["n_reference"] == len(ref)).all(), feature
+        assert (rows["n_current"] == len(cur)).all(), feature
+        assert (rows["missing_reference"] == 0).all() and (rows["missing_current"] == 0).all()
+    rows = drift.loc["channel"]
+    assert (rows["kind"] == "categorical").all()
+    assert (rows["n_reference"] == ref["channel"].notna().sum()).all()
+    assert (rows["n_current"] == cur["channel"].notna().sum()).all()
+    assert (rows["missing_reference"] == ref["channel"].isna().sum()).all()
+    assert (rows["missing_current"] == cur["channel"].isna().sum()).all()
+
+
+def test_default_method_follows_the_reference_size(run):
+    drift = run["drift"].reset_index()
+    large = run["size"] == "large"
+    defaults = drift[drift["default"]].set_index("feature")["method"]
+    assert defaults.index.is_unique
+    for feature in [*NUMERIC, "score"]:
+        assert defaults[feature] == ("wasserstein" if large else "ks"), feature
+    assert defaults["channel"] == ("jensen_shannon" if large else "chi_square")
+    # The planted drift is caught by the default method; the stable features are not flagged.
+    flagged = drift[drift["default"]].set_index("feature")["drifted"]
+    assert flagged["latency"] and flagged["channel"]
+    assert not flagged["items"] and not flagged["amount"] and not flagged["score"]
+
+
+def test_integer_feature_ks_equals_ks_2samp_on_raw_rows(run):
+    ref = run["reference"]["items"].to_numpy()
+    cur = run["current"]["items"].to_numpy()
+    row = run["drift"].loc[("items", "ks")]
+    exact = stats.ks_2samp(ref, cur, method="auto")
+    assert row["statistic"] == pytest.approx(exact.statistic, abs=1e-12)
+    assert row["p_value"] == pytest.approx(exact.pvalue, rel=1e-9, abs=1e-15)
+    assert 0.05 < exact.pvalue < 1.0  # a non-trivial p-value is being compared
+
+
+@pytest.mark.parametrize("feature", [*NUMERIC, "score"])
+def test_numeric_ks_within_documented_bound_of_ks_2samp(run, feature):
+    ref = run["reference"][feature].to_numpy()
+    cur = run["current"][feature].to_numpy()
+    grid = Grid(ref, cur, BINS)
+    row = run["drift"].loc[(feature, "ks")]
+    exact = stats.ks_2samp(ref, cur).statistic
+    # The engine's statistic is the ECDF gap at the grid edges of the raw rows' histogram ...
+    assert row["statistic"] == pytest.approx(grid.ks_at_edges(), abs=1e-12)
+    # ... hence within [D* - max bin mass, D*] of the raw-row statistic.
+    assert row["statistic"] <= exact + 1e-12
+    assert row["statistic"] >= exact - grid.max_bin_mass() - 1e-12
+    if feature == "latency":
+        assert grid.max_bin_mass() < 0.03  # the bound is tight where the grid is fine
+        assert row["p_value"] < 1e-6 and row["drifted"]
+
+
+@pytest.mark.parametrize("feature", [*NUMERIC, "score"])
+def test_numeric_wasserstein_within_bound_of_scipy_on_raw_rows(run, feature):
+    ref = run["reference"][feature].to_numpy(dtype=float)
+    cur = run["current"][feature].to_numpy(dtype=float)
+    grid = Grid(ref, cur, BINS)
+    ref_std = float(np.std(ref))  # population std, as SQL STDDEV_POP
+    statistic = run["drift"].loc[(feature, "wasserstein"), "statistic"]
+    raw = stats.wasserstein_distance(ref, cur) / ref_std
+    assert abs(statistic - raw) <= grid.width / ref_std + 1e-12
+    # The SQL histogram and STDDEV_POP are those of the raw rows: the same function on numpy
+    # histograms and np.std(ddof=0) gives the engine's number.
+    on_numpy = wasserstein_normed(grid.edges, grid.ref, grid.cur, ref_std=ref_std)
+    assert statistic == pytest.approx(on_numpy, rel=1e-12, abs=1e-15)
+    if feature == "latency":
+        assert grid.width / ref_std < 0.03
+        assert statistic == pytest.approx(0.8, abs=0.15 if run["size"] == "large" else 0.3)
+
+
+@pytest.mark.parametrize("feature", [*NUMERIC, "score"])
+def test_numeric_jensen_shannon_and_decile_psi_from_raw_histograms(run, feature):
+    ref = run["reference"][feature].to_numpy()
+    cur = run["current"][feature].to_numpy()
+    grid = Grid(ref, cur, BINS)
+    drift = run["drift"]
+    js = distance.jensenshannon(grid.ref, grid.cur, base=2)
+    assert drift.loc[(feature, "jensen_shannon"), "statistic"] == pytest.approx(js, abs=1e-12)
+    psi = drift.loc[(feature, "psi"), "statistic"]
+    assert psi == pytest.approx(grid.decile_psi(), rel=1e-12, abs=1e-15)
+    if run["size"] == "large":
+        if feature == "latency":
+            assert psi > 0.25
+        else:
+            assert psi < 0.05
+
+
+def test_categorical_against_scipy_and_hand_psi(run):
+    ref, cur = run["reference"]["channel"], run["current"]["channel"]
+    r, c = category_counts(ref, cur)
+    assert len(r) == 4 and r[-1] == 0  # D: new in the current week
+    drift = run["drift"]
+    chi2, p, _, _ = stats.chi2_contingency(np.vstack([r, c]), correction=False)
+    row = drift.loc[("channel", "chi_square")]
+    assert row["statistic"] == pytest.approx(chi2, rel=1e-10)
+    assert row["p_value"] == pytest.approx(p, rel=1e-10, abs=1e-300)
+    assert row["drifted"]
+    js = distance.jensenshannon(r / r.sum(), c / c.sum(), base=2)
+    assert drift.loc[("channel", "jensen_shannon"), "statistic"] == pytest.approx(js, abs=1e-12)
+    psi = hand_psi(r, c)
+    assert drift.loc[("channel", "psi"), "statistic"] == pytest.approx(psi, rel=1e-12)
+    assert psi > 0.25  # the new category alone adds (0.1 - 1e-4) ln(0.1 / 1e-4) ~ 0.69
+    assert set(drift.loc["channel"].index) == {"psi", "jensen_shannon", "chi_square"}
+
+
+# --------------------------------------------------------------------------------------
+# errors and reference windows
+# --------------------------------------------------------------------------------------
+
+
+def test_no_reference_rows_of_the_drift_version_names_the_reference_window(tmp_path):
+    # v2 has rows only in 2026-10-19 .. 2026-11-01 and the current week; v1 in every week.
+    predictions, labels = build_rows(seed=3, per_week=(60, 80))
+    predictions = predictions[
+        (predictions["model_version"] == "v1")
+        | (predictions["ts"] < REF_START + pd.Timedelta(days=14))
+        | (predictions["ts"] >= WEEK_START)
+    ]
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+
+    with pytest.raises(EvalError, match="drift: no predictions of version 'v2'") as caught:
+        evaluate(parse_spec(drift_spec(url, reference_weeks=2)), WEEK)
+    message = str(caught.value)
+    reference = reference_window(week_window(WEEK), 2)
+    assert "reference weeks" in message
+    assert str(reference) in message  # [2026-11-02 00:00, 2026-11-16 00:00) UTC
+    assert "2026-11-02 00:00" in message
+
+    # Four reference weeks reach back to the rows that exist, and only those count.
+    drift = evaluate(parse_spec(drift_spec(url)), WEEK).drift.set_index(["feature", "method"])
+    ref, cur = windows_of(predictions)
+    assert ref["ts"].max() < REF_START + pd.Timedelta(days=14)
+    assert drift.loc[("latency", "ks"), "n_reference"] == len(ref) > 0
+    assert drift.loc[("latency", "ks"), "n_current"] == len(cur) > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sqlbuild.drift_histograms: GREATEST/LEAST skip NULLs, so a NULL numeric value is "
+    "counted in the last grid bin instead of as missing",
+)
+def test_null_numeric_values_are_reported_missing(tmp_path):
+    predictions, labels = build_rows(seed=4, per_week=(60, 80))
+    v2 = predictions.index[predictions["model_version"] == "v2"]
+    ts = predictions.loc[v2, "ts"]
+    predictions.loc[v2[ts.between(REF_START, WEEK_START, inclusive="left")][:3], "latency"] = None
+    predictions.loc[v2[ts.between(WEEK_START, WEEK_END, inclusive="left")][:2], "latency"] = None
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    drift = evaluate(parse_spec(drift_spec(url)), WEEK).drift.set_index(["feature", "method"])
+    ref, cur = windows_of(predictions)
+    row = drift.loc[("latency", "ks")]
+    assert (row["missing_reference"], row["missing_current"]) == (3, 2)
+    assert row["n_reference"] == ref["latency"].notna().sum()
+    assert row["n_current"] == cur["latency"].notna().sum()
