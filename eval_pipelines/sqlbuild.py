@@ -63,6 +63,15 @@ class SqlBuilder:
             for i, col in enumerate(self.spec.slice_columns)
         )
 
+    @staticmethod
+    def finite(expr: str) -> str:
+        """True for finite numbers; NULL/false for NULL, NaN and infinities on every engine.
+
+        NaN sorts above every number in both DuckDB and PostgreSQL, so a range test excludes
+        it along with the infinities, without dialect-specific isnan().
+        """
+        return f"({expr} >= -1.7976931348623157e308 AND {expr} <= 1.7976931348623157e308)"
+
     def hash32(self, text_expr: str) -> str:
         """The first 32 bits of ``md5(text_expr)`` as a BIGINT, identical on every engine."""
         digest = f"SUBSTR(MD5({text_expr}), 1, 8)"
@@ -175,11 +184,13 @@ class SqlBuilder:
         current_start = self.literal(window.start)
         for i, col in enumerate(numeric):
             q = f"p.{self.ident(col)}"
-            ref = f"CASE WHEN p.{self.ident(self.spec.predictions.timestamp)} < {current_start} "
+            finite = f"CASE WHEN {self.finite(q)} THEN {q} END"
+            ts = f"p.{self.ident(self.spec.predictions.timestamp)}"
             outputs += [
-                f"MIN({q}) AS min_{i}",
-                f"MAX({q}) AS max_{i}",
-                f"STDDEV_POP({ref}THEN {q} END) AS std_{i}",
+                f"MIN({finite}) AS min_{i}",
+                f"MAX({finite}) AS max_{i}",
+                f"STDDEV_POP(CASE WHEN {ts} < {current_start} AND {self.finite(q)} "
+                f"THEN {q} END) AS std_{i}",
             ]
         return template("drift_ranges").format(
             **self._common(),
@@ -202,9 +213,11 @@ class SqlBuilder:
         exprs, aliases = [], []
         for i, (col, low, width, bins) in enumerate(numeric):
             value = f"p.{self.ident(col)}"
+            # Clamp before the cast (a value outside the grid must not overflow INTEGER);
+            # NULL, NaN and infinite values stay NULL and are reported as missing.
             exprs.append(
-                f"GREATEST(0, LEAST({bins - 1}, CAST(FLOOR(({value} - {low!r}) / {width!r}) "
-                f"AS INTEGER))) AS n_{i}"
+                f"CASE WHEN {self.finite(value)} THEN CAST(GREATEST(0, LEAST({bins - 1}, "
+                f"FLOOR(({value} - {low!r}) / {width!r}))) AS INTEGER) END AS n_{i}"
             )
             aliases.append(f"n_{i}")
         for j, col in enumerate(categorical):

@@ -376,11 +376,6 @@ def test_no_reference_rows_of_the_drift_version_names_the_reference_window(tmp_p
     assert drift.loc[("latency", "ks"), "n_current"] == len(cur) > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sqlbuild.drift_histograms: GREATEST/LEAST skip NULLs, so a NULL numeric value is "
-    "counted in the last grid bin instead of as missing",
-)
 def test_null_numeric_values_are_reported_missing(tmp_path):
     predictions, labels = build_rows(seed=4, per_week=(60, 80))
     v2 = predictions.index[predictions["model_version"] == "v2"]
