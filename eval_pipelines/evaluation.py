@@ -133,8 +133,9 @@ def metrics_table(result: SliceMetrics, spec: EvalSpec) -> pd.DataFrame:
 
 
 def discordant_pairs(paired: pd.DataFrame, slices: list[SliceKey], key_of) -> np.ndarray:
-    """``[g, 2]``: pairs only the baseline got right, and only the candidate got right."""
-    out = np.zeros((len(slices), 2))
+    """``[g, 3]``: pairs only the baseline got right, only the candidate got right, and all
+    labeled pairs (requests scored by both versions)."""
+    out = np.zeros((len(slices), 3))
     index = {key: i for i, key in enumerate(slices)}
     for row in paired.itertuples(index=False):
         g = index.get(key_of(row))
@@ -143,6 +144,7 @@ def discordant_pairs(paired: pd.DataFrame, slices: list[SliceKey], key_of) -> np
         label = int(row.label)
         baseline_right = int(row.baseline_above) == label
         candidate_right = int(row.candidate_above) == label
+        out[g, 2] += row.n
         if baseline_right and not candidate_right:
             out[g, 0] += row.n
         elif candidate_right and not baseline_right:

@@ -22,7 +22,7 @@ from eval_pipelines.evaluation import (
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.sufficient import NULL_VALUE, SliceKey, SufficientStatistics, parse_statistics
-from eval_pipelines.validation import ValidationReport, validate_window
+from eval_pipelines.validation import CheckResult, ValidationReport, validate_window
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
 
@@ -79,6 +79,29 @@ def collect_discordant_pairs(
         return SliceKey(cross, values)
 
     return discordant_pairs(frame, slices, key_of), sql
+
+
+def pairing_check(
+    spec: EvalSpec, stats: SufficientStatistics, discordant: np.ndarray
+) -> CheckResult:
+    """Warn (non-blocking) when baseline and candidate did not score the same requests.
+
+    Deltas compare each version's labeled rows; they are paired only where both versions
+    scored the same requests (shadow traffic). McNemar's test always uses the paired rows.
+    """
+    assert spec.compare is not None
+    b = stats.versions.index(spec.compare.baseline)
+    labeled = stats.count[0, b].sum()
+    paired = discordant[0, 2]
+    if paired >= labeled:
+        message = f"all {int(labeled):,} labeled baseline rows are paired with the candidate"
+        return CheckResult("versions_paired", True, message, blocking=False)
+    message = (
+        f"compare: only {int(paired):,} of {int(labeled):,} labeled {spec.compare.baseline!r} "
+        f"rows have a {spec.compare.candidate!r} prediction for the same id; deltas are "
+        "partly unpaired"
+    )
+    return CheckResult("versions_paired", False, message, blocking=False)
 
 
 def coverage_table(stats: SufficientStatistics) -> pd.DataFrame:
@@ -142,6 +165,7 @@ def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = N
             spec, window, warehouse, builder, stats.slices
         )
         comparison = comparison_table(result, spec, discordant)
+        validation.results.append(pairing_check(spec, stats, discordant))
         timings["comparison_s"] = time.perf_counter() - started
 
     drift = pd.DataFrame()

@@ -143,6 +143,11 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"`{evaluation.fingerprint.get('content_hash', '')}`.",
         f"- Input checks: {'passed' if evaluation.validation.passed else 'FAILED'} "
         f"({len(evaluation.validation.results)} checks).",
+        *[
+            f"- **Warning** ({r.name}): {r.message}"
+            for r in evaluation.validation.results
+            if not r.blocking and not r.passed
+        ],
         f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
         f"tested: {len(small)}.",
         "",
