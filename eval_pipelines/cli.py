@@ -48,7 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             update={"warehouse": args.warehouse, "warehouse_template": args.warehouse}
         )
     started = time.perf_counter()
-    evaluation = evaluate(spec, args.week, Warehouse(spec.warehouse))
+    with Warehouse(spec.warehouse) as warehouse:
+        evaluation = evaluate(spec, args.week, warehouse)
     verdict = decide(
         spec,
         evaluation.metrics,

@@ -13,13 +13,21 @@ import pandas as pd
 from eval_pipelines import metrics as m
 from eval_pipelines.resampling import (
     bucket_weights,
+    deviation_scale,
     deviations,
+    merge_bins,
     percentile_interval,
+    poisson_cell_replicates,
     standard_error,
 )
 from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sufficient import SliceKey, SufficientStatistics
+
+TESTS = {
+    "threshold": "paired bucket bootstrap (Wald)",
+    "histogram": "bootstrap of each version's histogram (Wald; conservative when paired)",
+}
 
 METRIC_COLUMNS = [
     "model_version",
@@ -62,38 +70,59 @@ class SliceMetrics:
 
 
 def compute_slice_metrics(stats: SufficientStatistics, spec: EvalSpec) -> SliceMetrics:
-    names = spec.metrics
     conf = spec.confidence
-    weights = bucket_weights(stats.buckets, conf.replicates, conf.seed)
-    point_stats = stats.point()
     G, V = len(stats.slices), len(stats.versions)
-    point = {name: m.METRICS[name].compute(point_stats) for name in names}
-    error_bound = {name: np.zeros((G, V)) for name in names}
-    coarse_point = dict(point)
-    neg, pos = stats.fine[:, :, 0, :], stats.fine[:, :, 1, :]
-    if "roc_auc" in point:
-        point["roc_auc"] = m.roc_auc_from_histograms(neg, pos)
-        error_bound["roc_auc"] = m.roc_auc_error_bound(neg, pos)
-    if "pr_auc" in point:
-        point["pr_auc"] = m.average_precision_from_histograms(neg, pos)
-        error_bound["pr_auc"] = m.average_precision_error_bound(neg, pos)
+    threshold_names = [n for n in spec.metrics if m.METRICS[n].source == "threshold"]
+    histogram_names = [n for n in spec.metrics if m.METRICS[n].source == "histogram"]
+    point: dict[str, np.ndarray] = {}
+    deviation: dict[str, np.ndarray] = {}
+    error_bound = {name: np.zeros((G, V)) for name in spec.metrics}
 
-    deviation = {name: np.empty((G, V, conf.replicates)) for name in names}
+    threshold = stats.threshold_point()
+    replicates = stats.threshold_replicates(
+        bucket_weights(stats.buckets, conf.replicates, conf.seed)
+    )
+    scale = deviation_scale(stats.buckets, conf.level)
     with np.errstate(invalid="ignore", divide="ignore"):
+        for name in threshold_names:
+            point[name] = m.METRICS[name].compute(threshold)
+            values = m.METRICS[name].compute(replicates)  # [g, v, B]
+            deviation[name] = deviations(values, point[name], scale)
+
+        histogram = stats.histogram()
+        neg, pos = histogram.count[..., 0, :], histogram.count[..., 1, :]
+        error_bound["roc_auc"] = m.roc_auc_error_bound(neg, pos)
+        error_bound["pr_auc"] = m.average_precision_error_bound(neg, pos)
+        coarse = m.ScoreHistogram(
+            count=merge_bins(histogram.count, conf.score_bins),
+            score_sum=merge_bins(histogram.score_sum, conf.score_bins),
+            calibration_bins=histogram.calibration_bins,
+        )
+        coarse_point = {}
+        for name in histogram_names:
+            point[name] = m.METRICS[name].compute(histogram)
+            coarse_point[name] = m.METRICS[name].compute(coarse)
+            deviation[name] = np.empty((G, V, conf.replicates))
+        rng = np.random.default_rng([conf.seed, 1])
         for g in range(G):
-            replicate_stats = stats.replicates(g, weights)
-            for name in names:
-                values = m.METRICS[name].compute(replicate_stats)  # [v, B]
-                deviation[name][g] = deviations(
-                    values, coarse_point[name][g], stats.buckets, conf.level
-                )
+            counts, scores = poisson_cell_replicates(
+                coarse.count[g], coarse.score_sum[g], conf.replicates, rng
+            )  # [v, 2, B, C]
+            drawn = m.ScoreHistogram(
+                count=np.moveaxis(counts, -2, 1),
+                score_sum=np.moveaxis(scores, -2, 1),
+                calibration_bins=histogram.calibration_bins,
+            )  # [v, B, 2, C]
+            for name in histogram_names:
+                values = m.METRICS[name].compute(drawn)
+                deviation[name][g] = deviations(values, coarse_point[name][g])
     return SliceMetrics(
         stats=stats,
         point=point,
         deviation=deviation,
-        error_bound=error_bound,
-        n=point_stats.n,
-        n_positive=point_stats.count[..., 1, :].sum(-1),
+        error_bound={name: error_bound[name] for name in spec.metrics},
+        n=threshold.n,
+        n_positive=threshold.count[..., 1, :].sum(-1),
     )
 
 
@@ -165,6 +194,7 @@ def comparison_table(
     c = versions.index(spec.compare.candidate)
     level, alpha = spec.confidence.level, spec.confidence.alpha
     rows = []
+    mcnemar = mcnemar_exact(discordant[:, 0], discordant[:, 1]) if discordant is not None else None
     for name in spec.metrics:
         metric = m.METRICS[name]
         delta = result.point[name][:, c] - result.point[name][:, b]
@@ -173,11 +203,11 @@ def comparison_table(
         p = wald_p_value(delta, standard_error(dev))
         for g, key in enumerate(stats.slices):
             n = float(min(result.n[g, b], result.n[g, c]))
-            test = "paired bucket bootstrap (Wald)"
+            test = TESTS[metric.source]
             p_value = float(p[g])
             if name == "accuracy" and discordant is not None:
                 test = "McNemar exact"
-                p_value = mcnemar_exact(discordant[g, 0], discordant[g, 1])
+                p_value = float(mcnemar[g])
             testable = n >= spec.min_slice_size and not np.isnan(delta[g])
             rows.append(
                 {

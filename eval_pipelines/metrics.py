@@ -1,17 +1,17 @@
 """Binary-classification metrics computed from sufficient statistics, never from rows.
 
-Every metric here is a function of a :class:`BinnedStats`: per label (0/1), per score cell
-(score bins, with the bin that holds the decision threshold split into below/above), the row
-count, the sum of scores, the summed log-loss terms and the summed squared errors. SQL
-aggregates those cells; the functions below are vectorised over any leading axes (slices,
-model versions, bootstrap replicates), so one code path serves point estimates and every
-replicate.
+Every metric here is a function of one of two sufficient statistics that SQL aggregates:
+:class:`ThresholdStats` (per label and side of the decision threshold: row count, summed
+log-loss terms, summed squared errors) or :class:`ScoreHistogram` (per label and equal-width
+score bin: row count and score sum). The functions are vectorised over any leading axes
+(slices, model versions, bootstrap replicates), so one code path serves point estimates and
+every replicate.
 
 Exactness, against scikit-learn on the same rows:
 
 * accuracy, precision, recall, F1, log loss and Brier score are exact (sums of per-row terms);
 * ECE is exact for equal-width calibration bins, because calibration bins are unions of score
-  bins and each cell carries its score sum;
+  bins and each bin carries its score sum;
 * ROC AUC and average precision treat rows in the same score bin as tied. For ROC AUC the error
   is at most ``0.5 * sum_b pos_b * neg_b / (P * N)`` (:func:`roc_auc_error_bound`); for average
   precision see :func:`average_precision_error_bound`. With 1000 bins both are typically below
@@ -35,26 +35,17 @@ LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
-class BinnedStats:
-    """Sufficient statistics for one or many (slice, version, replicate) cells.
+class ThresholdStats:
+    """Counts at the decision threshold, with leading axes ``...`` (slices, versions, ...).
 
-    Shapes share leading axes ``...``:
-
-    * ``count[..., 2, C]``: rows per label (0, 1) and ordered score cell ``C``;
-    * ``score_sum[..., 2, C]``: sum of scores in each cell;
-    * ``predicted_positive[C]``: whether the cell lies at or above the threshold;
+    * ``count[..., 2, 2]``: rows per label (0, 1) and threshold side (below, at or above);
     * ``log_loss_sum[..., 2]`` and ``squared_error_sum[..., 2]``: per-label sums of
-      ``-log p(label)`` and ``(score - label)**2``;
-    * ``calibration_bin[C]``: which equal-width calibration bin each cell belongs to.
+      ``-log p(label)`` and ``(score - label)**2``.
     """
 
     count: np.ndarray
-    score_sum: np.ndarray
     log_loss_sum: np.ndarray
     squared_error_sum: np.ndarray
-    predicted_positive: np.ndarray
-    calibration_bin: np.ndarray
-    calibration_bins: int
 
     @property
     def n(self) -> np.ndarray:
@@ -62,14 +53,30 @@ class BinnedStats:
 
     def confusion(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(tn, fp, fn, tp) with the leading axes kept."""
-        above = self.predicted_positive
-        neg, pos = self.count[..., 0, :], self.count[..., 1, :]
-        return (
-            neg[..., ~above].sum(-1),
-            neg[..., above].sum(-1),
-            pos[..., ~above].sum(-1),
-            pos[..., above].sum(-1),
-        )
+        c = self.count
+        return c[..., 0, 0], c[..., 0, 1], c[..., 1, 0], c[..., 1, 1]
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Rows and score sums per label and equal-width score bin, ordered by score.
+
+    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``; ``calibration_bin[C]`` maps each score
+    bin to its equal-width calibration bin (calibration bins are unions of score bins).
+    """
+
+    count: np.ndarray
+    score_sum: np.ndarray
+    calibration_bins: int
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.count.sum(axis=(-1, -2))
+
+    @property
+    def calibration_bin(self) -> np.ndarray:
+        bins = self.count.shape[-1]
+        return np.arange(bins) * self.calibration_bins // bins
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -81,53 +88,49 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def accuracy(stats: BinnedStats) -> np.ndarray:
+def accuracy(stats: ThresholdStats) -> np.ndarray:
     """(TP + TN) / N."""
     tn, fp, fn, tp = stats.confusion()
     return _divide(tp + tn, tn + fp + fn + tp)
 
 
-def precision(stats: BinnedStats) -> np.ndarray:
+def precision(stats: ThresholdStats) -> np.ndarray:
     """TP / (TP + FP); undefined (NaN) when nothing is predicted positive."""
     _, fp, _, tp = stats.confusion()
     return _divide(tp, tp + fp)
 
 
-def recall(stats: BinnedStats) -> np.ndarray:
+def recall(stats: ThresholdStats) -> np.ndarray:
     """TP / (TP + FN); undefined (NaN) when the slice has no positives."""
     _, _, fn, tp = stats.confusion()
     return _divide(tp, tp + fn)
 
 
-def f1(stats: BinnedStats) -> np.ndarray:
+def f1(stats: ThresholdStats) -> np.ndarray:
     """2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall (van Rijsbergen 1979)."""
     _, fp, fn, tp = stats.confusion()
     return _divide(2 * tp, 2 * tp + fp + fn)
 
 
-def log_loss(stats: BinnedStats) -> np.ndarray:
+def log_loss(stats: ThresholdStats) -> np.ndarray:
     """Mean of ``-[y log p + (1 - y) log(1 - p)]``, p clipped to [eps, 1 - eps] as scikit-learn."""
     return _divide(stats.log_loss_sum.sum(-1), stats.n)
 
 
-def brier(stats: BinnedStats) -> np.ndarray:
+def brier(stats: ThresholdStats) -> np.ndarray:
     """Mean of ``(p - y)**2`` (Brier 1950)."""
     return _divide(stats.squared_error_sum.sum(-1), stats.n)
 
 
-def expected_calibration_error(stats: BinnedStats) -> np.ndarray:
+def expected_calibration_error(stats: ScoreHistogram) -> np.ndarray:
     """ECE = sum_b (n_b / N) |mean score_b - positive rate_b| over equal-width bins.
 
     Equivalently ``sum_b |sum of scores_b - positives_b| / N`` (Naeini et al. 2015).
     """
     shape = (*stats.count.shape[:-2], stats.calibration_bins)
-    scores = np.zeros(shape)
-    positives = np.zeros(shape)
-    total_scores = stats.score_sum.sum(-2)
-    for b in range(stats.calibration_bins):
-        in_bin = stats.calibration_bin == b
-        scores[..., b] = total_scores[..., in_bin].sum(-1)
-        positives[..., b] = stats.count[..., 1, in_bin].sum(-1)
+    groups = stats.count.shape[-1] // stats.calibration_bins
+    scores = stats.score_sum.sum(-2).reshape((*shape, groups)).sum(-1)
+    positives = stats.count[..., 1, :].reshape((*shape, groups)).sum(-1)
     return _divide(np.abs(scores - positives).sum(-1), stats.n)
 
 
@@ -184,11 +187,11 @@ def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) 
     return _divide((pos * gap).sum(-1), pos.sum(-1))
 
 
-def roc_auc(stats: BinnedStats) -> np.ndarray:
+def roc_auc(stats: ScoreHistogram) -> np.ndarray:
     return roc_auc_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
 
 
-def pr_auc(stats: BinnedStats) -> np.ndarray:
+def pr_auc(stats: ScoreHistogram) -> np.ndarray:
     return average_precision_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
 
 
@@ -199,11 +202,12 @@ class Metric:
     name: str
     title: str
     higher_is_better: bool
-    compute: Callable[[BinnedStats], np.ndarray]
+    compute: Callable[..., np.ndarray]
     formula: str
     reference: str
-    # Whether the value depends on score ordering inside bins (then it is binned, with a bound).
-    binned: bool = False
+    # "threshold": from ThresholdStats (paired bucket bootstrap); "histogram": from
+    # ScoreHistogram (cell bootstrap per version).
+    source: str = "threshold"
 
 
 METRICS: dict[str, Metric] = {
@@ -220,7 +224,7 @@ METRICS: dict[str, Metric] = {
             roc_auc,
             "P(score+ > score-) + P(tie) / 2",
             "Hanley & McNeil 1982",
-            binned=True,
+            source="histogram",
         ),
         Metric(
             "pr_auc",
@@ -229,7 +233,7 @@ METRICS: dict[str, Metric] = {
             pr_auc,
             "sum (R_n - R_n-1) P_n",
             "Zhu 2004",
-            binned=True,
+            source="histogram",
         ),
         Metric("log_loss", "Log loss", False, log_loss, "-mean(y log p + (1-y) log(1-p))", "-"),
         Metric("brier", "Brier score", False, brier, "mean((p - y)^2)", "Brier 1950"),
@@ -240,6 +244,7 @@ METRICS: dict[str, Metric] = {
             expected_calibration_error,
             "sum_b n_b/N |mean(p)_b - mean(y)_b|",
             "Naeini et al. 2015",
+            source="histogram",
         ),
     ]
 }

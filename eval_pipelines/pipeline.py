@@ -47,8 +47,8 @@ def collect_statistics(
     spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
 ) -> tuple[SufficientStatistics, str]:
     sql = builder.sufficient_statistics(window)
-    frame = warehouse.query(sql, "sufficient statistics")
-    return parse_statistics(frame, spec, builder), sql
+    table = warehouse.query_arrow(sql, "sufficient statistics")
+    return parse_statistics(table, spec, builder), sql
 
 
 def collect_discordant_pairs(
@@ -91,7 +91,7 @@ def pairing_check(
     """
     assert spec.compare is not None
     b = stats.versions.index(spec.compare.baseline)
-    labeled = stats.count[0, b].sum()
+    labeled = stats.labeled()[0, b]
     paired = discordant[0, 2]
     if paired >= labeled:
         message = f"all {int(labeled):,} labeled baseline rows are paired with the candidate"
@@ -106,7 +106,7 @@ def pairing_check(
 
 def coverage_table(stats: SufficientStatistics) -> pd.DataFrame:
     """Label coverage per slice and version: labeled rows / all rows in the window."""
-    labeled = stats.count.sum(axis=(2, 3, 4))
+    labeled = stats.labeled()
     unlabeled = stats.unlabeled.sum(axis=2)
     rows = []
     for g, key in enumerate(stats.slices):
@@ -139,7 +139,9 @@ def window_fingerprint(validation: ValidationReport) -> dict[str, Any]:
 def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = None) -> Evaluation:
     """Validate the window, then compute metrics, comparison and drift for one week."""
     window = week if isinstance(week, Window) else week_window(week)
-    warehouse = warehouse or Warehouse(spec.warehouse)
+    if warehouse is None:
+        with Warehouse(spec.warehouse) as owned:
+            return evaluate(spec, window, owned)
     builder = SqlBuilder(spec, warehouse.dialect)
     timings: dict[str, float] = {}
     queries: dict[str, str] = {}

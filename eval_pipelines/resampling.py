@@ -1,4 +1,4 @@
-"""Bucket bootstrap: confidence intervals whose cost is independent of the row count.
+"""Bootstraps whose cost is independent of the row count: buckets, and histogram cells.
 
 Each row belongs to one of ``K`` resample buckets (``md5(id || '#' || seed) mod K``, computed
 in SQL), and the aggregate keeps statistics per bucket. A replicate redraws the ``K`` buckets
@@ -14,9 +14,14 @@ quantile: resampling K clusters underestimates the variance by the factor ``(K -
 and with few clusters the reference distribution is Student's t with K - 1 degrees of freedom
 rather than normal (the usual small-cluster correction; Cameron & Miller 2015, section VI).
 For K = 64 at 95% the scale is 1.028. The coverage test (tests/test_interval_coverage.py)
-measures the result. Deviations are added to the point estimate, so metrics whose point
-estimate uses finer score bins than the per-bucket cells (ROC AUC, PR AUC) keep the finer
-estimate and take only their spread from the buckets.
+measures the result.
+
+Metrics of the score histogram (ROC AUC, PR AUC, ECE) are not kept per bucket: crossing
+buckets with score bins made the aggregate as large as the data on wide slice sets. They use
+a Poisson bootstrap of the histogram's cells instead (:func:`poisson_cell_replicates`), on
+the fine histogram merged to ``confidence.score_bins`` bins; deviations are added to the
+fine point estimate. These replicates are drawn independently per version, so a delta's
+interval ignores the (usually positive) correlation between versions: valid, conservative.
 """
 
 from functools import cache
@@ -38,11 +43,34 @@ def deviation_scale(buckets: int, level: float) -> float:
     return float(np.sqrt(buckets / (buckets - 1)) * stats.t.ppf(q, buckets - 1) / stats.norm.ppf(q))
 
 
-def deviations(
-    replicates: np.ndarray, estimate: np.ndarray, buckets: int, level: float
-) -> np.ndarray:
+def deviations(replicates: np.ndarray, estimate: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Scaled replicate deviations ``scale * (theta*_r - theta_hat)`` along axis -1."""
-    return deviation_scale(buckets, level) * (replicates - estimate[..., None])
+    return scale * (replicates - estimate[..., None])
+
+
+def merge_bins(array: np.ndarray, bins: int) -> np.ndarray:
+    """Merge the last axis into ``bins`` equal groups of adjacent bins."""
+    return array.reshape(*array.shape[:-1], bins, array.shape[-1] // bins).sum(-1)
+
+
+def poisson_cell_replicates(
+    count: np.ndarray, score_sum: np.ndarray, replicates: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson bootstrap of a histogram: ``count[..., C]`` -> ``[..., B, C]`` replicates.
+
+    Giving every row an independent Poisson(1) weight (the Poisson bootstrap; Hanley &
+    MacGibbon 2006) makes a cell of ``n`` rows weigh Poisson(n), so for statistics of the
+    cell counts alone (ROC AUC, average precision) drawing one Poisson(n) per cell *is* the
+    row-level Poisson bootstrap, at a cost independent of the row count. A cell's score sum
+    is scaled with its count: exact up to the spread of scores inside one bin (width
+    ``1 / confidence.score_bins``), which only ECE uses.
+    """
+    lam = np.expand_dims(count, -2)
+    shape = (*count.shape[:-1], replicates, count.shape[-1])
+    draws = rng.poisson(np.broadcast_to(lam, shape)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_score = np.where(count > 0, score_sum / np.where(count > 0, count, 1), 0.0)
+    return draws, draws * np.expand_dims(mean_score, -2)
 
 
 def percentile_interval(

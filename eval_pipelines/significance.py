@@ -4,19 +4,22 @@ import numpy as np
 from scipy import stats
 
 
-def mcnemar_exact(baseline_only: float, candidate_only: float) -> float:
+def mcnemar_exact(baseline_only, candidate_only):
     """Exact two-sided McNemar p-value (McNemar 1947).
 
     ``baseline_only``: pairs the baseline classified correctly and the candidate did not;
     ``candidate_only``: the reverse. Under H0 (equal accuracy) the discordant pairs split
     Binomial(b + c, 1/2); the p-value is the exact binomial test's (Fagerland, Lydersen &
     Laake 2013 recommend the exact or mid-p form over the chi-square approximation).
-    Returns 1.0 when there are no discordant pairs.
+    Returns 1.0 when there are no discordant pairs. Vectorised: arrays give arrays.
+    For p = 1/2 the binomial is symmetric, so the two-sided p-value is
+    ``min(1, 2 * P(X <= min(b, c)))``, which equals ``scipy.stats.binomtest``'s.
     """
-    b, c = round(baseline_only), round(candidate_only)
-    if b + c == 0:
-        return 1.0
-    return float(stats.binomtest(b, b + c, 0.5).pvalue)
+    b = np.rint(np.asarray(baseline_only, dtype=float))
+    c = np.rint(np.asarray(candidate_only, dtype=float))
+    p = np.minimum(1.0, 2.0 * stats.binom.cdf(np.minimum(b, c), b + c, 0.5))
+    p = np.where(b + c == 0, 1.0, p)
+    return float(p) if p.ndim == 0 else p
 
 
 def wald_p_value(delta: np.ndarray, standard_error: np.ndarray) -> np.ndarray:

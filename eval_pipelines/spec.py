@@ -104,8 +104,8 @@ class ConfidenceSpec(_Strict):
     replicates: int = Field(200, ge=20, le=20_000)
     seed: int = Field(7, ge=0, le=2**31 - 1)
     buckets: int = Field(64, ge=8, le=1024)
-    # Coarse score bins per bucket: replicate values of ROC AUC / PR AUC / ECE come from these.
-    score_bins: int = Field(50, ge=10, le=1000)
+    # Bins of the cell bootstrap of ROC AUC / PR AUC / ECE (fine bins merged to this many).
+    score_bins: int = Field(100, ge=10, le=10_000)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 
@@ -237,12 +237,17 @@ class EvalSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _calibration_bins_nest(self) -> "EvalSpec":
+    def _bins_nest(self) -> "EvalSpec":
+        # Calibration bins must be unions of bootstrap bins, which are unions of score bins.
         if self.confidence.score_bins % self.calibration_bins:
             raise ValueError(
                 f"confidence.score_bins ({self.confidence.score_bins}) must be a multiple of "
-                f"calibration_bins ({self.calibration_bins}) so calibration bins are exact "
-                "unions of score bins"
+                f"calibration_bins ({self.calibration_bins})"
+            )
+        if self.score_bins % self.confidence.score_bins:
+            raise ValueError(
+                f"score_bins ({self.score_bins}) must be a multiple of confidence.score_bins "
+                f"({self.confidence.score_bins})"
             )
         return self
 

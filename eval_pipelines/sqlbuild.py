@@ -122,9 +122,11 @@ class SqlBuilder:
 
     def sufficient_statistics(self, window: Window) -> str:
         crosses = self.spec.slice_crosses
-        resample = ["model_version", "label", "bucket", "above", "coarse_bin"]
+        threshold_cells = ["model_version", "label", "bucket", "above"]
         histogram = ["model_version", "label", "fine_bin"]
-        sets = self._grouping_sets(crosses, resample) + self._grouping_sets(crosses, histogram)
+        sets = self._grouping_sets(crosses, threshold_cells) + self._grouping_sets(
+            crosses, histogram
+        )
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         return template("sufficient_statistics").format(
             window=self.window(window),
@@ -132,7 +134,6 @@ class SqlBuilder:
             slice_outputs="".join(f"{a},\n    " for a in aliases),
             bucket_expr=self.bucket_expr(),
             threshold=self.literal(float(self.spec.threshold)),
-            coarse_bins=self.spec.confidence.score_bins,
             fine_bins=self.spec.score_bins,
             eps=repr(LOG_LOSS_EPS),
             grouping_columns=", ".join(self.grouping_columns(["bucket", "fine_bin"])),

@@ -1,20 +1,24 @@
 """Sufficient statistics: the aggregate query's result turned into dense numpy arrays.
 
-The aggregate (``sql/sufficient_statistics.sql``) returns at most a few cells per slice,
-version, label, resample bucket and score bin; this module indexes them as arrays
+The aggregate (``sql/sufficient_statistics.sql``) returns, per slice group ``g`` and model
+version ``v``:
 
-* ``count``/``score_sum[g, v, k, y, c]``: slice group ``g``, model version ``v``, resample
-  bucket ``k``, label ``y`` and ordered score cell ``c`` (coarse bin x threshold side);
-* ``log_loss_sum``/``squared_error_sum[g, v, k, y]`` and ``unlabeled[g, v, k]``;
-* ``fine[g, v, y, b]``: the fine score histogram for ROC AUC / PR AUC point estimates.
+* threshold cells ``threshold_count[g, v, k, y, side]`` with ``log_loss_sum`` and
+  ``squared_error_sum[g, v, k, y]`` per resample bucket ``k`` and label ``y``, and
+  ``unlabeled[g, v, k]`` (rows whose label has not arrived);
+* the fine score histogram ``histogram_count`` / ``histogram_score_sum[g, v, y, bin]``.
+
+Parsing is vectorised on Arrow/numpy columns: with many slices the result has up to a few
+hundred thousand rows, and no per-row Python object is created.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from eval_pipelines.metrics import BinnedStats
+from eval_pipelines.metrics import ScoreHistogram, ThresholdStats
 from eval_pipelines.spec import OVERALL, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 
@@ -38,44 +42,52 @@ class SliceKey:
 class SufficientStatistics:
     slices: list[SliceKey]
     versions: list[str]
-    count: np.ndarray
-    score_sum: np.ndarray
+    threshold_count: np.ndarray
     log_loss_sum: np.ndarray
     squared_error_sum: np.ndarray
     unlabeled: np.ndarray
-    fine: np.ndarray
-    predicted_positive: np.ndarray
-    calibration_bin: np.ndarray
+    histogram_count: np.ndarray
+    histogram_score_sum: np.ndarray
     calibration_bins: int
 
     @property
     def buckets(self) -> int:
-        return self.count.shape[2]
+        return self.threshold_count.shape[2]
 
-    def point(self) -> BinnedStats:
-        """Statistics of every slice and version on all rows: axes ``[g, v, ...]``."""
-        return self._stats(lambda a: a.sum(axis=2))
-
-    def replicates(self, g: int, weights: np.ndarray) -> BinnedStats:
-        """Bucket-bootstrap replicates of slice ``g``: axes ``[v, B, ...]`` for ``weights[B, K]``.
-
-        Every version and slice uses the same weights, so differences between versions stay
-        paired (both models' rows of one request share a bucket).
-        """
-        return self._stats(
-            lambda a: np.moveaxis(np.tensordot(weights, a[g], axes=([1], [1])), 0, 1)
+    def threshold_point(self) -> ThresholdStats:
+        """Every slice and version on all rows: axes ``[g, v, ...]``."""
+        return ThresholdStats(
+            count=self.threshold_count.sum(axis=2),
+            log_loss_sum=self.log_loss_sum.sum(axis=2),
+            squared_error_sum=self.squared_error_sum.sum(axis=2),
         )
 
-    def _stats(self, combine) -> BinnedStats:
-        return BinnedStats(
-            count=combine(self.count),
-            score_sum=combine(self.score_sum),
-            log_loss_sum=combine(self.log_loss_sum),
-            squared_error_sum=combine(self.squared_error_sum),
-            predicted_positive=self.predicted_positive,
-            calibration_bin=self.calibration_bin,
+    def threshold_replicates(self, weights: np.ndarray) -> ThresholdStats:
+        """Bucket-bootstrap replicates, axes ``[g, v, B, ...]``, for ``weights[B, K]``.
+
+        Every slice and version uses the same weights, so version differences stay paired
+        (both models' rows of one request share a bucket).
+        """
+
+        def reweight(array: np.ndarray) -> np.ndarray:
+            return np.einsum("bk,gvk...->gvb...", weights, array)
+
+        return ThresholdStats(
+            count=reweight(self.threshold_count),
+            log_loss_sum=reweight(self.log_loss_sum),
+            squared_error_sum=reweight(self.squared_error_sum),
+        )
+
+    def histogram(self) -> ScoreHistogram:
+        return ScoreHistogram(
+            count=self.histogram_count,
+            score_sum=self.histogram_score_sum,
             calibration_bins=self.calibration_bins,
         )
+
+    def labeled(self) -> np.ndarray:
+        """Labeled rows per ``[g, v]``."""
+        return self.threshold_count.sum(axis=(2, 3, 4))
 
 
 def _accumulate(shape: tuple[int, ...], index: tuple[np.ndarray, ...], values) -> np.ndarray:
@@ -85,87 +97,88 @@ def _accumulate(shape: tuple[int, ...], index: tuple[np.ndarray, ...], values) -
     return np.bincount(flat, weights=np.asarray(values, float), minlength=size).reshape(shape)
 
 
-def parse_statistics(
-    frame: pd.DataFrame, spec: EvalSpec, builder: SqlBuilder
-) -> SufficientStatistics:
-    """Index the aggregate result; every configured slice cross yields its groups.
+def _column(table: pa.Table, name: str, dtype=np.int64, fill=0) -> np.ndarray:
+    column = table.column(name)
+    if column.null_count:
+        column = pc.fill_null(column, fill)
+    return column.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
-    Vectorised throughout: the result can hold millions of cells (many slices, fine bins).
-    """
+
+def _text_codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes of a column cast to text; NULL becomes the value ``(null)``."""
+    column = pc.cast(table.column(name), pa.string())
+    column = pc.fill_null(column, NULL_VALUE)
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
+def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> SufficientStatistics:
+    """Index the aggregate result; every configured slice cross yields its groups."""
     aliases = builder.grouping_columns([])
     all_columns = builder.grouping_columns(["bucket", "fine_bin"])
     alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
-    frame = frame.copy()
-    for alias in aliases:
-        frame[alias] = frame[alias].astype(object).where(frame[alias].notna(), NULL_VALUE)
+    grouping_id = _column(table, "grouping_id")
 
-    versions = sorted(str(v) for v in frame["model_version"].dropna().unique())
-    frame["_v"] = pd.Categorical(frame["model_version"].astype(str), categories=versions).codes
-    frame["_g"] = -1
+    version_codes, version_values = _text_codes(table, "model_version")
+    versions = sorted(v for v in set(version_values) if v != NULL_VALUE)
+    version_of_code = np.array([versions.index(v) if v in versions else -1 for v in version_values])
+    v_all = version_of_code[version_codes] if len(version_values) else version_codes
 
+    codes = {alias: _text_codes(table, alias) for alias in aliases}
+    g_all = np.full(table.num_rows, -1, dtype=np.int64)
     slices = [SliceKey((), ())]  # always present, even for an empty window: gates fail closed
-    resample_masks, histogram_masks = [], []
+    threshold_masks, histogram_masks = [], []
     for cross in spec.slice_crosses:
         cols = [alias_of[c] for c in cross]
-        resample_mask = grouping_mask(all_columns, [*cols, "bucket"])
-        histogram_mask = grouping_mask(all_columns, [*cols, "fine_bin"])
-        resample_masks.append(resample_mask)
-        histogram_masks.append(histogram_mask)
-        rows = frame["grouping_id"].isin([resample_mask, histogram_mask]).to_numpy()
+        masks = (
+            grouping_mask(all_columns, [*cols, "bucket"]),
+            grouping_mask(all_columns, [*cols, "fine_bin"]),
+        )
+        threshold_masks.append(masks[0])
+        histogram_masks.append(masks[1])
+        rows = np.isin(grouping_id, masks)
         if not cols:
-            frame.loc[rows, "_g"] = 0
+            g_all[rows] = 0
             continue
-        values = frame.loc[rows, cols].astype(str)
-        keys = values.drop_duplicates().sort_values(cols).reset_index(drop=True)
-        keys["_g"] = np.arange(len(slices), len(slices) + len(keys))
-        slices.extend(SliceKey(cross, tuple(row)) for row in keys[cols].itertuples(index=False))
-        frame.loc[rows, "_g"] = values.merge(keys, on=cols, how="left")["_g"].to_numpy()
+        stacked = np.stack([codes[c][0][rows] for c in cols], axis=1)
+        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        values = [tuple(codes[c][1][i] for c, i in zip(cols, key, strict=True)) for key in unique]
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        g_all[rows] = len(slices) + rank[inverse.ravel()]
+        slices.extend(SliceKey(cross, values[i]) for i in order)
 
     G, V = len(slices), len(versions)
     K = spec.confidence.buckets
-    R = spec.confidence.score_bins
-    C = 2 * R
     F = spec.score_bins
+    label_null = pc.is_null(table.column("label")).to_numpy(zero_copy_only=False)
+    label = _column(table, "label")
+    n = _column(table, "n", float)
 
-    resample = frame[frame["grouping_id"].isin(resample_masks)]
-    histogram = frame[frame["grouping_id"].isin(histogram_masks)]
-    labeled = resample["label"].notna().to_numpy()
-    lab, unl = resample[labeled], resample[~labeled]
-    g, v = lab["_g"].to_numpy(np.int64), lab["_v"].to_numpy(np.int64)
-    k = lab["bucket"].to_numpy(np.int64)
-    y = lab["label"].to_numpy(np.int64)
-    c = lab["coarse_bin"].to_numpy(np.int64) * 2 + lab["above"].to_numpy(np.int64)
-    cell, by_label = (g, v, k, y, c), (g, v, k, y)
+    threshold = np.isin(grouping_id, threshold_masks)
+    lab, unl = threshold & ~label_null, threshold & label_null
+    k = _column(table, "bucket")
+    side = _column(table, "above")
+    cell = (g_all[lab], v_all[lab], k[lab], label[lab], side[lab])
+    by_label = cell[:4]
 
-    h = histogram[histogram["label"].notna()]
-    cells = np.arange(C)
+    hist = np.isin(grouping_id, histogram_masks) & ~label_null
+    fine = (g_all[hist], v_all[hist], label[hist], _column(table, "fine_bin")[hist])
     return SufficientStatistics(
         slices=slices,
         versions=versions,
-        count=_accumulate((G, V, K, 2, C), cell, lab["n"]),
-        score_sum=_accumulate((G, V, K, 2, C), cell, lab["score_sum"]),
-        log_loss_sum=_accumulate((G, V, K, 2), by_label, lab["log_loss_sum"]),
-        squared_error_sum=_accumulate((G, V, K, 2), by_label, lab["squared_error_sum"]),
-        unlabeled=_accumulate(
-            (G, V, K),
-            (
-                unl["_g"].to_numpy(np.int64),
-                unl["_v"].to_numpy(np.int64),
-                unl["bucket"].to_numpy(np.int64),
-            ),
-            unl["n"],
+        threshold_count=_accumulate((G, V, K, 2, 2), cell, n[lab]),
+        log_loss_sum=_accumulate(
+            (G, V, K, 2), by_label, _column(table, "log_loss_sum", float)[lab]
         ),
-        fine=_accumulate(
-            (G, V, 2, F),
-            (
-                h["_g"].to_numpy(np.int64),
-                h["_v"].to_numpy(np.int64),
-                h["label"].to_numpy(np.int64),
-                h["fine_bin"].to_numpy(np.int64),
-            ),
-            h["n"],
+        squared_error_sum=_accumulate(
+            (G, V, K, 2), by_label, _column(table, "squared_error_sum", float)[lab]
         ),
-        predicted_positive=(cells % 2) == 1,
-        calibration_bin=(cells // 2) * spec.calibration_bins // R,
+        unlabeled=_accumulate((G, V, K), (g_all[unl], v_all[unl], k[unl]), n[unl]),
+        histogram_count=_accumulate((G, V, 2, F), fine, n[hist]),
+        histogram_score_sum=_accumulate(
+            (G, V, 2, F), fine, _column(table, "score_sum", float)[hist]
+        ),
         calibration_bins=spec.calibration_bins,
     )

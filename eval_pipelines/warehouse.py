@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Dialect, make_url
 
@@ -36,6 +37,7 @@ class Warehouse:
             raise WarehouseError(f"warehouse: {safe_url(url)!r} is not a SQLAlchemy URL") from None
         self.safe_url = safe_url(self.url)
         self._engine: sa.Engine | None = None
+        self._duckdb_connection: Any = None
 
     @property
     def is_duckdb(self) -> bool:
@@ -67,19 +69,31 @@ class Warehouse:
 
     @contextmanager
     def _duckdb(self) -> Iterator[Any]:
+        """One read-only DuckDB connection per Warehouse, reused by every query."""
         import duckdb
 
-        database = self.url.database or ":memory:"
-        if database != ":memory:" and not Path(database).exists():
-            raise WarehouseError(f"warehouse {self.safe_url}: DuckDB file {database} not found")
-        try:
-            con = duckdb.connect(database, read_only=database != ":memory:")
-        except duckdb.Error as exc:
-            raise WarehouseError(f"warehouse {self.safe_url}: {self._scrub(exc)}") from None
-        try:
-            yield con
-        finally:
-            con.close()
+        if self._duckdb_connection is None:
+            database = self.url.database or ":memory:"
+            if database != ":memory:" and not Path(database).exists():
+                raise WarehouseError(f"warehouse {self.safe_url}: DuckDB file {database} not found")
+            try:
+                self._duckdb_connection = duckdb.connect(database, read_only=database != ":memory:")
+            except duckdb.Error as exc:
+                raise WarehouseError(f"warehouse {self.safe_url}: {self._scrub(exc)}") from None
+        yield self._duckdb_connection
+
+    def close(self) -> None:
+        if self._duckdb_connection is not None:
+            self._duckdb_connection.close()
+            self._duckdb_connection = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def query(self, sql: str, purpose: str) -> pd.DataFrame:
         """Run one complete SQL statement; ``purpose`` names it in error messages."""
@@ -89,6 +103,20 @@ class Warehouse:
                     return con.execute(sql).fetch_df()
             with self.engine.connect() as con:
                 return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), con)
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            raise WarehouseError(
+                f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
+            ) from None
+
+    def query_arrow(self, sql: str, purpose: str) -> pa.Table:
+        """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB)."""
+        if not self.is_duckdb:
+            return pa.Table.from_pandas(self.query(sql, purpose), preserve_index=False)
+        try:
+            with self._duckdb() as con:
+                return con.sql(sql).to_arrow_table()
         except WarehouseError:
             raise
         except Exception as exc:

@@ -1,10 +1,11 @@
 -- One scan of the window yields every number the metrics need (ARCHITECTURE principle 1).
--- Two families of grouping sets share the scan:
---   resample cells: slice x version x label x resample bucket x coarse score bin x threshold side
---                   with count, score sum, log-loss sum and squared-error sum: exact threshold
---                   metrics, log loss, Brier and ECE per bucket, for the bucket bootstrap;
---   score histogram: slice x version x label x fine score bin, for ROC AUC / PR AUC points.
--- The result size depends on slices and bins, never on the row count.
+-- Two families of grouping sets share the scan, for every slice cross:
+--   threshold cells: slice x version x label x resample bucket x threshold side, with count,
+--                    log-loss sum and squared-error sum: exact accuracy, precision, recall,
+--                    F1, log loss and Brier per bucket, for the paired bucket bootstrap;
+--   score histogram: slice x version x label x fine score bin, with count and score sum:
+--                    ROC AUC, PR AUC and ECE, and their (cell-level) bootstrap.
+-- The result size depends on slices, buckets and bins, never on the row count.
 WITH win AS (
 {window}
 ),
@@ -15,8 +16,6 @@ cells AS (
         {slice_passthrough}
         {bucket_expr} AS bucket,
         CASE WHEN score >= {threshold} THEN 1 ELSE 0 END AS above,
-        GREATEST(0, LEAST({coarse_bins} - 1, CAST(FLOOR(score * {coarse_bins}) AS INTEGER)))
-            AS coarse_bin,
         GREATEST(0, LEAST({fine_bins} - 1, CAST(FLOOR(score * {fine_bins}) AS INTEGER)))
             AS fine_bin,
         score,
@@ -32,7 +31,6 @@ SELECT
     label,
     bucket,
     above,
-    coarse_bin,
     fine_bin,
     COUNT(*) AS n,
     SUM(score) AS score_sum,
