@@ -122,22 +122,20 @@ class SqlBuilder:
 
     def sufficient_statistics(self, window: Window) -> str:
         crosses = self.spec.slice_crosses
-        threshold_cells = ["model_version", "label", "bucket", "above"]
-        histogram = ["model_version", "label", "fine_bin"]
-        sets = self._grouping_sets(crosses, threshold_cells) + self._grouping_sets(
-            crosses, histogram
-        )
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        threshold = self._grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
+        histogram = self._grouping_sets(crosses, ["model_version", "label", "fine_bin"])
         return template("sufficient_statistics").format(
             window=self.window(window),
-            slice_passthrough="".join(f"{a},\n        " for a in aliases),
+            slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"{a},\n    " for a in aliases),
+            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
             bucket_expr=self.bucket_expr(),
             threshold=self.literal(float(self.spec.threshold)),
             fine_bins=self.spec.score_bins,
             eps=repr(LOG_LOSS_EPS),
-            grouping_columns=", ".join(self.grouping_columns(["bucket", "fine_bin"])),
-            grouping_sets=self._render_sets(sets),
+            threshold_sets=self._render_sets(threshold),
+            histogram_sets=self._render_sets(histogram),
         )
 
     def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:

@@ -15,6 +15,7 @@ hundred thousand rows, and no per-row Python object is created.
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -115,9 +116,9 @@ def _text_codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
 def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> SufficientStatistics:
     """Index the aggregate result; every configured slice cross yields its groups."""
     aliases = builder.grouping_columns([])
-    all_columns = builder.grouping_columns(["bucket", "fine_bin"])
     alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
     grouping_id = _column(table, "grouping_id")
+    family = pc.equal(table.column("family"), "threshold").to_numpy(zero_copy_only=False)
 
     version_codes, version_values = _text_codes(table, "model_version")
     versions = sorted(v for v in set(version_values) if v != NULL_VALUE)
@@ -127,21 +128,28 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> Su
     codes = {alias: _text_codes(table, alias) for alias in aliases}
     g_all = np.full(table.num_rows, -1, dtype=np.int64)
     slices = [SliceKey((), ())]  # always present, even for an empty window: gates fail closed
-    threshold_masks, histogram_masks = [], []
     for cross in spec.slice_crosses:
         cols = [alias_of[c] for c in cross]
-        masks = (
-            grouping_mask(all_columns, [*cols, "bucket"]),
-            grouping_mask(all_columns, [*cols, "fine_bin"]),
-        )
-        threshold_masks.append(masks[0])
-        histogram_masks.append(masks[1])
-        rows = np.isin(grouping_id, masks)
+        rows = grouping_id == (grouping_mask(aliases, cols) if aliases else 0)
         if not cols:
             g_all[rows] = 0
             continue
-        stacked = np.stack([codes[c][0][rows] for c in cols], axis=1)
-        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        # One int64 key per row (mixed radix over the columns' dictionary codes), then a
+        # hash factorisation: linear time, unlike sorting rows of a 2-D array.
+        radices = [len(codes[c][1]) for c in cols]
+        if np.prod(radices, dtype=float) < 2**62:
+            key = np.zeros(int(rows.sum()), dtype=np.int64)
+            for c in cols:
+                key = key * len(codes[c][1]) + codes[c][0][rows]
+            inverse, unique_keys = pd.factorize(key)
+            unique = np.empty((len(unique_keys), len(cols)), dtype=np.int64)
+            rest = unique_keys.copy()
+            for position in range(len(cols) - 1, -1, -1):
+                unique[:, position] = rest % radices[position]
+                rest //= radices[position]
+        else:  # too many distinct values to pack into one integer
+            stacked = np.stack([codes[c][0][rows] for c in cols], axis=1)
+            unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
         values = [tuple(codes[c][1][i] for c, i in zip(cols, key, strict=True)) for key in unique]
         order = sorted(range(len(values)), key=lambda i: values[i])
         rank = np.empty(len(order), dtype=np.int64)
@@ -156,14 +164,14 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> Su
     label = _column(table, "label")
     n = _column(table, "n", float)
 
-    threshold = np.isin(grouping_id, threshold_masks)
+    threshold = family & (g_all >= 0)
     lab, unl = threshold & ~label_null, threshold & label_null
     k = _column(table, "bucket")
     side = _column(table, "above")
     cell = (g_all[lab], v_all[lab], k[lab], label[lab], side[lab])
     by_label = cell[:4]
 
-    hist = np.isin(grouping_id, histogram_masks) & ~label_null
+    hist = ~family & (g_all >= 0) & ~label_null
     fine = (g_all[hist], v_all[hist], label[hist], _column(table, "fine_bin")[hist])
     return SufficientStatistics(
         slices=slices,

@@ -1,11 +1,13 @@
 -- One scan of the window yields every number the metrics need (ARCHITECTURE principle 1).
--- Two families of grouping sets share the scan, for every slice cross:
+-- Two families share the scan, each over every slice cross:
 --   threshold cells: slice x version x label x resample bucket x threshold side, with count,
 --                    log-loss sum and squared-error sum: exact accuracy, precision, recall,
 --                    F1, log loss and Brier per bucket, for the paired bucket bootstrap;
 --   score histogram: slice x version x label x fine score bin, with count and score sum:
 --                    ROC AUC, PR AUC and ECE, and their (cell-level) bootstrap.
--- The result size depends on slices, buckets and bins, never on the row count.
+-- Each family first aggregates at its finest grain (every slice column at once), then forms
+-- the slice crosses from that smaller result: the same numbers as grouping the rows directly,
+-- in less time. The result size depends on slices, buckets and bins, never on the row count.
 WITH win AS (
 {window}
 ),
@@ -23,20 +25,50 @@ cells AS (
             AS log_loss_term,
         (score - label) * (score - label) AS squared_error
     FROM win
+),
+threshold_cells AS (
+    SELECT {slice_passthrough}model_version, label, bucket, above,
+        COUNT(*) AS n, SUM(log_loss_term) AS log_loss_sum, SUM(squared_error) AS squared_error_sum
+    FROM cells
+    GROUP BY {slice_passthrough}model_version, label, bucket, above
+),
+histogram_cells AS (
+    SELECT {slice_passthrough}model_version, label, fine_bin, COUNT(*) AS n, SUM(score) AS score_sum
+    FROM cells
+    GROUP BY {slice_passthrough}model_version, label, fine_bin
 )
 SELECT
-    GROUPING({grouping_columns}) AS grouping_id,
+    'threshold' AS family,
+    {grouping_id} AS grouping_id,
     {slice_outputs}
     model_version,
     label,
     bucket,
     above,
-    fine_bin,
-    COUNT(*) AS n,
-    SUM(score) AS score_sum,
-    SUM(log_loss_term) AS log_loss_sum,
-    SUM(squared_error) AS squared_error_sum
-FROM cells
+    CAST(NULL AS INTEGER) AS fine_bin,
+    SUM(n) AS n,
+    CAST(NULL AS DOUBLE PRECISION) AS score_sum,
+    SUM(log_loss_sum) AS log_loss_sum,
+    SUM(squared_error_sum) AS squared_error_sum
+FROM threshold_cells
 GROUP BY GROUPING SETS (
-{grouping_sets}
+{threshold_sets}
+)
+UNION ALL
+SELECT
+    'histogram' AS family,
+    {grouping_id} AS grouping_id,
+    {slice_outputs}
+    model_version,
+    label,
+    CAST(NULL AS BIGINT) AS bucket,
+    CAST(NULL AS INTEGER) AS above,
+    fine_bin,
+    SUM(n) AS n,
+    SUM(score_sum) AS score_sum,
+    CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum,
+    CAST(NULL AS DOUBLE PRECISION) AS squared_error_sum
+FROM histogram_cells
+GROUP BY GROUPING SETS (
+{histogram_sets}
 )
