@@ -29,6 +29,9 @@ TESTS = {
     "histogram": "bootstrap of each version's histogram (Wald; conservative when paired)",
 }
 
+# Slice groups whose histogram replicates are drawn together (bounds memory to ~tens of MB).
+GROUPS_PER_DRAW = 32
+
 METRIC_COLUMNS = [
     "model_version",
     "slice",
@@ -104,18 +107,18 @@ def compute_slice_metrics(stats: SufficientStatistics, spec: EvalSpec) -> SliceM
             coarse_point[name] = m.METRICS[name].compute(coarse)
             deviation[name] = np.empty((G, V, conf.replicates))
         rng = np.random.default_rng([conf.seed, 1])
-        for g in range(G):
+        for chunk in np.array_split(np.arange(G), max(1, G // GROUPS_PER_DRAW)):
             counts, scores = poisson_cell_replicates(
-                coarse.count[g], coarse.score_sum[g], conf.replicates, rng
-            )  # [v, 2, B, C]
+                coarse.count[chunk], coarse.score_sum[chunk], conf.replicates, rng
+            )  # [g, v, 2, B, C]
             drawn = m.ScoreHistogram(
-                count=np.moveaxis(counts, -2, 1),
-                score_sum=np.moveaxis(scores, -2, 1),
+                count=np.moveaxis(counts, -2, 2),
+                score_sum=np.moveaxis(scores, -2, 2),
                 calibration_bins=histogram.calibration_bins,
-            )  # [v, B, 2, C]
+            )  # [g, v, B, 2, C]
             for name in histogram_names:
                 values = m.METRICS[name].compute(drawn)
-                deviation[name][g] = deviations(values, coarse_point[name][g])
+                deviation[name][chunk] = deviations(values, coarse_point[name][chunk])
     return SliceMetrics(
         stats=stats,
         point=point,

@@ -5,8 +5,9 @@ same numbers. Each step is a function of the previous step's output, so an orche
 run them as separate steps and a notebook user can call :func:`evaluate` once.
 """
 
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -146,10 +147,40 @@ def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = N
     timings: dict[str, float] = {}
     queries: dict[str, str] = {}
 
+    created: list[str] = []
+
+    def materialize() -> SqlBuilder:
+        # The window join feeds the checks, the statistics and the paired outcomes: run it
+        # once into a session-private temporary table (never a write to the warehouse). The
+        # name derives from the query, so run.json's query texts are the same on every run.
+        queries["window"] = builder.window_join(window)
+        digest = hashlib.sha256(queries["window"].encode()).hexdigest()[:12]
+        window_table = f"eval_window_{digest}"
+        if warehouse.create_temporary_table(window_table, queries["window"]):
+            created.append(window_table)
+            return replace(builder, window_table=window_table)
+        return builder
+
     started = time.perf_counter()
-    validation = validate_window(spec, window, warehouse, builder)
-    timings["validation_s"] = time.perf_counter() - started
-    validation.raise_if_failed()
+    try:
+        validation, builder = validate_window(spec, window, warehouse, builder, materialize)
+        timings["validation_s"] = time.perf_counter() - started
+        validation.raise_if_failed()
+        return _evaluate_valid(spec, window, warehouse, builder, validation, queries, timings)
+    finally:
+        for table in created:
+            warehouse.drop_temporary_table(table)
+
+
+def _evaluate_valid(
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    validation: ValidationReport,
+    queries: dict[str, str],
+    timings: dict[str, float],
+) -> Evaluation:
 
     started = time.perf_counter()
     stats, queries["sufficient_statistics"] = collect_statistics(spec, window, warehouse, builder)

@@ -151,10 +151,12 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
         f"tested: {len(small)}.",
         "",
-        "Intervals are bucket-bootstrap percentile intervals "
-        f"({spec.confidence.replicates} replicates over {spec.confidence.buckets} buckets, "
-        f"seed {spec.confidence.seed}); ROC AUC and PR AUC use {spec.score_bins} score bins "
-        "(see `error_bound` in metrics.parquet).",
+        f"Intervals: {spec.confidence.level:.0%} percentile bootstrap, "
+        f"{spec.confidence.replicates} replicates, seed {spec.confidence.seed}; over "
+        f"{spec.confidence.buckets} resample buckets (paired) for threshold metrics, log loss "
+        "and Brier; over score-histogram cells (per version, conservative for deltas) for "
+        f"ROC AUC, PR AUC and ECE. ROC AUC and PR AUC use {spec.score_bins} score bins (see "
+        "`error_bound` in metrics.parquet).",
         "",
     ]
     return "\n".join(lines)

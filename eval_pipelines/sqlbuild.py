@@ -34,6 +34,9 @@ class SqlBuilder:
 
     spec: EvalSpec
     dialect: Dialect
+    # A temporary table holding the window, once materialised: queries read it instead of
+    # joining predictions and labels again.
+    window_table: str | None = None
 
     # ------------------------------------------------------------------ quoting
     def ident(self, name: str) -> str:
@@ -101,6 +104,12 @@ class SqlBuilder:
 
     # ------------------------------------------------------------------ queries
     def window(self, window: Window) -> str:
+        if self.window_table is not None:
+            return f"SELECT * FROM {self.window_table}"
+        return self.window_join(window)
+
+    def window_join(self, window: Window) -> str:
+        """The window as a join of predictions and labels (``sql/window.sql``)."""
         return template("window").format(
             **self._common(),
             slice_select=self._slice_select(),

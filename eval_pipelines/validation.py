@@ -8,6 +8,7 @@ can be added to ``DEFAULT_CHECKS``' list by the caller.
 """
 
 import difflib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -232,14 +233,26 @@ def _source_name(source) -> str:
 
 
 def validate_window(
-    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
-) -> ValidationReport:
-    """Run the checks in order; later checks are skipped if columns are missing."""
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    prepare: Callable[[], SqlBuilder] | None = None,
+) -> tuple[ValidationReport, SqlBuilder]:
+    """Run the checks in order; later checks are skipped if columns are missing.
+
+    ``prepare`` runs once the columns are known to exist and may return a builder that reads
+    a materialised window (see :func:`eval_pipelines.pipeline.evaluate`); the builder the
+    contents were checked with is returned, so metrics read exactly what was validated.
+    """
     context = CheckContext(spec, window, warehouse, builder)
     report = ValidationReport(window=str(window))
     report.results += RequiredColumns().run(context)
     if not report.passed:
-        return report
+        return report, builder
+    if prepare is not None:
+        builder = prepare()
+        context = CheckContext(spec, window, warehouse, builder)
     contents = WindowContents()
     report.results += contents.run(context)
     report.results += LabelsUnique().run(context)
@@ -248,4 +261,4 @@ def validate_window(
             {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
             for row in contents.per_version.to_dict(orient="records")
         ]
-    return report
+    return report, builder

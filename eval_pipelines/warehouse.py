@@ -38,6 +38,7 @@ class Warehouse:
         self.safe_url = safe_url(self.url)
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
+        self._connection: sa.Connection | None = None
 
     @property
     def is_duckdb(self) -> bool:
@@ -82,12 +83,45 @@ class Warehouse:
                 raise WarehouseError(f"warehouse {self.safe_url}: {self._scrub(exc)}") from None
         yield self._duckdb_connection
 
+    def _sqlalchemy(self) -> sa.Connection:
+        """One connection per Warehouse (so temporary tables live across queries). Its
+        transaction is never committed: closing rolls back, and nothing is ever written."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        return self._connection
+
     def close(self) -> None:
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
         if self._engine is not None:
             self._engine.dispose()
+
+    def create_temporary_table(self, name: str, sql: str) -> bool:
+        """``CREATE TEMPORARY TABLE name AS sql``; False if the warehouse refuses it (for
+        example no TEMP privilege), in which case callers keep querying the sources."""
+        statement = f"CREATE TEMPORARY TABLE {name} AS\n{sql}"
+        try:
+            if self.is_duckdb:
+                with self._duckdb() as con:
+                    con.execute(statement)
+            else:
+                self._sqlalchemy().execute(sa.text(statement.replace(":", r"\:")))
+            return True
+        except Exception:
+            if self._connection is not None:
+                self._connection.rollback()
+            return False
+
+    def drop_temporary_table(self, name: str) -> None:
+        statement = f"DROP TABLE IF EXISTS {name}"
+        if self.is_duckdb and self._duckdb_connection is not None:
+            self._duckdb_connection.execute(statement)
+        elif self._connection is not None:
+            self._connection.execute(sa.text(statement))
 
     def __enter__(self) -> "Warehouse":
         return self
@@ -101,11 +135,12 @@ class Warehouse:
             if self.is_duckdb:
                 with self._duckdb() as con:
                     return con.execute(sql).fetch_df()
-            with self.engine.connect() as con:
-                return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), con)
+            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self._sqlalchemy())
         except WarehouseError:
             raise
         except Exception as exc:
+            if self._connection is not None:
+                self._connection.rollback()
             raise WarehouseError(
                 f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
             ) from None

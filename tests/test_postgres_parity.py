@@ -42,6 +42,10 @@ def test_duckdb_and_postgresql_agree(tmp_path, postgres_url):
     duck, duck_verdict = _evaluate(f"duckdb:///{path}")
     pg, pg_verdict = _evaluate(postgres_url)
 
+    # Both engines ran the window join once, into a session-private temporary table.
+    for evaluation in (duck, pg):
+        assert "FROM eval_window_" in evaluation.queries["sufficient_statistics"]
+        assert "JOIN" in evaluation.queries["window"]
     assert duck.fingerprint == pg.fingerprint
     _assert_frames_equal(duck.metrics, pg.metrics)
     _assert_frames_equal(duck.comparison, pg.comparison)
