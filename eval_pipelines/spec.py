@@ -105,7 +105,7 @@ class ConfidenceSpec(_Strict):
     seed: int = Field(7, ge=0, le=2**31 - 1)
     buckets: int = Field(64, ge=8, le=1024)
     # Bins of the cell bootstrap of ROC AUC / PR AUC / ECE (fine bins merged to this many).
-    score_bins: int = Field(100, ge=10, le=10_000)
+    score_bins: int = Field(50, ge=10, le=10_000)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 

@@ -71,7 +71,9 @@ class SufficientStatistics:
         """
 
         def reweight(array: np.ndarray) -> np.ndarray:
-            return np.einsum("bk,gvk...->gvb...", weights, array)
+            g, v, k, *rest = array.shape
+            flat = array.reshape(g * v, k, -1)
+            return np.matmul(weights, flat).reshape(g, v, weights.shape[0], *rest)
 
         return ThresholdStats(
             count=reweight(self.threshold_count),
