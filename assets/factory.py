@@ -28,7 +28,7 @@ from assets.partitions import weekly_partitions
 from assets.specs import asset_prefix
 from eval_pipelines.artifacts import read_verdict, write_artifacts
 from eval_pipelines.errors import EvalError, ValidationFailed
-from eval_pipelines.gates import PASS, decide
+from eval_pipelines.gates import PASS
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import EvalSpec
 from resources import ArtifactStoreResource, WarehouseResource
@@ -85,7 +85,8 @@ def _evaluation_asset(spec: EvalSpec, prefix: str) -> AssetsDefinition:
         run_spec = warehouse.spec_for(spec)
         started = time.perf_counter()
         try:
-            result = evaluate(run_spec, week, warehouse.connect(spec))
+            with warehouse.connect(spec) as connection:
+                result = evaluate(run_spec, week, connection)
         except ValidationFailed as exc:
             raise Failure(
                 description=str(exc),
@@ -94,14 +95,7 @@ def _evaluation_asset(spec: EvalSpec, prefix: str) -> AssetsDefinition:
             ) from None
         except EvalError as exc:
             raise Failure(description=str(exc)) from None
-        verdict = decide(
-            run_spec,
-            result.metrics,
-            result.comparison,
-            result.drift,
-            result.coverage,
-            window=result.window.label,
-        )
+        verdict = result.decide()
         folder = write_artifacts(result, verdict, artifacts.folder(spec.model, week))
         context.log.info(f"{spec.model} week {week}: {verdict.decision}; artifacts in {folder}")
         fingerprint = result.fingerprint

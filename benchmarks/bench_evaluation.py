@@ -103,7 +103,6 @@ def emit(result: dict) -> None:
 def child_ours(config: dict) -> dict:
     import importlib
 
-    from eval_pipelines.gates import decide
     from eval_pipelines.pipeline import evaluate
     from eval_pipelines.spec import load_spec
     from eval_pipelines.warehouse import Warehouse
@@ -112,15 +111,9 @@ def child_ours(config: dict) -> dict:
     engine = engine_fingerprint()
     importlib.import_module("duckdb")  # imported lazily by the engine; the others import it early
     started = time.perf_counter()
-    evaluation = evaluate(spec, config["week"], Warehouse(spec.warehouse))
-    verdict = decide(
-        spec,
-        evaluation.metrics,
-        evaluation.comparison,
-        evaluation.drift,
-        evaluation.coverage,
-        window=evaluation.window.label,
-    )
+    with Warehouse(spec.warehouse) as warehouse:
+        evaluation = evaluate(spec, config["week"], warehouse)
+    verdict = evaluation.decide()
     wall = time.perf_counter() - started
     metrics = evaluation.metrics
     overall = metrics[metrics["slice"] == "overall"].set_index(["model_version", "metric"])

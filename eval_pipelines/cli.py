@@ -37,7 +37,6 @@ def _print_verdict(verdict: dict, out: Path | None = None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from eval_pipelines.artifacts import write_artifacts
-    from eval_pipelines.gates import decide
     from eval_pipelines.pipeline import evaluate
     from eval_pipelines.spec import load_spec
     from eval_pipelines.warehouse import Warehouse
@@ -50,14 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with Warehouse(spec.warehouse) as warehouse:
         evaluation = evaluate(spec, args.week, warehouse)
-    verdict = decide(
-        spec,
-        evaluation.metrics,
-        evaluation.comparison,
-        evaluation.drift,
-        evaluation.coverage,
-        window=evaluation.window.label,
-    )
+    verdict = evaluation.decide()
     out = write_artifacts(evaluation, verdict, args.out)
     _print_verdict(verdict.to_dict(), out)
     print(f"elapsed:   {time.perf_counter() - started:.2f} s")

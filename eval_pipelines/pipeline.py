@@ -20,6 +20,7 @@ from eval_pipelines.evaluation import (
     discordant_pairs,
     metrics_table,
 )
+from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.sufficient import NULL_VALUE, SliceKey, SufficientStatistics, parse_statistics
@@ -42,6 +43,17 @@ class Evaluation:
     queries: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self) -> Verdict:
+        """The release verdict of this evaluation under its spec's gates."""
+        return decide(
+            self.spec,
+            self.metrics,
+            self.comparison,
+            self.drift,
+            self.coverage,
+            window=self.window.label,
+        )
 
 
 def collect_statistics(

@@ -4,7 +4,6 @@ import numpy as np
 from scipy import stats
 from support.data import WEEK, base_spec, evaluated_rows, random_window, write_warehouse
 
-from eval_pipelines.gates import decide
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.report import render_markdown
 from eval_pipelines.spec import parse_spec
@@ -39,5 +38,5 @@ def test_partly_unpaired_versions_are_flagged_not_blocked(tmp_path):
     check = {r.name: r for r in result.validation.results}["versions_paired"]
     assert not check.passed and not check.blocking
     assert "deltas are partly unpaired" in check.message
-    verdict = decide(spec, result.metrics, result.comparison, result.drift, result.coverage)
+    verdict = result.decide()
     assert "Warning" in render_markdown(result, verdict)

@@ -6,7 +6,6 @@ import pytest
 from support.postgres import copy_duckdb_tables
 
 from eval_pipelines.demo import build_demo_warehouse
-from eval_pipelines.gates import decide
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import load_spec
 
@@ -17,9 +16,7 @@ WEEK = "2026-11-16"
 def _evaluate(url: str):
     spec = load_spec("evals/fraud_detector.yaml").model_copy(update={"warehouse": url})
     evaluation = evaluate(spec, WEEK)
-    verdict = decide(
-        spec, evaluation.metrics, evaluation.comparison, evaluation.drift, evaluation.coverage
-    )
+    verdict = evaluation.decide()
     return evaluation, verdict
 
 
