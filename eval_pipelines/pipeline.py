@@ -193,7 +193,7 @@ def _evaluate_valid(
     queries: dict[str, str],
     timings: dict[str, float],
 ) -> Evaluation:
-
+    """Metrics, comparison and drift of a window that passed its input checks."""
     started = time.perf_counter()
     stats, queries["sufficient_statistics"] = collect_statistics(spec, window, warehouse, builder)
     timings["aggregate_s"] = time.perf_counter() - started

@@ -117,11 +117,16 @@ class Warehouse:
             return False
 
     def drop_temporary_table(self, name: str) -> None:
+        """Best effort: the table is private to this session and ends with it anyway, and a
+        failure here must not hide the error that is being raised."""
         statement = f"DROP TABLE IF EXISTS {name}"
-        if self.is_duckdb and self._duckdb_connection is not None:
-            self._duckdb_connection.execute(statement)
-        elif self._connection is not None:
-            self._connection.execute(sa.text(statement))
+        try:
+            if self.is_duckdb and self._duckdb_connection is not None:
+                self._duckdb_connection.execute(statement)
+            elif self._connection is not None:
+                self._connection.execute(sa.text(statement))
+        except Exception:
+            pass
 
     def __enter__(self) -> "Warehouse":
         return self
