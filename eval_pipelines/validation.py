@@ -179,6 +179,17 @@ class WindowContents:
                         f"have a {spec.predictions.score!r} that is NULL, NaN or outside [0, 1]",
                     )
                 )
+            if row.n_label_before_prediction:
+                results.append(
+                    CheckResult(
+                        "labels_after_predictions",
+                        False,
+                        f"labels.timestamp: {int(row.n_label_before_prediction)} labels of "
+                        f"version {version!r} predictions are timestamped before the "
+                        "prediction; those rows count as unlabeled",
+                        blocking=False,
+                    )
+                )
             if row.n_bad_label:
                 results.append(
                     CheckResult(
@@ -201,7 +212,7 @@ class WindowContents:
                             f"window {window} (versions present: {', '.join(sorted(present))})",
                         )
                     )
-        if not any(not r.passed for r in results):
+        if not any(not r.passed and r.blocking for r in results):
             results.append(CheckResult(self.name, True, "window contents are well formed"))
         return results
 

@@ -1,6 +1,7 @@
 -- The evaluation window: predictions with timestamp in [window_start, window_end), each joined
 -- to its label. A label counts only if it arrived within max_delay of the prediction (label
--- maturity); otherwise the row is unlabeled (label NULL) and only counts toward coverage.
+-- maturity); otherwise the row is unlabeled (label NULL) and only counts toward coverage, and
+-- label_excluded says why an existing label was not used.
 -- Adapt freely: any query returning these output columns works.
 SELECT
     p.{pred_id} AS id,
@@ -11,7 +12,12 @@ SELECT
         WHEN l.{label_ts} >= p.{pred_ts}
          AND l.{label_ts} <= p.{pred_ts} + INTERVAL '{max_delay_seconds} seconds'
         THEN l.{label}
-    END AS label
+    END AS label,
+    -- Why a label that exists does not count: reported by the input checks.
+    CASE
+        WHEN l.{label_ts} < p.{pred_ts} THEN 'before_prediction'
+        WHEN l.{label_ts} > p.{pred_ts} + INTERVAL '{max_delay_seconds} seconds' THEN 'too_late'
+    END AS label_excluded
 FROM {predictions} AS p
 LEFT JOIN {labels} AS l
     ON l.{label_id} = p.{pred_id}
