@@ -9,7 +9,9 @@ are in :mod:`eval_pipelines.drift_stats`.
 PSI on a numeric feature uses about ten reference-quantile bins (deciles, as is conventional
 for PSI; Siddiqi 2006), formed by merging adjacent grid bins; the other methods use the full
 grid. Every applicable method is reported; ``default`` marks the size-aware method Evidently
-would choose (KS / chi-square up to 1000 reference rows, Wasserstein / Jensen-Shannon above).
+would choose (KS / chi-square up to 1000 reference rows, Wasserstein / Jensen-Shannon above;
+a numeric feature with at most 5 distinct values is tested as categorical, and a binary one
+with the z-test up to 1000 reference rows). The default is always reported.
 """
 
 import numpy as np
@@ -184,10 +186,22 @@ def compute_drift(
             cur = table.get("current", pd.Series(0, index=table.index)).to_numpy(float)
             edges, ref_std = None, None
         n_ref, n_cur = int(ref.sum()), int(cur.sum())
-        default = ds.default_method(kind, n_ref)
-        for method in _methods_for(kind, spec):
+        # Distinct values, as Evidently counts them (both windows): exact for categories; for
+        # numeric features the occupied grid bins (exact while values fall in separate bins).
+        n_unique = max(1, int(((ref + cur) > 0).sum()))
+        default = ds.default_method(kind, n_ref, n_unique) if n_ref else None
+        methods = _methods_for(kind, spec)
+        if default is not None and default not in methods:
+            methods.append(default)  # the size-aware default is always reported
+        for method in methods:
             if n_ref == 0 or n_cur == 0:
                 statistic, p_value = float("nan"), float("nan")
+            elif kind == "numeric" and not ds.METHODS[method].applies_to("numeric"):
+                # A low-cardinality numeric feature tested as categorical: its values' cells.
+                occupied = (ref + cur) > 0
+                statistic, p_value = _statistic(
+                    method, "categorical", ref[occupied], cur[occupied], None, None
+                )
             else:
                 statistic, p_value = _statistic(method, kind, ref, cur, edges, ref_std)
             threshold = _threshold(method, spec)
