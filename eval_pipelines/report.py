@@ -51,6 +51,45 @@ def headline_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summary(evaluation) -> list[str]:
+    """Three plain-language bullets: overall change, where it got worse, what drifted."""
+    spec = evaluation.spec
+    bullets = []
+    comparison = evaluation.comparison
+    if comparison is not None and spec.compare is not None:
+        overall = comparison[comparison["slice"] == OVERALL]
+        better = overall[overall["outcome"] == "improved"]["metric"].tolist()
+        worse = overall[overall["outcome"] == "regressed"]["metric"].tolist()
+        bullets.append(
+            f"- All traffic: `{spec.compare.candidate}` is significantly better on "
+            f"{len(better)} of {len(overall)} metrics"
+            + (f" ({', '.join(better)})" if better else "")
+            + (f" and worse on {', '.join(worse)}" if worse else "")
+            + "."
+        )
+        regressed = comparison[
+            (comparison["outcome"] == "regressed") & (comparison["slice"] != OVERALL)
+        ]
+        if not regressed.empty:
+            worst = regressed.loc[regressed["delta"].abs().idxmax()]
+            slices = regressed["slice"].nunique()
+            bullets.append(
+                f"- Worse on {slices} slice(s); the largest: {worst['metric']} on "
+                f"{worst['slice']}, {_num(worst['baseline'])} -> {_num(worst['candidate'])}."
+            )
+        else:
+            bullets.append("- No slice is significantly worse.")
+    drift = evaluation.drift
+    if not drift.empty:
+        drifted = sorted(set(drift[drift["default"] & drift["drifted"]]["feature"]))
+        bullets.append(
+            f"- Drifted since the reference weeks: {', '.join(drifted)}."
+            if drifted
+            else "- No feature drifted (by each feature's default method)."
+        )
+    return bullets
+
+
 def render_markdown(evaluation, verdict: Verdict) -> str:
     spec = evaluation.spec
     lines = [
@@ -65,6 +104,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
             f"window {evaluation.window}.",
             "",
         ]
+    lines += [*summary(evaluation), ""]
     blocking = [r for r in verdict.reasons if r.outcome in (HOLD, INCONCLUSIVE)]
     if blocking:
         lines += ["## Why", ""]

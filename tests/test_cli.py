@@ -86,6 +86,13 @@ def test_run_then_gate_finds_both_planted_truths(demo):
     assert run["data_fingerprint"]["rows"] > 0
     assert run["seeds"]["bootstrap"] == 7
 
+    report = (out / "report.md").read_text()
+    assert "**Verdict: HOLD" in report
+    worse = next(line for line in report.splitlines() if line.startswith("- Worse on"))
+    assert "recall" in worse and "android" in worse
+    drifted = next(line for line in report.splitlines() if line.startswith("- Drifted"))
+    assert "amount" in drifted and "account_age_days" not in drifted
+
     gate = run_cli("gate", str(out))
     assert gate.returncode == 1
     assert "HOLD" in gate.stdout
