@@ -10,15 +10,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from eval_pipelines.errors import EvalError
-from eval_pipelines.gates import Verdict
-from eval_pipelines.lineage import run_record
-from eval_pipelines.pipeline import Evaluation
-from eval_pipelines.report import render_markdown
+
+if TYPE_CHECKING:  # `gate DIR` only reads JSON: keep it free of the numeric stack's imports
+    from eval_pipelines.gates import Verdict
+    from eval_pipelines.pipeline import Evaluation
 
 ARTIFACTS = (
     "metrics.parquet",
@@ -36,8 +34,13 @@ def _json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_artifacts(evaluation: Evaluation, verdict: Verdict, out: str | os.PathLike) -> Path:
+def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.PathLike) -> Path:
     """Write every artifact to ``out`` atomically and return the final folder."""
+    import pandas as pd
+
+    from eval_pipelines.lineage import run_record
+    from eval_pipelines.report import render_markdown
+
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
