@@ -22,10 +22,11 @@ from eval_pipelines.resampling import (
 )
 from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sufficient import SliceKey, SufficientStatistics
+from eval_pipelines.sufficient import PairedCells, SufficientStatistics
 
 TESTS = {
     "threshold": "paired bucket bootstrap (Wald)",
+    "paired cells": "paired cell bootstrap (Wald)",
     "histogram": "bootstrap of each version's histogram (Wald; conservative when paired)",
 }
 
@@ -164,30 +165,57 @@ def metrics_table(result: SliceMetrics, spec: EvalSpec) -> pd.DataFrame:
     )
 
 
-def discordant_pairs(paired: pd.DataFrame, slices: list[SliceKey], key_of) -> np.ndarray:
-    """``[g, 3]``: pairs only the baseline got right, only the candidate got right, and all
-    labeled pairs (requests scored by both versions)."""
-    out = np.zeros((len(slices), 3))
-    index = {key: i for i, key in enumerate(slices)}
-    for row in paired.itertuples(index=False):
-        g = index.get(key_of(row))
-        if g is None:
-            continue
-        label = int(row.label)
-        baseline_right = int(row.baseline_above) == label
-        candidate_right = int(row.candidate_above) == label
-        out[g, 2] += row.n
-        if baseline_right and not candidate_right:
-            out[g, 0] += row.n
-        elif candidate_right and not baseline_right:
-            out[g, 1] += row.n
+def paired_histogram_deviations(
+    paired: PairedCells, spec: EvalSpec, names: list[str]
+) -> dict[str, np.ndarray]:
+    """Scaled deviations ``[g, B]`` of candidate - baseline for histogram metrics, paired.
+
+    One Poisson draw per joint cell (baseline bin x candidate bin x label) reweights both
+    models' histograms at once, so each replicate's delta keeps the pairing: the Poisson
+    bootstrap of requests, on ``confidence.paired_bins`` bins per model.
+    """
+    conf = spec.confidence
+    G = paired.count.shape[0]
+    out = {name: np.empty((G, conf.replicates)) for name in names}
+    rng = np.random.default_rng([conf.seed, 2])
+
+    def histograms(count, baseline_sum, candidate_sum):
+        # count[..., y, a, b]: the baseline's histogram sums over b, the candidate's over a
+        baseline = m.ScoreHistogram(count.sum(-1), baseline_sum.sum(-1), spec.calibration_bins)
+        candidate = m.ScoreHistogram(count.sum(-2), candidate_sum.sum(-2), spec.calibration_bins)
+        return baseline, candidate
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point_b, point_c = histograms(
+            paired.count, paired.baseline_score_sum, paired.candidate_score_sum
+        )
+        point = {n: m.METRICS[n].compute(point_c) - m.METRICS[n].compute(point_b) for n in names}
+        R = paired.count.shape[-1]
+        for chunk in np.array_split(np.arange(G), max(1, G // GROUPS_PER_DRAW)):
+            shape = (len(chunk), 2 * R * R)
+            count = paired.count[chunk].reshape(shape)
+            draws, baseline_sum = poisson_cell_replicates(
+                count, paired.baseline_score_sum[chunk].reshape(shape), conf.replicates, rng
+            )  # [g, B, cells]
+            # The candidate's score sums scale with the same draws.
+            ratio = np.where(count > 0, 1.0 / np.where(count > 0, count, 1), 0.0)
+            candidate_sum = (
+                draws * (ratio * paired.candidate_score_sum[chunk].reshape(shape))[:, None, :]
+            )
+            full = (len(chunk), conf.replicates, 2, R, R)
+            drawn_b, drawn_c = histograms(
+                draws.reshape(full), baseline_sum.reshape(full), candidate_sum.reshape(full)
+            )
+            for name in names:
+                delta = m.METRICS[name].compute(drawn_c) - m.METRICS[name].compute(drawn_b)
+                out[name][chunk] = deviations(delta, point[name][chunk])
     return out
 
 
 def comparison_table(
     result: SliceMetrics,
     spec: EvalSpec,
-    discordant: np.ndarray | None,
+    paired: PairedCells | None,
 ) -> pd.DataFrame:
     """Paired deltas (candidate - baseline) with CI, p-value and BH q-value for every test."""
     assert spec.compare is not None
@@ -197,18 +225,26 @@ def comparison_table(
     c = versions.index(spec.compare.candidate)
     level, alpha = spec.confidence.level, spec.confidence.alpha
     rows = []
-    mcnemar = mcnemar_exact(discordant[:, 0], discordant[:, 1]) if discordant is not None else None
+    mcnemar = None
+    paired_deviation: dict[str, np.ndarray] = {}
+    if paired is not None:
+        mcnemar = mcnemar_exact(paired.outcomes[:, 0], paired.outcomes[:, 1])
+        histogram_names = [n for n in spec.metrics if m.METRICS[n].source == "histogram"]
+        paired_deviation = paired_histogram_deviations(paired, spec, histogram_names)
     for name in spec.metrics:
         metric = m.METRICS[name]
         delta = result.point[name][:, c] - result.point[name][:, b]
-        dev = result.deviation[name][:, c] - result.deviation[name][:, b]
+        if name in paired_deviation:
+            dev = paired_deviation[name]
+        else:
+            dev = result.deviation[name][:, c] - result.deviation[name][:, b]
         low, high = percentile_interval(delta, dev, level)
         p = wald_p_value(delta, standard_error(dev))
         for g, key in enumerate(stats.slices):
             n = float(min(result.n[g, b], result.n[g, c]))
-            test = TESTS[metric.source]
+            test = TESTS["paired cells" if name in paired_deviation else metric.source]
             p_value = float(p[g])
-            if name == "accuracy" and discordant is not None:
+            if name == "accuracy" and mcnemar is not None:
                 test = "McNemar exact"
                 p_value = float(mcnemar[g])
             testable = n >= spec.min_slice_size and not np.isnan(delta[g])

@@ -10,20 +10,24 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from eval_pipelines.evaluation import (
     SliceMetrics,
     comparison_table,
     compute_slice_metrics,
-    discordant_pairs,
     metrics_table,
 )
 from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
-from eval_pipelines.sufficient import NULL_VALUE, SliceKey, SufficientStatistics, parse_statistics
+from eval_pipelines.sqlbuild import SqlBuilder
+from eval_pipelines.sufficient import (
+    PairedCells,
+    SliceKey,
+    SufficientStatistics,
+    parse_paired,
+    parse_statistics,
+)
 from eval_pipelines.validation import CheckResult, ValidationReport, validate_window
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
@@ -64,39 +68,20 @@ def collect_statistics(
     return parse_statistics(table, spec, builder), sql
 
 
-def collect_discordant_pairs(
+def collect_paired_cells(
     spec: EvalSpec,
     window: Window,
     warehouse: Warehouse,
     builder: SqlBuilder,
     slices: list[SliceKey],
-) -> tuple[np.ndarray, str]:
+) -> tuple[PairedCells, str]:
     assert spec.compare is not None
     sql = builder.paired_counts(window, spec.compare.baseline, spec.compare.candidate)
-    frame = warehouse.query(sql, "paired outcomes")
-    aliases = builder.grouping_columns([])
-    alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
-    grouping_columns = aliases or ["label"]
-    mask_to_cross = {
-        grouping_mask(grouping_columns, [alias_of[c] for c in cross] or ["label"]): cross
-        for cross in spec.slice_crosses
-    }
-
-    def key_of(row) -> SliceKey | None:
-        cross = mask_to_cross.get(row.grouping_id)
-        if cross is None:
-            return None
-        values = tuple(
-            NULL_VALUE if pd.isna(v := getattr(row, alias_of[c])) else str(v) for c in cross
-        )
-        return SliceKey(cross, values)
-
-    return discordant_pairs(frame, slices, key_of), sql
+    table = warehouse.query_arrow(sql, "paired outcomes")
+    return parse_paired(table, spec, builder, slices), sql
 
 
-def pairing_check(
-    spec: EvalSpec, stats: SufficientStatistics, discordant: np.ndarray
-) -> CheckResult:
+def pairing_check(spec: EvalSpec, stats: SufficientStatistics, paired: PairedCells) -> CheckResult:
     """Warn (non-blocking) when baseline and candidate did not score the same requests.
 
     Deltas compare each version's labeled rows; they are paired only where both versions
@@ -105,12 +90,12 @@ def pairing_check(
     assert spec.compare is not None
     b = stats.versions.index(spec.compare.baseline)
     labeled = stats.labeled()[0, b]
-    paired = discordant[0, 2]
-    if paired >= labeled:
+    paired_rows = paired.outcomes[0, 2]
+    if paired_rows >= labeled:
         message = f"all {int(labeled):,} labeled baseline rows are paired with the candidate"
         return CheckResult("versions_paired", True, message, blocking=False)
     message = (
-        f"compare: only {int(paired):,} of {int(labeled):,} labeled {spec.compare.baseline!r} "
+        f"compare: only {int(paired_rows):,} of {int(labeled):,} labeled {spec.compare.baseline!r} "
         f"rows have a {spec.compare.candidate!r} prediction for the same id; deltas are "
         "partly unpaired"
     )
@@ -206,11 +191,11 @@ def _evaluate_valid(
     comparison = None
     if spec.compare is not None:
         started = time.perf_counter()
-        discordant, queries["paired_outcomes"] = collect_discordant_pairs(
+        paired, queries["paired_outcomes"] = collect_paired_cells(
             spec, window, warehouse, builder, stats.slices
         )
-        comparison = comparison_table(result, spec, discordant)
-        validation.results.append(pairing_check(spec, stats, discordant))
+        comparison = comparison_table(result, spec, paired)
+        validation.results.append(pairing_check(spec, stats, paired))
         timings["comparison_s"] = time.perf_counter() - started
 
     drift = pd.DataFrame()

@@ -194,9 +194,9 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"Intervals: {spec.confidence.level:.0%} percentile bootstrap, "
         f"{spec.confidence.replicates} replicates, seed {spec.confidence.seed}; over "
         f"{spec.confidence.buckets} resample buckets (paired) for threshold metrics, log loss "
-        "and Brier; over score-histogram cells (per version, conservative for deltas) for "
-        f"ROC AUC, PR AUC and ECE. ROC AUC and PR AUC use {spec.score_bins} score bins (see "
-        "`error_bound` in metrics.parquet).",
+        "and Brier; over score-histogram cells for ROC AUC, PR AUC and ECE (deltas paired "
+        "through joint cells of both versions' scores). ROC AUC and PR AUC use "
+        f"{spec.score_bins} score bins (see `error_bound` in metrics.parquet).",
         "",
     ]
     return "\n".join(lines)

@@ -20,8 +20,8 @@ Metrics of the score histogram (ROC AUC, PR AUC, ECE) are not kept per bucket: c
 buckets with score bins made the aggregate as large as the data on wide slice sets. They use
 a Poisson bootstrap of the histogram's cells instead (:func:`poisson_cell_replicates`), on
 the fine histogram merged to ``confidence.score_bins`` bins; deviations are added to the
-fine point estimate. These replicates are drawn independently per version, so a delta's
-interval ignores the (usually positive) correlation between versions: valid, conservative.
+fine point estimate. Deltas between versions of these metrics are paired through joint cells
+of both versions' score bins (``evaluation.paired_histogram_deviations``).
 """
 
 from functools import cache

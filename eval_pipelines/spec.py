@@ -106,6 +106,8 @@ class ConfidenceSpec(_Strict):
     buckets: int = Field(64, ge=8, le=1024)
     # Bins of the cell bootstrap of ROC AUC / PR AUC / ECE (fine bins merged to this many).
     score_bins: int = Field(50, ge=10, le=10_000)
+    # Bins per model of the joint (baseline x candidate) cells of the paired cell bootstrap.
+    paired_bins: int = Field(20, ge=2, le=200)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 
@@ -243,6 +245,11 @@ class EvalSpec(_Strict):
             raise ValueError(
                 f"confidence.score_bins ({self.confidence.score_bins}) must be a multiple of "
                 f"calibration_bins ({self.calibration_bins})"
+            )
+        if self.confidence.paired_bins % self.calibration_bins:
+            raise ValueError(
+                f"confidence.paired_bins ({self.confidence.paired_bins}) must be a multiple "
+                f"of calibration_bins ({self.calibration_bins})"
             )
         if self.score_bins % self.confidence.score_bins:
             raise ValueError(

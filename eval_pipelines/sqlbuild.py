@@ -149,19 +149,27 @@ class SqlBuilder:
 
     def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        tail = ["baseline.label", "baseline.above", "candidate.above"]
+        tail = [
+            "baseline.label",
+            "baseline.above",
+            "candidate.above",
+            "baseline.bin",
+            "candidate.bin",
+        ]
         sets = [
             [f"baseline.{a}" for a in s[: len(s) - len(tail)]] + s[-len(tail) :]
             for s in self._grouping_sets(self.spec.slice_crosses, tail)
         ]
+        grouped = ", ".join(f"baseline.{a}" for a in aliases)
         return template("paired_counts").format(
             window=self.window(window),
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
             threshold=self.literal(float(self.spec.threshold)),
+            joint_bins=self.spec.confidence.paired_bins,
             baseline=self.literal(baseline),
             candidate=self.literal(candidate),
-            grouping_columns=", ".join(f"baseline.{a}" for a in aliases) or "baseline.label",
+            grouping_id=f"GROUPING({grouped})" if aliases else "0",
             grouping_sets=self._render_sets(sets),
         )
 

@@ -115,18 +115,14 @@ def _text_codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
 
 
-def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> SufficientStatistics:
-    """Index the aggregate result; every configured slice cross yields its groups."""
+def slice_groups(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder
+) -> tuple[np.ndarray, list[SliceKey]]:
+    """Each result row's slice group (``-1`` for rows of no configured cross), and the
+    groups: ``overall`` first, then each cross's values in sorted order."""
     aliases = builder.grouping_columns([])
     alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
     grouping_id = _column(table, "grouping_id")
-    family = pc.equal(table.column("family"), "threshold").to_numpy(zero_copy_only=False)
-
-    version_codes, version_values = _text_codes(table, "model_version")
-    versions = sorted(v for v in set(version_values) if v != NULL_VALUE)
-    version_of_code = np.array([versions.index(v) if v in versions else -1 for v in version_values])
-    v_all = version_of_code[version_codes] if len(version_values) else version_codes
-
     codes = {alias: _text_codes(table, alias) for alias in aliases}
     g_all = np.full(table.num_rows, -1, dtype=np.int64)
     slices = [SliceKey((), ())]  # always present, even for an empty window: gates fail closed
@@ -159,6 +155,19 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> Su
         g_all[rows] = len(slices) + rank[inverse.ravel()]
         slices.extend(SliceKey(cross, values[i]) for i in order)
 
+    return g_all, slices
+
+
+def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> SufficientStatistics:
+    """Index the aggregate result; every configured slice cross yields its groups."""
+    family = pc.equal(table.column("family"), "threshold").to_numpy(zero_copy_only=False)
+
+    version_codes, version_values = _text_codes(table, "model_version")
+    versions = sorted(v for v in set(version_values) if v != NULL_VALUE)
+    version_of_code = np.array([versions.index(v) if v in versions else -1 for v in version_values])
+    v_all = version_of_code[version_codes] if len(version_values) else version_codes
+
+    g_all, slices = slice_groups(table, spec, builder)
     G, V = len(slices), len(versions)
     K = spec.confidence.buckets
     F = spec.score_bins
@@ -191,4 +200,64 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> Su
             (G, V, 2, F), fine, _column(table, "score_sum", float)[hist]
         ),
         calibration_bins=spec.calibration_bins,
+    )
+
+
+@dataclass
+class PairedCells:
+    """Requests scored by both baseline and candidate, per slice of ``slices``:
+
+    * ``outcomes[g, 3]``: pairs only the baseline classified correctly, only the candidate,
+      and all labeled pairs (McNemar's test);
+    * ``count[g, y, a, b]`` with ``baseline_score_sum`` / ``candidate_score_sum``: joint cells
+      of the baseline's score bin ``a`` and the candidate's ``b`` (paired cell bootstrap).
+    """
+
+    outcomes: np.ndarray
+    count: np.ndarray
+    baseline_score_sum: np.ndarray
+    candidate_score_sum: np.ndarray
+
+
+def parse_paired(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder, slices: list[SliceKey]
+) -> PairedCells:
+    """Index the paired query's result by the slices of the main statistics."""
+    g_local, local_slices = slice_groups(table, spec, builder)
+    position = {key: i for i, key in enumerate(slices)}
+    remap = np.array([position.get(key, -1) for key in local_slices] + [-1], dtype=np.int64)
+    g = remap[g_local]  # g_local == -1 picks the trailing -1
+    keep = g >= 0
+    label = _column(table, "label")
+    baseline_right = _column(table, "baseline_above") == label
+    candidate_right = _column(table, "candidate_above") == label
+    n = _column(table, "n", float)
+    G, R = len(slices), spec.confidence.paired_bins
+
+    def per_slice(mask: np.ndarray) -> np.ndarray:
+        return _accumulate((G,), (g[keep & mask],), n[keep & mask])
+
+    outcomes = np.stack(
+        [
+            per_slice(baseline_right & ~candidate_right),
+            per_slice(candidate_right & ~baseline_right),
+            per_slice(np.ones(len(g), dtype=bool)),
+        ],
+        axis=1,
+    )
+    cell = (
+        g[keep],
+        label[keep],
+        _column(table, "baseline_bin")[keep],
+        _column(table, "candidate_bin")[keep],
+    )
+    return PairedCells(
+        outcomes=outcomes,
+        count=_accumulate((G, 2, R, R), cell, n[keep]),
+        baseline_score_sum=_accumulate(
+            (G, 2, R, R), cell, _column(table, "baseline_score_sum", float)[keep]
+        ),
+        candidate_score_sum=_accumulate(
+            (G, 2, R, R), cell, _column(table, "candidate_score_sum", float)[keep]
+        ),
     )

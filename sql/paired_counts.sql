@@ -1,26 +1,34 @@
--- Paired outcomes for McNemar's test: baseline and candidate predictions on the same request
--- (inner join on the prediction id), counted by slice, label and each model's threshold side.
+-- Paired outcomes: baseline and candidate predictions on the same request (inner join on the
+-- prediction id), counted by slice, label, each model's threshold side (McNemar's test) and
+-- each model's coarse score bin (joint cells: the paired bootstrap of ROC AUC, PR AUC, ECE).
 WITH win AS (
 {window}
 ),
 baseline AS (
-    SELECT id, label, {slice_passthrough}
-        CASE WHEN score >= {threshold} THEN 1 ELSE 0 END AS above
+    SELECT id, label, {slice_passthrough}score,
+        CASE WHEN score >= {threshold} THEN 1 ELSE 0 END AS above,
+        GREATEST(0, LEAST({joint_bins} - 1, CAST(FLOOR(score * {joint_bins}) AS INTEGER))) AS bin
     FROM win
     WHERE model_version = {baseline} AND label IS NOT NULL
 ),
 candidate AS (
-    SELECT id, CASE WHEN score >= {threshold} THEN 1 ELSE 0 END AS above
+    SELECT id, score,
+        CASE WHEN score >= {threshold} THEN 1 ELSE 0 END AS above,
+        GREATEST(0, LEAST({joint_bins} - 1, CAST(FLOOR(score * {joint_bins}) AS INTEGER))) AS bin
     FROM win
     WHERE model_version = {candidate}
 )
 SELECT
-    GROUPING({grouping_columns}) AS grouping_id,
+    {grouping_id} AS grouping_id,
     {slice_outputs}
     baseline.label AS label,
     baseline.above AS baseline_above,
     candidate.above AS candidate_above,
-    COUNT(*) AS n
+    baseline.bin AS baseline_bin,
+    candidate.bin AS candidate_bin,
+    COUNT(*) AS n,
+    SUM(baseline.score) AS baseline_score_sum,
+    SUM(candidate.score) AS candidate_score_sum
 FROM baseline
 JOIN candidate ON candidate.id = baseline.id
 GROUP BY GROUPING SETS (
