@@ -107,7 +107,7 @@ class ConfidenceSpec(_Strict):
     # Bins of the cell bootstrap of ROC AUC / PR AUC / ECE (fine bins merged to this many).
     score_bins: int = Field(50, ge=10, le=10_000)
     # Bins per model of the joint (baseline x candidate) cells of the paired cell bootstrap.
-    paired_bins: int = Field(20, ge=2, le=200)
+    paired_bins: int = Field(10, ge=2, le=200)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 
