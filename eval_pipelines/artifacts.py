@@ -18,17 +18,6 @@ if TYPE_CHECKING:  # `gate DIR` only reads JSON: keep it free of the numeric sta
     from eval_pipelines.gates import Verdict
     from eval_pipelines.pipeline import Evaluation
 
-ARTIFACTS = (
-    "metrics.parquet",
-    "comparison.parquet",
-    "drift.parquet",
-    "coverage.parquet",
-    "validation.json",
-    "verdict.json",
-    "run.json",
-    "report.md",
-)
-
 
 def _json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

@@ -53,10 +53,3 @@ def week_window(week: str | date | datetime) -> Window:
 def reference_window(window: Window, weeks: int) -> Window:
     """The ``weeks`` weeks immediately before ``window``."""
     return Window(window.start - timedelta(days=7 * weeks), window.start)
-
-
-def previous_complete_week(now: datetime) -> Window:
-    """The last Monday-to-Sunday week that ended at or before ``now``."""
-    today = naive_utc(now).date()
-    this_monday = today - timedelta(days=today.weekday())
-    return week_window(this_monday - timedelta(days=7))
