@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,20 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The Dagster UI (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000) on the local
+# stores `make demo` fills. Ctrl-C stops both.
+DAGSTER_HOME_DIR := $(abspath .dagster_home)
+ui: install
+	@mkdir -p $(DAGSTER_HOME_DIR) out/mlflow/artifacts
+	@cp deploy/dagster.local.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath out/mlflow/mlflow.db) \
+		--default-artifact-root $(abspath out/mlflow/artifacts) --host 127.0.0.1 --port 5000 & \
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
 bench: install
 	$(BIN)/python benchmarks/bench_evaluation.py
 
 clean:
-	rm -rf out data .pytest_cache .ruff_cache
+	rm -rf out data .dagster_home .pytest_cache .ruff_cache

@@ -1,43 +1,69 @@
-"""The code location: one asset group per model spec, the weekly job and its schedule.
+"""The code location: per-model assets, the weekly job and schedule, the registry sensor.
 
-Loaded by ``workspace.yaml`` (``dagster dev -w workspace.yaml``). Resources are chosen here,
-once, from the environment:
+Loaded by ``workspace.yaml`` (``dagster dev -w workspace.yaml``). Resources come from the
+environment, through ``EnvVar`` so secrets are resolved at run time and never stored in the
+run config; every variable has a working local default (README, "Configuration"):
 
-* ``EVAL_WAREHOUSE_URL``: the warehouse for every model (unset: each spec's ``warehouse``).
-* ``EVAL_ARTIFACTS_ROOT``: where ``<model>/<week>/`` artifact folders go (unset: out/dagster).
-* ``EVAL_SPECS_DIR``: the folder of model specs (unset: the project's ``evals/``).
+=============================  ==============================================================
+``EVAL_WAREHOUSE_URL``         warehouse for every model (unset: each spec's ``warehouse``)
+``EVAL_ARTIFACTS_ROOT``        folder or ``s3://bucket/prefix`` (unset: ``out/dagster``)
+``AWS_ENDPOINT_URL``           S3-compatible endpoint for the artifact store (unset: AWS)
+``MLFLOW_TRACKING_URI``        MLflow server or store (unset: SQLite in ``out/mlflow``)
+``MLFLOW_REGISTRY_URI``        model registry, if not the tracking server
+``EVAL_MLFLOW_ARTIFACT_LOCATION``  artifact location of new experiments (e.g. ``s3://...``)
+``EVAL_ALERT_WEBHOOK_URL``     Slack-compatible webhook for alerts (unset: no alerts)
+``EVAL_SPECS_DIR``             folder of model specs (unset: the project's ``evals/``)
+``EVAL_SCHEDULE_CRON``         weekly schedule (unset: ``0 6 * * 1``, Monday 06:00 UTC)
+``EVAL_REGISTRY_POLL_SECONDS``  registry sensor interval (unset: 60)
+=============================  ==============================================================
 """
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import AssetSelection, Definitions, EnvVar
 
-from assets.factory import build_model_assets
-from assets.jobs import weekly_evaluation_job, weekly_evaluation_schedule
+from assets.candidates import build_candidate_assets
+from assets.evaluation import build_weekly_assets
+from assets.jobs import build_weekly_job, build_weekly_schedule
+from assets.sensors import build_registry_sensor
 from assets.specs import load_specs
-from resources import ArtifactStoreResource, WarehouseResource
+from eval_pipelines.spec import EvalSpec
+from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
 
-def _warehouse() -> WarehouseResource:
-    if os.environ.get("EVAL_WAREHOUSE_URL"):
-        return WarehouseResource(url=EnvVar("EVAL_WAREHOUSE_URL"))
-    return WarehouseResource()
+def _from_env(**fields: str) -> dict:
+    """``{field: EnvVar(name)}`` for the variables that are set; unset ones keep defaults."""
+    return {field: EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
 
 
-def _artifact_store() -> ArtifactStoreResource:
-    if os.environ.get("EVAL_ARTIFACTS_ROOT"):
-        return ArtifactStoreResource(root=EnvVar("EVAL_ARTIFACTS_ROOT"))
-    return ArtifactStoreResource()
+def resources_from_env() -> dict:
+    return {
+        "warehouse": WarehouseResource(**_from_env(url="EVAL_WAREHOUSE_URL")),
+        "artifacts": ArtifactStoreResource(
+            **_from_env(root="EVAL_ARTIFACTS_ROOT", endpoint_url="AWS_ENDPOINT_URL")
+        ),
+        "mlflow": MlflowResource(
+            **_from_env(
+                tracking_uri="MLFLOW_TRACKING_URI",
+                registry_uri="MLFLOW_REGISTRY_URI",
+                artifact_location="EVAL_MLFLOW_ARTIFACT_LOCATION",
+            )
+        ),
+        "alerts": AlertsResource(**_from_env(webhook_url="EVAL_ALERT_WEBHOOK_URL")),
+    }
 
 
-def build_definitions() -> Definitions:
-    models = [build_model_assets(spec) for spec in load_specs()]
+def build_definitions(specs: list[EvalSpec] | None = None) -> Definitions:
+    specs = load_specs() if specs is None else specs
+    weekly = [build_weekly_assets(spec) for spec in specs]
+    candidates = [build_candidate_assets(spec) for spec in specs]
+    weekly_job = build_weekly_job(AssetSelection.assets(*weekly))
     return Definitions(
-        assets=[a for m in models for a in m.assets],
-        asset_checks=[m.input_check for m in models],
-        resources={"warehouse": _warehouse(), "artifacts": _artifact_store()},
-        jobs=[weekly_evaluation_job],
-        schedules=[weekly_evaluation_schedule],
+        assets=[*weekly, *(c.asset for c in candidates)],
+        resources=resources_from_env(),
+        jobs=[weekly_job, *(c.job for c in candidates)],
+        schedules=[build_weekly_schedule(weekly_job, specs)],
+        sensors=[build_registry_sensor(candidates)],
     )
 
 

@@ -35,23 +35,56 @@ def _print_verdict(verdict: dict, out: Path | None = None) -> None:
         print(f"report:    {out / 'report.md'}")
 
 
+def _tracker(uri: str | None):
+    """The MLflow tracker for ``--mlflow``: a URI, ``local`` (the SQLite store in out/mlflow)."""
+    if not uri:
+        return None
+    from eval_pipelines.runner import local_artifact_location, local_tracking_uri
+    from eval_pipelines.tracking import Tracker
+
+    if uri == "local":
+        return Tracker(local_tracking_uri(), artifact_location=local_artifact_location())
+    return Tracker(uri, artifact_location=os.environ.get("EVAL_MLFLOW_ARTIFACT_LOCATION"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from eval_pipelines.artifacts import write_artifacts
-    from eval_pipelines.pipeline import evaluate
+    from eval_pipelines.runner import Publishing, run_evaluation
     from eval_pipelines.spec import load_spec
     from eval_pipelines.warehouse import Warehouse
+    from eval_pipelines.windows import week_window
 
     spec = load_spec(args.spec)
     if args.warehouse:
         spec = spec.model_copy(
             update={"warehouse": args.warehouse, "warehouse_template": args.warehouse}
         )
+    week = week_window(args.week).label  # a bad --week fails before any connection
+    publishing = Publishing(
+        tracker=_tracker(args.mlflow),
+        s3_url=args.publish,
+        s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+        webhook_url=os.environ.get("EVAL_ALERT_WEBHOOK_URL"),
+    )
     started = time.perf_counter()
     with Warehouse(spec.warehouse) as warehouse:
-        evaluation = evaluate(spec, args.week, warehouse)
-    verdict = evaluation.decide()
-    out = write_artifacts(evaluation, verdict, args.out)
-    _print_verdict(verdict.to_dict(), out)
+        outcome = run_evaluation(
+            spec,
+            week,
+            warehouse,
+            args.out,
+            publishing,
+            run_key=f"{spec.model}/week/{week}",
+            run_name=f"{spec.model} week {week}",
+            tags={"eval.trigger": "cli"},
+        )
+    _print_verdict(outcome.verdict.to_dict(), outcome.folder)
+    if outcome.report_uri != str(outcome.folder / "report.md"):
+        print(f"published: {outcome.report_uri}")
+    if outcome.mlflow_run is not None:
+        where = outcome.mlflow_run.url or f"run {outcome.mlflow_run.run_id}"
+        print(f"mlflow:    {where}")
+    if outcome.alert != "nothing to alert":
+        print(f"alert:     {outcome.alert}")
     print(f"elapsed:   {time.perf_counter() - started:.2f} s")
     return 0
 
@@ -87,13 +120,33 @@ def cmd_demo_warehouse(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the demo warehouse if missing, then evaluate the demo week."""
+    """Build the demo warehouse if missing, evaluate the demo week, register the demo models.
+
+    The run goes to the local MLflow store (out/mlflow), where the demo's champion (v1) and
+    candidate (v2) are also registered, so `make ui` shows the run and the registry sensor
+    evaluates the candidate.
+    """
+    from eval_pipelines.demo import register_demo_models
+    from eval_pipelines.spec import load_spec
+
     if not DEMO_WAREHOUSE.exists() or args.rebuild:
         cmd_demo_warehouse(argparse.Namespace(path=DEMO_WAREHOUSE, rows=args.rows, seed=42))
     run_args = argparse.Namespace(
-        spec=DEMO_SPEC, week=args.week, out=Path(args.out), warehouse=None
+        spec=DEMO_SPEC,
+        week=args.week,
+        out=Path(args.out),
+        warehouse=None,
+        mlflow="local",
+        publish=None,
     )
-    return cmd_run(run_args)
+    status = cmd_run(run_args)
+    tracker = _tracker("local")
+    for line in register_demo_models(tracker, load_spec(DEMO_SPEC)):
+        print(line)
+    print(
+        "\nnext:      make ui  (Dagster on http://127.0.0.1:3000, MLflow on http://127.0.0.1:5000)"
+    )
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--week", required=True, help="Monday starting the week, YYYY-MM-DD (UTC)")
     run.add_argument("--out", required=True, type=Path, help="folder for the artifacts")
     run.add_argument("--warehouse", help="override the spec's warehouse URL")
+    run.add_argument(
+        "--mlflow",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        metavar="URI",
+        help="log the run to MLflow: a tracking URI, or 'local' for the SQLite store in "
+        "out/mlflow (default: $MLFLOW_TRACKING_URI; unset: no MLflow run)",
+    )
+    run.add_argument(
+        "--publish",
+        metavar="S3_URL",
+        help="also publish the artifacts to s3://bucket/prefix (credentials from the "
+        "environment; $AWS_ENDPOINT_URL for S3-compatible stores)",
+    )
     run.set_defaults(func=cmd_run)
 
     gate = sub.add_parser("gate", help="exit 0 on ship, 1 on hold, 2 on inconclusive")

@@ -434,3 +434,29 @@ def _remove_db_files(db: Path) -> None:
     """Delete a DuckDB file and its write-ahead log."""
     _remove_file(db)
     _remove_file(Path(f"{db}.wal"))
+
+
+def register_demo_models(tracker, spec) -> list[str]:
+    """Register the demo's champion (v1, alias ``champion``) and candidate (v2) once.
+
+    The registry versions carry no model files: the demo's predictions are already in the
+    warehouse, and the ``eval.log_version`` tag says which ``model_version`` rows are theirs.
+    Nothing is registered when the model already has versions (a re-run of the demo).
+    """
+    name = spec.registered_model
+    existing = tracker.model_versions(name)
+    if existing:
+        listed = ", ".join(
+            f"{v.version}{' (' + ','.join(v.aliases) + ')' if v.aliases else ''}" for v in existing
+        )
+        return [f"registry:  {name!r} already has versions {listed}"]
+    source = Path("data").resolve().as_uri()
+    alias = spec.registry.champion_alias
+    champion = tracker.register_version(
+        name, source=source, tags={"eval.log_version": "v1"}, aliases=[alias]
+    )
+    candidate = tracker.register_version(name, source=source, tags={"eval.log_version": "v2"})
+    return [
+        f"registry:  registered {name!r} version {champion.version} (alias {alias!r}, logs v1) "
+        f"and version {candidate.version} (candidate, logs v2)"
+    ]

@@ -47,6 +47,8 @@ class Evaluation:
     queries: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # Size of the sufficient statistics: what the aggregate query returned, not the rows.
+    statistics: dict[str, int] = field(default_factory=dict)
 
     def decide(self) -> Verdict:
         """The release verdict of this evaluation under its spec's gates."""
@@ -208,6 +210,12 @@ def _evaluate_valid(
         timings["drift_s"] = time.perf_counter() - started
 
     return Evaluation(
+        statistics={
+            "slice_groups": len(stats.slices),
+            "versions": len(stats.versions),
+            "threshold_cells": int(stats.threshold_count.size),
+            "histogram_cells": int(stats.histogram_count.size),
+        },
         fingerprint=window_fingerprint(validation),
         spec=spec,
         window=window,

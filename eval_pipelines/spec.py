@@ -46,6 +46,13 @@ def _identifier(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+_OWNER = re.compile(r"^(team:[A-Za-z0-9_\-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+
+def _owner(value: str) -> str:
+    if not _OWNER.match(value):
+        raise ValueError(f"{value!r} is neither an e-mail address nor 'team:<name>'")
+    return value
 
 
 class _Strict(BaseModel):
@@ -187,6 +194,39 @@ class DriftGate(_Strict):
         return self
 
 
+class RegistrySpec(_Strict):
+    """How versions in the MLflow Model Registry map to this spec's logs.
+
+    A new READY version of ``model_name`` is evaluated against the version holding
+    ``champion_alias``. A registry version appears in the logs' ``model_version`` column as
+    the version's ``eval.log_version`` tag when it has one, else as ``log_version`` with
+    ``{version}`` replaced by the registry version number (``v{version}``: version 2 is
+    ``v2``).
+    """
+
+    enabled: bool = True
+    model_name: str | None = None
+    champion_alias: str = Field("champion", pattern=r"^[A-Za-z0-9_\-]+$")
+    log_version: str = "v{version}"
+
+    @field_validator("log_version")
+    @classmethod
+    def _has_placeholder(cls, value: str) -> str:
+        if value.count("{version}") != 1 or re.search(r"\{(?!version\})", value):
+            raise ValueError(
+                f"{value!r} must contain '{{version}}' exactly once and no other placeholder"
+            )
+        return value
+
+    def log_version_of(self, version: int, tags: dict[str, str] | None = None) -> str:
+        """The ``model_version`` value in the logs of registry version ``version``."""
+        tagged = (tags or {}).get(LOG_VERSION_TAG)
+        return tagged if tagged else self.log_version.replace("{version}", str(version))
+
+
+LOG_VERSION_TAG = "eval.log_version"
+
+
 def _gate_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "drift" if "drift" in value else "metric"
@@ -212,6 +252,9 @@ class EvalSpec(_Strict):
     compare: CompareSpec | None = None
     drift: DriftSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
+    registry: RegistrySpec = RegistrySpec()
+    # Who answers for this model's evaluation: e-mail addresses or "team:<name>" (Dagster owners).
+    owners: list[Annotated[str, AfterValidator(_owner)]] = Field(default_factory=list)
 
     # Where the spec file lives: relative query paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -284,6 +327,11 @@ class EvalSpec(_Strict):
     @property
     def parsed_gates(self) -> list[MetricGate | DriftGate]:
         return [_parse_gate(raw) for raw in self.gates]
+
+    @property
+    def registered_model(self) -> str:
+        """The MLflow registered model whose new versions this spec evaluates."""
+        return self.registry.model_name or self.model
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical spec (warehouse as written, before env expansion)."""

@@ -50,6 +50,13 @@ def week_window(week: str | date | datetime) -> Window:
     return Window(start, start + timedelta(days=7))
 
 
+def last_complete_week(moment: datetime) -> str:
+    """The Monday starting the last week that ended at or before ``moment`` (UTC)."""
+    day = naive_utc(moment).date()
+    this_monday = day - timedelta(days=day.weekday())
+    return (this_monday - timedelta(days=7)).isoformat()
+
+
 def reference_window(window: Window, weeks: int) -> Window:
     """The ``weeks`` weeks immediately before ``window``."""
     return Window(window.start - timedelta(days=7 * weeks), window.start)

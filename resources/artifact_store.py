@@ -1,8 +1,10 @@
-"""Where a run's artifacts live: ``<root>/<model>/<week>/`` on the local filesystem.
+"""Where a run's artifacts live: ``<root>/<model>/<key>/``, on disk or on S3.
 
-The evaluation asset writes the folder with the engine's atomic
-:func:`~eval_pipelines.artifacts.write_artifacts`; the verdict asset and the input check read
-files back from it. Frames never travel through an IO manager.
+Every run writes its folder locally first, atomically (the engine's ``write_artifacts``).
+With an ``s3://bucket/prefix`` root the local folder is a staging copy under ``staging`` and
+the run then publishes it to ``s3://bucket/prefix/<model>/<key>/`` through boto3
+(credentials from the environment; ``endpoint_url`` for S3-compatible stores). Frames never
+travel through an IO manager.
 """
 
 from pathlib import Path
@@ -12,13 +14,32 @@ from pydantic import Field
 
 
 class ArtifactStoreResource(ConfigurableResource):
-    """A folder of per-model, per-week artifact folders."""
+    """A folder, or an S3 prefix, of per-model, per-week artifact folders."""
 
     root: str = Field(
         default="out/dagster",
-        description="Folder holding <model>/<week>/ artifact folders (relative to the cwd).",
+        description="Folder (relative to the cwd) or s3://bucket/prefix holding <model>/<week>/.",
+    )
+    staging: str = Field(
+        default="out/dagster-staging",
+        description="Local folder for the copies of runs published to an s3:// root.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint of an S3-compatible store (MinIO, moto); unset: AWS.",
     )
 
-    def folder(self, model: str, week: str) -> Path:
-        """The artifact folder of ``model`` for the week starting ``week`` (YYYY-MM-DD)."""
-        return Path(self.root) / model / week
+    @property
+    def on_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def folder(self, model: str, key: str) -> Path:
+        """The local artifact folder of ``model`` for ``key`` (a week, or candidates/<v>)."""
+        base = Path(self.staging) if self.on_s3 else Path(self.root)
+        return base / model / key
+
+    def s3_url(self, model: str, key: str) -> str | None:
+        """Where the folder is published, or None for a local root."""
+        if not self.on_s3:
+            return None
+        return f"{self.root.rstrip('/')}/{model}/{key}"

@@ -1,7 +1,8 @@
-"""The Dagster code location: it loads, one week materializes, the schedule picks the right week.
+"""The Dagster code location: definitions, schedule, one week, a multi-week run, re-runs.
 
-One module-scoped run materializes the demo week (2026-11-16) against a small demo warehouse in
-a temporary folder; the other tests read its events and artifacts.
+Runs in process against a small demo warehouse and a local MLflow store (SQLite, no server);
+the registry sensor against a real MLflow server and a backfill under a real ``dagster dev``
+are in test_registry_sensor.py and test_dagster_server.py.
 """
 
 import json
@@ -9,67 +10,124 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from dagster import (
     AssetKey,
     DagsterInstance,
     Definitions,
-    build_asset_check_context,
     build_schedule_context,
     instance_for_test,
     materialize,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from mlflow.tracking import MlflowClient
 
 from assets.definitions import build_definitions, defs
-from assets.factory import build_model_assets
+from assets.evaluation import ASSETS, build_weekly_assets
+from assets.jobs import weeks_to_evaluate
 from assets.partitions import weekly_partitions
 from assets.specs import PROJECT_ROOT, load_specs
 from eval_pipelines.demo import build_demo_warehouse
 from eval_pipelines.spec import CompareSpec, load_spec
-from resources import ArtifactStoreResource, WarehouseResource
+from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
 WEEK = "2026-11-16"
 SPEC = load_spec(PROJECT_ROOT / "evals" / "fraud_detector.yaml")
-EVALUATION = AssetKey("fraud_detector__evaluation")
-VERDICT = AssetKey("fraud_detector__verdict")
+KEYS = {name: AssetKey(["fraud_detector", name]) for name in ASSETS}
+EXPERIMENT = "eval-pipelines/fraud_detector"
 
 
 @pytest.fixture(scope="module")
-def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     build_demo_warehouse(path, rows=40_000)
-    return f"duckdb:///{path}"
+    return path
 
 
 @pytest.fixture(scope="module")
-def instance() -> DagsterInstance:
-    with instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def week_run(warehouse_url, instance, tmp_path_factory):
-    """One materialization of both assets and the input check for the demo week."""
-    root = tmp_path_factory.mktemp("artifacts")
-    model = build_model_assets(SPEC)
-    result = materialize(
-        [*model.assets, model.input_check],
-        partition_key=WEEK,
-        instance=instance,
-        resources={
-            "warehouse": WarehouseResource(url=warehouse_url),
-            "artifacts": ArtifactStoreResource(root=str(root)),
-        },
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowResource:
+    folder = tmp_path_factory.mktemp("mlflow")
+    return MlflowResource(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        artifact_location=str(folder / "artifacts"),
     )
-    return result, root / "fraud_detector" / WEEK
+
+
+def _resources(warehouse: Path, root: Path, mlflow: MlflowResource, webhook: str | None = None):
+    return {
+        "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
+        "artifacts": ArtifactStoreResource(root=str(root)),
+        "mlflow": mlflow,
+        "alerts": AlertsResource(webhook_url=webhook),
+    }
+
+
+class _Webhook:
+    """A local HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/secret-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def week_run(warehouse_path, mlflow_store, tmp_path_factory):
+    """One materialization of the demo week's assets and checks, with an alert webhook."""
+    root = tmp_path_factory.mktemp("artifacts")
+    webhook = _Webhook()
+    with instance_for_test() as instance:
+        result = materialize(
+            [build_weekly_assets(SPEC)],
+            partition_key=WEEK,
+            instance=instance,
+            resources=_resources(warehouse_path, root, mlflow_store, webhook.url),
+        )
+        yield result, root / "fraud_detector" / WEEK, webhook.received
+    webhook.close()
 
 
 def _materialization(result, key: AssetKey):
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
     return event.materialization
+
+
+def _client(mlflow: MlflowResource) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow.tracking_uri)
+
+
+def _runs(mlflow: MlflowResource, week: str):
+    client = _client(mlflow)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`eval.week` = '{week}'"
+    )
 
 
 # ------------------------------------------------------------------------------ definitions
@@ -79,21 +137,27 @@ def test_definitions_load():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     group = {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "fraud_detector"}
-    assert group == {EVALUATION, VERDICT}
-    assert graph.get(VERDICT).parent_keys == {EVALUATION}
-    [check] = graph.asset_check_keys
-    assert (check.asset_key, check.name) == (EVALUATION, "input_checks_passed")
-    assert graph.get_check_spec(check).blocking
+    assert group == {*KEYS.values(), AssetKey(["fraud_detector", "candidate_verdict"])}
+    assert graph.get(KEYS["report"]).parent_keys == {KEYS["verdict"]}
+    assert graph.get(KEYS["verdict"]).parent_keys == {
+        KEYS["metrics"],
+        KEYS["comparison"],
+        KEYS["drift"],
+    }
+    checks = {(c.asset_key, c.name): graph.get_check_spec(c) for c in graph.asset_check_keys}
+    assert checks[(KEYS["window"], "input_checks_passed")].blocking
+    assert (KEYS["verdict"], "release_gates") in checks
+    assert "duckdb" in graph.get(KEYS["window"]).kinds
+    assert graph.get(KEYS["metrics"]).description.startswith("fraud_detector:")
 
 
-def test_weekly_job_runs_every_asset_and_check():
+def test_weekly_job_and_backfills_run_as_one_step():
     job = defs.resolve_job_def("weekly_evaluation")
     assert job.partitions_def == weekly_partitions
-    assert set(job.graph.node_dict) == {
-        "fraud_detector__evaluation",
-        "fraud_detector__evaluation_input_checks_passed",
-        "fraud_detector__verdict",
-    }
+    assert set(job.graph.node_dict) == {"fraud_detector__weekly_evaluation"}
+    graph = defs.resolve_asset_graph()
+    policy = graph.get(KEYS["metrics"]).backfill_policy
+    assert policy is not None and policy.max_partitions_per_run is None  # single run
 
 
 def test_partitions_are_monday_weeks_in_utc():
@@ -105,28 +169,59 @@ def test_partitions_are_monday_weeks_in_utc():
     assert window.end == datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def test_schedule_requests_the_week_that_just_ended():
+def test_schedule_requests_last_week_and_the_week_whose_labels_matured():
     schedule = defs.resolve_schedule_def("weekly_evaluation_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 6 * * 1", "UTC")
     context = build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+        scheduled_execution_time=datetime(2026, 11, 23, 6, 0, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
     )
-    [request] = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == WEEK
+    requests = schedule.evaluate_tick(context).run_requests
+    # labels.max_delay is 14 days: the week two weeks before the last one has matured.
+    assert [r.partition_key for r in requests] == ["2026-11-02", WEEK]
+    assert len({r.run_key for r in requests}) == 2
+
+
+def test_schedule_never_requests_weeks_before_the_first_partition():
+    assert weeks_to_evaluate([SPEC], datetime(2026, 10, 5, 6, tzinfo=UTC)) == ["2026-09-28"]
+
+
+def test_schedule_cron_is_configurable(monkeypatch):
+    monkeypatch.setenv("EVAL_SCHEDULE_CRON", "30 4 * * 2")
+    built = build_definitions()
+    schedule = built.resolve_schedule_def("weekly_evaluation_schedule")
+    assert schedule.cron_schedule == "30 4 * * 2"
+    context = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 24, 4, 30, tzinfo=UTC),
+        repository_def=built.get_repository_def(),
+    )
+    assert WEEK in [r.partition_key for r in schedule.evaluate_tick(context).run_requests]
+
+
+ENV_VARS = {
+    "EVAL_WAREHOUSE_URL": ("warehouse", "url"),
+    "EVAL_ARTIFACTS_ROOT": ("artifacts", "root"),
+    "AWS_ENDPOINT_URL": ("artifacts", "endpoint_url"),
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "EVAL_MLFLOW_ARTIFACT_LOCATION": ("mlflow", "artifact_location"),
+    "EVAL_ALERT_WEBHOOK_URL": ("alerts", "webhook_url"),
+}
 
 
 def test_resources_come_from_the_environment(monkeypatch):
-    monkeypatch.delenv("EVAL_WAREHOUSE_URL", raising=False)
-    monkeypatch.delenv("EVAL_ARTIFACTS_ROOT", raising=False)
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
     plain = build_definitions().resources
     assert plain["warehouse"].spec_for(SPEC) is SPEC
     assert plain["artifacts"].root == "out/dagster"
+    assert plain["mlflow"].tracking_uri is None  # the local SQLite store
+    assert plain["alerts"].webhook_url is None
 
-    monkeypatch.setenv("EVAL_WAREHOUSE_URL", "duckdb:////elsewhere/w.duckdb")
-    monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", "/elsewhere/artifacts")
+    for name in ENV_VARS:
+        monkeypatch.setenv(name, "value-from-env")
     configured = build_definitions().resources
-    assert configured["warehouse"].url.env_var_name == "EVAL_WAREHOUSE_URL"
-    assert configured["artifacts"].root.env_var_name == "EVAL_ARTIFACTS_ROOT"
+    for name, (resource, field) in ENV_VARS.items():
+        assert getattr(configured[resource], field).env_var_name == name
     resource = WarehouseResource(url="duckdb:////elsewhere/w.duckdb")
     assert resource.spec_for(SPEC).warehouse == "duckdb:////elsewhere/w.duckdb"
 
@@ -137,14 +232,16 @@ def test_specs_dir_is_configurable(tmp_path, monkeypatch):
     (tmp_path / "b.yaml").write_text(text)
     monkeypatch.setenv("EVAL_SPECS_DIR", str(tmp_path))
     assert [s.model for s in load_specs()] == ["fraud_detector", "churn-v2"]
-    keys = build_definitions().resolve_asset_graph().get_all_asset_keys()
-    assert AssetKey("churn_v2__verdict") in keys
+    built = build_definitions()
+    keys = built.resolve_asset_graph().get_all_asset_keys()
+    assert AssetKey(["churn_v2", "verdict"]) in keys
+    assert built.resolve_job_def("churn_v2__candidate_evaluation") is not None
 
 
 def test_workspace_validates_from_the_command_line(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    for name in ("EVAL_WAREHOUSE_URL", "EVAL_ARTIFACTS_ROOT", "EVAL_SPECS_DIR"):
+    for name in [*ENV_VARS, "EVAL_SPECS_DIR"]:
         env.pop(name, None)
     done = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
@@ -152,7 +249,7 @@ def test_workspace_validates_from_the_command_line(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
@@ -161,95 +258,199 @@ def test_workspace_validates_from_the_command_line(tmp_path):
 # ------------------------------------------------------------------------------ one week
 
 
-def test_one_week_materializes(week_run):
-    result, folder = week_run
+def test_one_week_materializes_every_asset(week_run):
+    result, folder, _ = week_run
     assert result.success
+    events = result.get_asset_materialization_events()
+    assert {e.asset_key for e in events} == set(KEYS.values())
+    assert {e.materialization.partition for e in events} == {WEEK}
     verdict = json.loads((folder / "verdict.json").read_text())
     assert (verdict["decision"], verdict["window"]) == ("hold", WEEK)
-    for name in ("metrics.parquet", "comparison.parquet", "validation.json", "run.json"):
-        assert (folder / name).is_file()
 
 
-def test_evaluation_metadata(week_run):
-    result, folder = week_run
-    metadata = _materialization(result, EVALUATION).metadata
-    coverage = metadata["label_coverage"].value
+def test_window_and_metrics_metadata(week_run):
+    result, folder, _ = week_run
+    window = _materialization(result, KEYS["window"]).metadata
+    coverage = window["label_coverage"].value
     assert isinstance(coverage, float) and 0.9 < coverage < 1.0
-    assert metadata["rows"].value == 2 * metadata["rows_per_version"].data["v2"]
-    assert metadata["labeled_rows"].value < metadata["rows"].value
-    assert isinstance(metadata["v2/roc_auc"].value, float)
-    assert metadata["v2/roc_auc"].value > metadata["v1/roc_auc"].value  # planted truth
+    assert window["dagster/row_count"].value == 2 * window["rows_per_version"].data["v2"]
     run = json.loads((folder / "run.json").read_text())
-    assert metadata["data_fingerprint"].value == run["data_fingerprint"]["content_hash"]
+    assert window["data_fingerprint"].value == run["data_fingerprint"]["content_hash"]
+    metrics = _materialization(result, KEYS["metrics"]).metadata
+    overall = pd.read_parquet(folder / "metrics.parquet").query("slice == 'overall'")
+    expected = overall.set_index(["model_version", "metric"])["value"]
+    assert metrics["v2/roc_auc"].value == pytest.approx(expected[("v2", "roc_auc")], abs=0)
+    assert metrics["v2/roc_auc"].value > metrics["v1/roc_auc"].value  # planted truth
+    statistics = _materialization(result, KEYS["sufficient_statistics"]).metadata
+    assert statistics["slice_groups"].value > 10
 
 
-def test_verdict_metadata_lists_the_reasons_to_hold(week_run):
-    result, _ = week_run
-    metadata = _materialization(result, VERDICT).metadata
-    assert metadata["decision"].value == "hold"
-    assert metadata["holding_reasons"].value >= 2
-    table = metadata["reasons"].value
-    assert "device=android" in table and "amount drifted" in table
+def test_comparison_drift_and_verdict_metadata_name_the_planted_truths(week_run):
+    result, _, _ = week_run
+    comparison = _materialization(result, KEYS["comparison"]).metadata
+    assert comparison["significant_regressions"].value >= 1
+    assert "device=android" in comparison["regressions"].value
+    drift = _materialization(result, KEYS["drift"]).metadata
+    assert "amount" in drift["drift"].value
+    verdict = _materialization(result, KEYS["verdict"]).metadata
+    assert verdict["decision"].value == "hold"
+    assert "device=android" in verdict["reasons"].value
+    report = _materialization(result, KEYS["report"]).metadata
+    assert report["report"].value.lstrip().startswith("#")
+    assert report["alert"].value == "sent"
 
 
-def test_input_check_passed(week_run):
-    result, _ = week_run
-    [evaluation] = result.get_asset_check_evaluations()
-    assert evaluation.check_name == "input_checks_passed" and evaluation.passed
-    assert evaluation.metadata["failed_checks"].value == 0
+def test_checks_carry_the_state(week_run):
+    result, _, _ = week_run
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["input_checks_passed"].passed
+    assert checks["label_coverage"].passed
+    assert not checks["release_gates"].passed
+    assert checks["release_gates"].severity.value == "ERROR"
+    assert not checks["no_drift"].passed and checks["no_drift"].severity.value == "WARN"
+    assert not checks["no_significant_regression"].passed
 
 
-def test_input_check_fails_on_a_failed_validation_file(week_run, instance, tmp_path):
-    _, folder = week_run
-    copy = tmp_path / "fraud_detector" / WEEK
-    shutil.copytree(folder, copy)
-    report = json.loads((copy / "validation.json").read_text())
-    report["passed"] = False
-    report["checks"][0]["passed"] = False
-    (copy / "validation.json").write_text(json.dumps(report))
-    check = build_model_assets(SPEC).input_check
-    # Launched on its own, the check reads the last materialized week (the run above).
-    context = build_asset_check_context(
-        resources={"artifacts": ArtifactStoreResource(root=str(tmp_path))}, instance=instance
+def test_the_week_has_one_finished_mlflow_run_with_dagster_lineage(week_run, mlflow_store):
+    result, _, _ = week_run
+    [run] = _runs(mlflow_store, WEEK)
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["dagster.run_id"] == result.run_id
+    assert tags["dagster.partition"] == WEEK
+    assert tags["eval.decision"] == "hold"
+    window = _materialization(result, KEYS["window"]).metadata
+    assert window["mlflow_run_id"].value == run.info.run_id
+    listed = {a.path for a in _client(mlflow_store).list_artifacts(run.info.run_id)}
+    assert {"report.md", "verdict.json", "metrics.parquet"} <= listed
+
+
+def test_a_hold_sends_one_slack_compatible_alert(week_run):
+    _, _, received = week_run
+    [payload] = received
+    assert "hold" in payload["text"].lower() and "fraud_detector" in payload["text"]
+    assert payload["blocks"]
+
+
+# ------------------------------------------------------------------------------ re-runs
+
+
+def _labels_until(source: Path, target: Path, cutoff: str) -> Path:
+    """A copy of the warehouse in which labels after ``cutoff`` have not arrived yet."""
+    shutil.copy(source, target)
+    with duckdb.connect(str(target)) as con:
+        con.execute("DELETE FROM labels WHERE labeled_at >= ?", [cutoff])
+    return target
+
+
+def test_label_maturity_then_rerun_replaces_the_result(warehouse_path, tmp_path):
+    mlflow = MlflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=str(tmp_path / "mlartifacts"),
     )
-    outcome = check(context)
-    assert not outcome.passed
-    assert outcome.severity.value == "ERROR"
-    assert outcome.metadata["week"].value == WEEK
+    early = _labels_until(warehouse_path, tmp_path / "early.duckdb", "2026-11-18")
+    root = tmp_path / "artifacts"
+    folder = root / "fraud_detector" / WEEK
+    instance = DagsterInstance.ephemeral()
+    # Only a label-based gate: drift needs no labels and would hold either way.
+    spec = SPEC.model_copy(
+        update={"gates": [{"metric": "roc_auc", "slice": "overall", "min": 0.8}]}
+    )
+    assets = [build_weekly_assets(spec)]
+
+    first = materialize(
+        assets, partition_key=WEEK, instance=instance, resources=_resources(early, root, mlflow)
+    )
+    assert json.loads((folder / "verdict.json").read_text())["decision"] == "inconclusive"
+    window = _materialization(first, KEYS["window"]).metadata
+    assert window["label_coverage"].value < SPEC.min_label_coverage
+    checks = {e.check_name: e for e in first.get_asset_check_evaluations()}
+    assert not checks["label_coverage"].passed
+    assert checks["release_gates"].severity.value == "WARN"
+
+    second = materialize(
+        assets,
+        partition_key=WEEK,
+        instance=instance,
+        resources=_resources(warehouse_path, root, mlflow),
+    )
+    assert json.loads((folder / "verdict.json").read_text())["decision"] == "ship"
+    [run] = _runs(mlflow, WEEK)  # the same MLflow run, updated
+    assert run.data.tags["eval.decision"] == "ship"
+    assert run.data.tags["dagster.run_id"] == second.run_id
+    metrics = pd.read_parquet(folder / "metrics.parquet")
+
+    materialize(
+        assets,
+        partition_key=WEEK,
+        instance=instance,
+        resources=_resources(warehouse_path, root, mlflow),
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "metrics.parquet"), metrics)
+    assert len(_runs(mlflow, WEEK)) == 1
+    history = instance.fetch_materializations(KEYS["verdict"], limit=10).records
+    assert [r.asset_materialization.metadata["decision"].value for r in history] == [
+        "ship",
+        "ship",
+        "inconclusive",
+    ]
 
 
-def test_failed_input_checks_fail_the_run_before_the_verdict(warehouse_url, tmp_path):
+def test_failed_input_checks_materialize_nothing_and_fail_the_mlflow_run(warehouse_path, tmp_path):
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     spec = SPEC.model_copy(update={"compare": CompareSpec(baseline="v1", candidate="v3")})
-    model = build_model_assets(spec)
+    instance = DagsterInstance.ephemeral()
     result = materialize(
-        [*model.assets, model.input_check],
+        [build_weekly_assets(spec)],
         partition_key=WEEK,
-        instance=DagsterInstance.ephemeral(),
-        resources={
-            "warehouse": WarehouseResource(url=warehouse_url),
-            "artifacts": ArtifactStoreResource(root=str(tmp_path)),
-        },
-        raise_on_error=False,
-    )
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "fraud_detector__evaluation"
-    error = failure.step_failure_data.user_failure_data
-    assert "input checks failed" in error.description and "'v3'" in error.description
-    assert not result.get_asset_materialization_events()
-    assert not (tmp_path / "fraud_detector").exists()  # no partial artifacts
-
-
-def test_verdict_without_an_evaluation_says_what_to_run(tmp_path):
-    model = build_model_assets(SPEC)
-    result = materialize(
-        [model.verdict],
-        partition_key=WEEK,
-        instance=DagsterInstance.ephemeral(),
-        resources={"artifacts": ArtifactStoreResource(root=str(tmp_path))},
+        instance=instance,
+        resources=_resources(warehouse_path, tmp_path / "artifacts", mlflow),
         raise_on_error=False,
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
-    assert f"materialize fraud_detector__evaluation for {WEEK} first" in description
+    assert "input checks failed" in description and "'v3'" in description
+    assert not result.get_asset_materialization_events()
+    events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+    checks = [
+        e.event_specific_data
+        for e in events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "input_checks_passed"
+    ]
+    [check] = checks
+    assert not check.passed and check.severity.value == "ERROR"
+    assert not (tmp_path / "artifacts" / "fraud_detector").exists()  # no partial artifacts
+    [run] = _runs(mlflow, WEEK)
+    assert run.info.status == "FAILED"
+
+
+def test_a_multi_week_run_records_each_week(warehouse_path, tmp_path):
+    """What a single-run backfill executes: one step, each week its own partition and run."""
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    definitions = Definitions(
+        assets=[build_weekly_assets(SPEC)],
+        resources=_resources(warehouse_path, tmp_path / "artifacts", mlflow),
+    )
+    job = definitions.resolve_implicit_global_asset_job_def()
+    with instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: "2026-11-02",
+                ASSET_PARTITION_RANGE_END_TAG: WEEK,
+            },
+        )
+        assert result.success
+        assert instance.get_materialized_partitions(KEYS["verdict"]) == {
+            "2026-11-02",
+            "2026-11-09",
+            WEEK,
+        }
+        records = instance.fetch_materializations(KEYS["window"], limit=10).records
+        fingerprints = {r.asset_materialization.metadata["data_fingerprint"].value for r in records}
+        assert len(fingerprints) == 3  # per-week metadata, not one copy for the range
+    for week in ("2026-11-02", "2026-11-09", WEEK):
+        [run] = _runs(mlflow, week)
+        assert run.data.tags["dagster.run_id"] == result.run_id

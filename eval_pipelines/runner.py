@@ -1,0 +1,147 @@
+"""One published evaluation: evaluate, decide, write artifacts, publish, track, alert.
+
+The CLI, the weekly Dagster assets and the registry-triggered candidate evaluation all call
+:func:`run_evaluation`, so a week evaluated from a terminal, by the schedule or by a backfill
+leaves the same artifacts, the same MLflow run and the same alert.
+
+Order matters for lineage and for faults. The MLflow run is opened (or found again, by its
+run key) before the warehouse is touched, so a run that fails on bad input is recorded as
+FAILED with the reason instead of vanishing. Local artifacts are written atomically first;
+publishing to S3 and to MLflow come after, so a failed upload leaves a complete local folder
+and a re-run of the same key finishes the job in the same MLflow run.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval_pipelines.errors import EvalError
+from eval_pipelines.gates import Verdict
+from eval_pipelines.pipeline import Evaluation, evaluate
+from eval_pipelines.spec import EvalSpec
+from eval_pipelines.tracking import TrackedRun, Tracker
+from eval_pipelines.warehouse import Warehouse
+from eval_pipelines.windows import Window, week_window
+
+# What `alert` says happened, for logs and asset metadata.
+ALERT_SENT = "sent"
+ALERT_NOT_NEEDED = "nothing to alert"
+ALERT_NOT_CONFIGURED = "alert due, but no webhook is configured"
+ALERT_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Publishing:
+    """Where a run's results go besides the local artifact folder."""
+
+    tracker: Tracker | None = None
+    s3_url: str | None = None  # s3://bucket/prefix/<model>/<week> for this run
+    s3_endpoint_url: str | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    evaluation: Evaluation
+    verdict: Verdict
+    folder: Path
+    report_uri: str
+    mlflow_run: TrackedRun | None
+    alert: str
+
+
+def run_evaluation(
+    spec: EvalSpec,
+    week: str | Window,
+    warehouse: Warehouse,
+    out: Path,
+    publishing: Publishing = Publishing(),
+    *,
+    run_key: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> RunOutcome:
+    """Evaluate ``week`` and publish the results; EvalError on bad input or a failed upload."""
+    from eval_pipelines.artifacts import write_artifacts
+
+    tracker = publishing.tracker
+    window = week if isinstance(week, Window) else week_window(week)
+    run = None
+    if tracker is not None:
+        # Enough to find a failed run by model and week, before anything is computed.
+        run_tags = {"eval.model": spec.model, "eval.week": window.label, **(tags or {})}
+        run = tracker.start(run_key, model=spec.model, run_name=run_name, tags=run_tags)
+    try:
+        evaluation = evaluate(spec, window, warehouse)
+        verdict = evaluation.decide()
+        folder = write_artifacts(evaluation, verdict, out)
+        report_uri = str(folder / "report.md")
+        if publishing.s3_url:
+            from eval_pipelines.object_store import publish_folder
+
+            published = publish_folder(
+                folder, publishing.s3_url, endpoint_url=publishing.s3_endpoint_url
+            )
+            report_uri = f"{published.rstrip('/')}/report.md"
+            log(f"artifacts published to {published}")
+        if tracker is not None and run is not None:
+            tracker.publish(run, evaluation, verdict, folder)
+            log(f"MLflow run {run.run_id} finished")
+    except EvalError as exc:
+        if tracker is not None and run is not None:
+            tracker.fail(run, str(exc))
+        raise
+    except BaseException as exc:
+        # A bug or an interrupt: the run must not stay RUNNING forever.
+        if tracker is not None and run is not None:
+            tracker.fail(run, f"interrupted by {type(exc).__name__}")
+        raise
+    alert = _alert(evaluation, verdict, report_uri, run, publishing.webhook_url)
+    log(f"alert: {alert}")
+    return RunOutcome(evaluation, verdict, folder, report_uri, run, alert)
+
+
+def _alert(
+    evaluation: Evaluation,
+    verdict: Verdict,
+    report_uri: str,
+    run: TrackedRun | None,
+    webhook_url: str | None,
+) -> str:
+    """Post a Slack-compatible message on a hold, a significant regression or drift."""
+    from eval_pipelines.alerts import build_alert, send_webhook
+
+    payload = build_alert(
+        verdict.to_dict(),
+        evaluation.comparison,
+        evaluation.drift,
+        report_url=report_uri,
+        run_url=run.url if run is not None else None,
+    )
+    if payload is None:
+        return ALERT_NOT_NEEDED
+    if not webhook_url:
+        return ALERT_NOT_CONFIGURED
+    try:
+        send_webhook(webhook_url, payload)
+    except EvalError as exc:
+        # The results are complete and recorded; the caller decides how loudly to fail.
+        return f"{ALERT_FAILED}: {exc}"
+    return ALERT_SENT
+
+
+# The default MLflow store: a SQLite file and an artifact folder under out/, no server needed
+# (the registry needs a database store, which a plain mlruns/ folder is not).
+LOCAL_MLFLOW_FOLDER = Path("out/mlflow")
+
+
+def local_tracking_uri(folder: Path = LOCAL_MLFLOW_FOLDER) -> str:
+    """``sqlite:///<abs folder>/mlflow.db``, creating the folder (SQLite will not)."""
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def local_artifact_location(folder: Path = LOCAL_MLFLOW_FOLDER) -> str:
+    return str((folder / "artifacts").resolve())

@@ -1,0 +1,764 @@
+"""MLflow lineage: one MLflow run per evaluation, written through an explicit ``MlflowClient``.
+
+Nothing here touches MLflow's process-global ("fluent") state: no ``mlflow.start_run``, no
+``mlflow.set_tracking_uri``. Every call names its run id, so concurrent steps in one process
+(Dagster's in-process executor, a notebook) cannot log into each other's runs.
+
+Runs
+----
+One experiment per model, ``{experiment_prefix}/{model}``, created on first use (with
+``artifact_location`` when one is given). A run is found again by its tag
+``eval.run_key``: :meth:`Tracker.start` reuses the oldest non-deleted run carrying the key (a
+retried or re-run step keeps its run) and creates one otherwise.
+
+:meth:`Tracker.publish` logs, in this order, params, tags, metrics, the evaluated window as a
+dataset input and every file of the artifact folder, then marks the run ``FINISHED``. If any
+of it fails the run is marked ``FAILED`` with the error in the tag ``eval.error``.
+
+Params (immutable in MLflow)
+----------------------------
+The spec, flattened with dotted keys (``confidence.level``, ``compare.baseline``), lists and
+the gates as compact JSON, plus ``window.start`` / ``window.end``. The warehouse is always
+``safe_url(spec.warehouse_template)``: the URL as written, ``${VAR}`` unexpanded, any literal
+password masked. Values are cut to MLflow's 6000-character param limit (ending in ``...``).
+
+MLflow refuses to change a param of a run. On a reused run a param that is already logged with
+the same value is skipped; one whose value differs (the spec changed between two attempts of
+the same run key) keeps its first value, and the current values of all such params are written
+as JSON to the tag ``eval.param_conflicts`` (removed again once they agree). The tags
+``eval.spec_hash`` and ``eval.data_fingerprint`` always describe the latest publish; a caller
+that wants one run per spec version should put the spec hash into the run key.
+
+Metrics: step, timestamp and key scheme
+---------------------------------------
+Every metric of a week is logged at ``step = week_step(window.start)`` (weeks since Monday
+1970-01-05, so consecutive weeks are consecutive steps) and ``timestamp`` = the window start
+in ms since the epoch (UTC), so MLflow's charts compare runs week by week. MLflow's "latest
+value" of a metric is the entry with the largest ``(step, timestamp, value)``, not the last one
+written; publish number ``k`` of the same run (counted in the tag ``eval.publish_count``,
+starting at 0) therefore adds ``k`` ms to the timestamp, so a re-publish with changed numbers
+wins deterministically. NaN and infinite values are not logged. Keys:
+
+* ``{metric}/{version}``: the metric on all labeled rows (overall), e.g. ``roc_auc/v2``;
+  ``{metric}/{version}/ci_low`` and ``.../ci_high``: its confidence interval (overall only).
+* ``{metric}/{version}/{slice}``: the metric on one slice, e.g. ``recall/v2/device.android``.
+* ``delta/{metric}/{slice}``: candidate - baseline, ``slice`` includes ``overall``;
+  ``delta/{metric}/overall/ci_low`` and ``.../ci_high``: CI of the overall delta;
+  ``qvalue/{metric}/{slice}``: Benjamini-Hochberg q-value of the delta's test.
+* ``drift/{feature}/{method}``: the drift statistic; ``drift/{feature}/{method}/p_value`` for
+  test methods.
+* ``rows``, ``labeled_rows``, ``label_coverage``: the window (all versions), and
+  ``rows/{version}``, ``labeled_rows/{version}``, ``label_coverage/{version}``.
+
+MLflow 3.17 allows only word characters, ``_ - . / :`` and spaces in metric names (``:`` not
+on Windows) and rejects names that ``posixpath.normpath`` would change; ``/`` separates the
+segments above. Every segment goes through :func:`name_token` (versions, features,
+methods, metrics) or :func:`slice_token` (slice labels such as ``country=US, device=ios``):
+
+* **plain** text is kept readable. A name is plain when it is ASCII word characters separated
+  by single ``.`` or ``-`` (``v2``, ``model-2.1``), at most 64 characters; it maps to itself.
+  A slice label is plain when every column and value is ASCII word characters, at most 120
+  characters; ``=`` becomes ``.`` and the ``, `` between columns becomes ``-``:
+  ``country=US, device=ios`` -> ``country.US-device.ios``. ``overall`` stays ``overall``.
+* anything else is **lossy**: ``=`` -> ``.``, ``, `` -> ``-``, every run of other characters
+  -> ``_``, cut to 48 characters, then ``--`` and the first 10 hex digits of the MD5 of the
+  original text: ``country=Côte d'Ivoire`` -> ``country.C_te_d_Ivoire--<md5>``.
+
+Collision safety: plain tokens never contain ``--`` (separators are single) and lossy tokens
+always do, so a plain token never equals a lossy one; plain tokens are injective (slice: ``.``
+and ``-`` only appear as separators, names: identity); two lossy tokens are equal only if
+their MD5 prefixes (40 bits) are. Slice tokens always contain a ``.`` or ``--`` (or are
+``overall``), so ``ci_low`` / ``ci_high`` / ``p_value`` can never be read as a slice. Keys stay
+below MLflow's 250-character key limit.
+
+Dataset input
+-------------
+The window is logged as an MLflow dataset input named ``{model}_window_{week}`` whose digest
+is our own content hash of the window (``evaluation.fingerprint["content_hash"]``; MLflow's
+own digest would hash a few sample rows) and whose source is JSON naming the warehouse (safe
+URL), the predictions and labels tables or queries and the window bounds.
+
+Model Registry
+--------------
+:meth:`Tracker.register_version` registers any URI MLflow accepts. A local folder or
+``file:`` URI cannot be registered through a tracking server without a run (the server
+requires a ``run_id`` whose artifact folder contains the path), so a local source is first
+uploaded as the artifact ``model`` of a run in the experiment ``{experiment_prefix}/registry``
+and registered as ``runs:/{run_id}/model``; this works with a server and a local store alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
+from mlflow.tracking import MlflowClient
+
+from eval_pipelines.errors import EvalError
+from eval_pipelines.lineage import code_version
+from eval_pipelines.spec import OVERALL
+from eval_pipelines.warehouse import safe_url
+from eval_pipelines.windows import naive_utc
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from eval_pipelines.gates import Verdict
+    from eval_pipelines.pipeline import Evaluation
+
+__all__ = [
+    "RUN_KEY_TAG",
+    "RegisteredVersion",
+    "TrackedRun",
+    "Tracker",
+    "TrackingError",
+    "evaluation_metrics",
+    "evaluation_tags",
+    "metric_key",
+    "name_token",
+    "slice_token",
+    "spec_params",
+    "week_step",
+    "window_dataset",
+]
+
+_log = logging.getLogger(__name__)
+
+RUN_KEY_TAG = "eval.run_key"
+ERROR_TAG = "eval.error"
+PUBLISH_COUNT_TAG = "eval.publish_count"
+PARAM_CONFLICTS_TAG = "eval.param_conflicts"
+CI_LOW, CI_HIGH = "ci_low", "ci_high"
+
+# Limits of the installed MLflow (mlflow/utils/validation.py, 3.17).
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+# System tags a caller may set; every other ``mlflow.*`` key is MLflow's own.
+_CALLER_SYSTEM_TAGS = frozenset(
+    {
+        "mlflow.runName",
+        "mlflow.note.content",
+        "mlflow.user",
+        "mlflow.source.name",
+        "mlflow.source.type",
+        "mlflow.source.git.commit",
+        "mlflow.source.git.branch",
+        "mlflow.source.git.repoURL",
+    }
+)
+_EPOCH_MONDAY = date(1970, 1, 5)
+_WORD = r"[A-Za-z0-9_]+"
+_PLAIN_NAME = re.compile(rf"{_WORD}(?:[.-]{_WORD})*")
+_PLAIN_SLICE = re.compile(rf"{_WORD}={_WORD}(?:, {_WORD}={_WORD})*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_MAX_NAME, _MAX_SLICE, _LOSSY_KEEP, _HASH_DIGITS = 64, 120, 48, 10
+_FILTER_UNSAFE = re.compile(r"['\"\\\n\r]")
+
+
+class TrackingError(EvalError):
+    """A tracking call could not be made as asked (message names the run, model or key)."""
+
+
+# ---------------------------------------------------------------------------------- naming
+
+
+def week_step(window_start: date | datetime) -> int:
+    """Weeks between the Monday 1970-01-05 and the week containing ``window_start``.
+
+    ``(day - 1970-01-05).days // 7``: consecutive ISO weeks get consecutive steps, any day of
+    a week maps to that week's step, and weeks before 1970-01-05 get negative steps. An aware
+    datetime is converted to UTC first.
+    """
+    if isinstance(window_start, datetime):
+        window_start = naive_utc(window_start).date()
+    return (window_start - _EPOCH_MONDAY).days // 7
+
+
+def _lossy(text: str) -> str:
+    readable = _UNSAFE.sub("_", text.replace(", ", "-").replace("=", "."))[:_LOSSY_KEEP]
+    digest = hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_DIGITS]
+    return f"{readable}--{digest}"
+
+
+def name_token(text: str) -> str:
+    """A model version, feature, method or metric name as one metric-key segment.
+
+    Plain names (ASCII word characters separated by single ``.`` or ``-``, at most 64
+    characters) are kept; anything else gets the lossy form with an MD5 suffix (module
+    docstring).
+    """
+    text = str(text)
+    if len(text) <= _MAX_NAME and _PLAIN_NAME.fullmatch(text):
+        return text
+    return _lossy(text)
+
+
+def slice_token(label: str) -> str:
+    """A slice label (``str(SliceKey)``, e.g. ``country=US, device=ios``) as one segment.
+
+    ``overall`` stays; plain labels become ``country.US-device.ios``; anything else gets the
+    lossy form with an MD5 suffix (module docstring).
+    """
+    label = str(label)
+    if label == OVERALL:
+        return OVERALL
+    if len(label) <= _MAX_SLICE and _PLAIN_SLICE.fullmatch(label):
+        return label.replace(", ", "-").replace("=", ".")
+    return _lossy(label)
+
+
+def metric_key(*parts: str) -> str:
+    """Join already-tokenized segments with ``/`` (checked against MLflow's key limit)."""
+    key = "/".join(parts)
+    if len(key) > MAX_KEY:  # cannot happen with tokens from name_token/slice_token
+        raise TrackingError(f"metric key {key[:80]!r}... is longer than {MAX_KEY} characters")
+    return key
+
+
+def _cut(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def _filter_literal(value: str, what: str) -> str:
+    if _FILTER_UNSAFE.search(value):
+        raise ValueError(f"{what} {value!r} may not contain quotes, backslashes or newlines")
+    return value
+
+
+_MISSING = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    run_id: str
+    experiment_id: str
+    url: str | None  # the run in the MLflow UI when the tracking URI is http(s); else None
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: int
+    status: str  # READY / PENDING_REGISTRATION / FAILED_REGISTRATION
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    run_id: str | None
+
+
+# ------------------------------------------------------------------------- what gets logged
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif value is None:
+        return
+    elif isinstance(value, str):
+        out[prefix] = value
+    elif isinstance(value, bool):
+        out[prefix] = "true" if value else "false"
+    elif isinstance(value, int | float):
+        out[prefix] = repr(value)
+    else:  # lists (slices, metrics, gates, features), empty dicts
+        out[prefix] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def spec_params(evaluation: Evaluation) -> dict[str, str]:
+    """The spec as flat MLflow params (warehouse masked), plus the window bounds."""
+    spec = evaluation.spec
+    payload = spec.model_dump(mode="json")
+    payload["warehouse"] = safe_url(spec.warehouse_template or spec.warehouse)
+    params: dict[str, str] = {}
+    _flatten(payload, "", params)
+    params["window.start"] = evaluation.window.start.isoformat()
+    params["window.end"] = evaluation.window.end.isoformat()
+    return {key: _cut(value, MAX_PARAM_VALUE) for key, value in sorted(params.items())}
+
+
+def _code_version() -> str:
+    version = code_version()
+    if version.get("git_commit"):
+        dirty = "+dirty" if version.get("git_dirty") == "yes" else ""
+        return f"{version['git_commit']}{dirty}"
+    return f"eval-pipelines {version['package']}"
+
+
+def evaluation_tags(evaluation: Evaluation, verdict: Verdict) -> dict[str, str]:
+    fingerprint = evaluation.fingerprint
+    tags = {
+        "eval.model": evaluation.spec.model,
+        "eval.week": evaluation.window.label,
+        "eval.spec_hash": evaluation.spec.fingerprint(),
+        "eval.data_fingerprint": str(fingerprint.get("content_hash", "")),
+        "eval.rows": str(fingerprint.get("rows", "")),
+        "eval.decision": verdict.decision,
+        "eval.code_version": _code_version(),
+    }
+    if verdict.candidate is not None:
+        tags["eval.candidate"] = verdict.candidate
+    if verdict.baseline is not None:
+        tags["eval.baseline"] = verdict.baseline
+    return tags
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """Every number of the evaluation under the key scheme of the module docstring."""
+    values: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if key in values:  # the scheme is collision-free; a duplicate is a bug, not data
+            raise TrackingError(f"metric key {key!r} would be logged twice")
+        number = _finite(value)
+        if number is not None:
+            values[key] = number
+
+    for row in evaluation.metrics.itertuples(index=False):
+        metric, version = name_token(row.metric), name_token(row.model_version)
+        if row.slice == OVERALL:
+            put(metric_key(metric, version), row.value)
+            put(metric_key(metric, version, CI_LOW), row.ci_low)
+            put(metric_key(metric, version, CI_HIGH), row.ci_high)
+        else:
+            put(metric_key(metric, version, slice_token(row.slice)), row.value)
+
+    comparison = evaluation.comparison
+    if comparison is not None and not comparison.empty:
+        for row in comparison.itertuples(index=False):
+            metric, where = name_token(row.metric), slice_token(row.slice)
+            put(metric_key("delta", metric, where), row.delta)
+            put(metric_key("qvalue", metric, where), row.q_value)
+            if row.slice == OVERALL:
+                put(metric_key("delta", metric, where, CI_LOW), row.delta_ci_low)
+                put(metric_key("delta", metric, where, CI_HIGH), row.delta_ci_high)
+
+    if not evaluation.drift.empty:
+        for row in evaluation.drift.itertuples(index=False):
+            base = (name_token(row.feature), name_token(row.method))
+            put(metric_key("drift", *base), row.statistic)
+            put(metric_key("drift", *base, "p_value"), row.p_value)
+
+    fingerprint = evaluation.fingerprint
+    rows, labeled = fingerprint.get("rows"), fingerprint.get("labeled_rows")
+    put("rows", rows)
+    put("labeled_rows", labeled)
+    if rows:
+        put("label_coverage", labeled / rows)
+    coverage = evaluation.coverage
+    if not coverage.empty:
+        for row in coverage[coverage["slice"] == OVERALL].itertuples(index=False):
+            version = name_token(row.model_version)
+            put(metric_key("rows", version), row.rows)
+            put(metric_key("labeled_rows", version), row.labeled)
+            put(metric_key("label_coverage", version), row.coverage)
+    return dict(sorted(values.items()))
+
+
+def _source_of(source: Any) -> dict[str, str]:
+    if source.table is not None:
+        return {"table": source.table}
+    return {"query": _cut(source.query, 8000)}
+
+
+def window_dataset(evaluation: Evaluation) -> Dataset:
+    """The evaluated window as an MLflow dataset (our digest, safe warehouse URL)."""
+    spec, window, fingerprint = evaluation.spec, evaluation.window, evaluation.fingerprint
+    source = {
+        "warehouse": safe_url(spec.warehouse_template or spec.warehouse),
+        "predictions": _source_of(spec.predictions),
+        "labels": _source_of(spec.labels),
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+    }
+    p, lab = spec.predictions, spec.labels
+    columns = [
+        (p.id, "string"),
+        (p.timestamp, "datetime"),
+        (p.model_version, "string"),
+        (p.score, "double"),
+        (lab.label, "long"),
+        (lab.timestamp, "datetime"),
+        *((column, "string") for column in spec.slice_columns),
+    ]
+    if spec.drift is not None:
+        categorical = set(spec.drift.categorical)
+        if not evaluation.drift.empty:
+            kinds = dict(zip(evaluation.drift["feature"], evaluation.drift["kind"], strict=True))
+            categorical |= {f for f, kind in kinds.items() if kind == "categorical"}
+        columns += [(f, "string" if f in categorical else "double") for f in spec.drift.features]
+    seen: set[str] = set()
+    colspec = []
+    for name, kind in columns:
+        if name not in seen:
+            seen.add(name)
+            colspec.append({"name": name, "type": kind})
+    profile = {
+        "rows": fingerprint.get("rows"),
+        "labeled_rows": fingerprint.get("labeled_rows"),
+        "versions": fingerprint.get("versions", {}),
+    }
+    return Dataset(
+        name=f"{spec.model}_window_{window.label}",
+        digest=str(fingerprint.get("content_hash", "")),
+        source_type="warehouse",
+        source=json.dumps(source, sort_keys=True),
+        schema=json.dumps({"mlflow_colspec": colspec}),
+        profile=json.dumps(profile, sort_keys=True),
+    )
+
+
+# ------------------------------------------------------------------------------- the client
+
+
+def _is_http(uri: str) -> bool:
+    return urllib.parse.urlparse(uri).scheme in ("http", "https")
+
+
+def _local_path(source: str) -> Path | None:
+    """The local file or folder ``source`` names (a path or ``file:`` URI), else None."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.path))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and source[1:3] in (":\\", ":/")):
+        return Path(source)
+    return None
+
+
+def _artifact_uri(location: str | None) -> str | None:
+    """A folder path becomes an absolute ``file:`` URI; URIs (s3://, file:) pass unchanged."""
+    if location is None:
+        return None
+    if _local_path(location) is not None and urllib.parse.urlparse(location).scheme != "file":
+        return Path(location).expanduser().resolve().as_uri()
+    return location
+
+
+class Tracker:
+    """Evaluation runs and model versions in one MLflow tracking server or local store."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        registry_uri: str | None = None,
+        experiment_prefix: str = "eval-pipelines",
+        artifact_location: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        self.experiment_prefix = experiment_prefix.rstrip("/")
+        self.artifact_location = _artifact_uri(artifact_location)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        self._experiments: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- experiments and runs
+    def experiment_name(self, model: str) -> str:
+        return f"{self.experiment_prefix}/{model}"
+
+    def experiment_id(self, model: str) -> str:
+        """The id of ``{prefix}/{model}``, creating it (or restoring it if deleted)."""
+        return self._experiment(self.experiment_name(model))
+
+    def _experiment(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                experiment_id = self.client.create_experiment(
+                    name, artifact_location=self.artifact_location
+                )
+            except MlflowException as exc:  # created concurrently by another step
+                if exc.error_code != _EXISTS:
+                    raise
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+                experiment_id = experiment.experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                # The name stays taken until MLflow's garbage collection; tracking into it is
+                # an explicit wish (the caller configured this prefix), so bring it back.
+                _log.warning("restoring the deleted MLflow experiment %r", name)
+                self.client.restore_experiment(experiment_id)
+        self._experiments[name] = experiment_id
+        return experiment_id
+
+    def _run_url(self, experiment_id: str, run_id: str) -> str | None:
+        if not _is_http(self.tracking_uri):
+            return None
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def find_run(self, run_key: str, *, model: str) -> TrackedRun | None:
+        """The oldest non-deleted run of ``model`` tagged with ``run_key``, if any."""
+        _filter_literal(run_key, "run_key")
+        experiment_id = self.experiment_id(model)
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=10,
+            order_by=["attributes.start_time ASC"],
+        )
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
+        return TrackedRun(run_id, experiment_id, self._run_url(experiment_id, run_id))
+
+    def start(
+        self, run_key: str, *, model: str, run_name: str, tags: Mapping[str, str]
+    ) -> TrackedRun:
+        """Get-or-create the run of ``run_key`` in the model's experiment and mark it RUNNING.
+
+        A reused run (a retried or re-run step) gets ``tags`` and ``run_name`` again and loses
+        the ``eval.error`` of a previous failed attempt. Two concurrent first starts of the
+        same key can create two runs; :meth:`find_run` then returns the older one.
+        """
+        all_tags = {**self._caller_tags(tags), RUN_KEY_TAG: run_key, "eval.model": model}
+        existing = self.find_run(run_key, model=model)
+        if existing is None:
+            experiment_id = self.experiment_id(model)
+            created = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+            run_id = created.info.run_id
+            return TrackedRun(run_id, experiment_id, self._run_url(experiment_id, run_id))
+        run_id = existing.run_id
+        self._log_tags(run_id, all_tags)
+        if ERROR_TAG in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, ERROR_TAG)
+        self.client.update_run(run_id, status="RUNNING", name=run_name)
+        return existing
+
+    @staticmethod
+    def _caller_tags(tags: Mapping[str, str]) -> dict[str, str]:
+        for key in tags:
+            if key.startswith("mlflow.") and key not in _CALLER_SYSTEM_TAGS:
+                raise ValueError(f"tag {key!r}: keys starting with 'mlflow.' are MLflow's own")
+            if key == RUN_KEY_TAG:
+                raise ValueError(f"tag {key!r} is set from run_key")
+        return {key: _cut(str(value), MAX_TAG_VALUE) for key, value in tags.items()}
+
+    def _log_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        entries = [RunTag(k, _cut(str(v), MAX_TAG_VALUE)) for k, v in sorted(tags.items())]
+        for chunk in _chunks(entries, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, tags=list(chunk))
+
+    # ------------------------------------------------------------------------- publishing
+    def publish(
+        self, run: TrackedRun, evaluation: Evaluation, verdict: Verdict, folder: Path
+    ) -> None:
+        """Log params, tags, metrics, the window dataset and ``folder``; then FINISHED.
+
+        On any error the run is marked FAILED (tag ``eval.error``) and the error re-raised.
+        """
+        folder = Path(folder)
+        try:
+            if not folder.is_dir():
+                raise TrackingError(f"artifact folder {folder} does not exist")
+            self._publish(run, evaluation, verdict, folder)
+        except BaseException as exc:
+            try:
+                self.fail(run, f"publish failed: {type(exc).__name__}: {exc}")
+            except Exception:  # the original error matters more than this one
+                _log.exception("could not mark MLflow run %s as FAILED", run.run_id)
+            raise
+
+    def _publish(
+        self, run: TrackedRun, evaluation: Evaluation, verdict: Verdict, folder: Path
+    ) -> None:
+        current = self.client.get_run(run.run_id).data
+        publish_count = int(current.tags.get(PUBLISH_COUNT_TAG, "0") or 0)
+
+        params, conflicts = {}, {}
+        for key, value in spec_params(evaluation).items():
+            logged = current.params.get(key)
+            if logged is None:
+                params[key] = value
+            elif logged != value:
+                conflicts[key] = value
+        for chunk in _chunks([Param(k, v) for k, v in params.items()], MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run.run_id, params=list(chunk))
+
+        tags = evaluation_tags(evaluation, verdict)
+        tags[PUBLISH_COUNT_TAG] = str(publish_count + 1)
+        if conflicts:
+            _log.warning(
+                "MLflow run %s: params %s were logged with other values by an earlier attempt; "
+                "MLflow keeps the first values, the current ones are in the tag %s",
+                run.run_id,
+                ", ".join(sorted(conflicts)),
+                PARAM_CONFLICTS_TAG,
+            )
+            tags[PARAM_CONFLICTS_TAG] = json.dumps(conflicts, sort_keys=True)
+        elif PARAM_CONFLICTS_TAG in current.tags:
+            self.client.delete_tag(run.run_id, PARAM_CONFLICTS_TAG)
+        self._log_tags(run.run_id, tags)
+
+        window = evaluation.window
+        step = week_step(window.start)
+        start_ms = int(window.start.replace(tzinfo=UTC).timestamp() * 1000)
+        timestamp = max(0, start_ms) + publish_count
+        metrics = [
+            Metric(key, value, timestamp, step)
+            for key, value in evaluation_metrics(evaluation).items()
+        ]
+        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run.run_id, metrics=list(chunk))
+
+        dataset = window_dataset(evaluation)
+        context = InputTag(key="mlflow.data.context", value="evaluation")
+        self.client.log_inputs(run.run_id, datasets=[DatasetInput(dataset, tags=[context])])
+
+        self.client.log_artifacts(run.run_id, str(folder))
+        self.client.set_terminated(run.run_id, "FINISHED")
+
+    def fail(self, run: TrackedRun, message: str) -> None:
+        """Record ``message`` (cut to MLflow's tag limit) as ``eval.error``; status FAILED."""
+        self.client.set_tag(run.run_id, ERROR_TAG, _cut(str(message), MAX_TAG_VALUE))
+        self.client.set_terminated(run.run_id, "FAILED")
+
+    # ---------------------------------------------------------------------- model registry
+    def _aliases(self, name: str) -> dict[str, list[str]] | None:
+        """version -> aliases of registered model ``name``; None if it is not registered."""
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == _MISSING:
+                return None
+            raise
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        return by_version
+
+    @staticmethod
+    def _record(version: ModelVersion, aliases: Iterable[str]) -> RegisteredVersion:
+        return RegisteredVersion(
+            name=version.name,
+            version=int(version.version),
+            status=str(version.status),
+            aliases=tuple(sorted(aliases)),
+            tags=dict(version.tags or {}),
+            run_id=version.run_id or None,
+        )
+
+    def model_versions(self, name: str) -> list[RegisteredVersion]:
+        """Every version of registered model ``name``, by version; [] if not registered."""
+        _filter_literal(name, "registered model name")
+        aliases = self._aliases(name)
+        if aliases is None:
+            return []
+        versions: list[ModelVersion] = []
+        page_token = None
+        while True:
+            page = self.client.search_model_versions(
+                f"name = '{name}'", max_results=1000, page_token=page_token
+            )
+            versions.extend(page)
+            page_token = page.token
+            if not page_token:
+                break
+        records = [self._record(v, aliases.get(str(v.version), [])) for v in versions]
+        return sorted(records, key=lambda record: record.version)
+
+    def alias_version(self, name: str, alias: str) -> RegisteredVersion | None:
+        """The version ``alias`` points to; None if the model or the alias does not exist."""
+        aliases = self._aliases(name)
+        if aliases is None:
+            return None
+        for version, names in aliases.items():
+            if alias in names:
+                return self._record(self.client.get_model_version(name, version), names)
+        return None
+
+    def tag_version(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        for key, value in sorted(tags.items()):
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def register_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        tags: Mapping[str, str] | None = None,
+        aliases: Sequence[str] = (),
+        run_id: str | None = None,
+    ) -> RegisteredVersion:
+        """Register a new version of ``name`` (created if needed) from ``source``.
+
+        ``source`` is any URI MLflow accepts (``s3://...``, ``runs:/RUN/path`` with
+        ``run_id``, ...). A local folder or file (path or ``file:`` URI) is uploaded first as
+        the artifact ``model`` of a run in ``{prefix}/registry`` (module docstring). Each of
+        ``aliases`` is moved to the new version.
+        """
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != _EXISTS:
+                raise
+        local = _local_path(source)
+        if local is not None:
+            if not local.exists():
+                raise TrackingError(f"register {name}: source {source} does not exist")
+            source, run_id = self._upload_source(name, local)
+        created = self.client.create_model_version(
+            name,
+            source,
+            run_id=run_id,
+            tags={k: str(v) for k, v in (tags or {}).items()},
+        )
+        for alias in aliases:
+            self.client.set_registered_model_alias(name, alias, str(created.version))
+        version = self.client.get_model_version(name, str(created.version))
+        return self._record(version, (self._aliases(name) or {}).get(str(version.version), []))
+
+    def _upload_source(self, name: str, local: Path) -> tuple[str, str]:
+        experiment_id = self._experiment(f"{self.experiment_prefix}/registry")
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"register {name}",
+            tags={"eval.kind": "registration", "eval.registered_model": name},
+        )
+        run_id = run.info.run_id
+        if local.is_dir():
+            self.client.log_artifacts(run_id, str(local), "model")
+        else:
+            self.client.log_artifact(run_id, str(local), "model")
+        self.client.set_terminated(run_id, "FINISHED")
+        return f"runs:/{run_id}/model", run_id
