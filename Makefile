@@ -29,7 +29,8 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # The Dagster UI (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000) on the local
-# stores `make demo` fills. Ctrl-C stops both.
+# stores `make demo` fills. Ctrl-C stops both. The registry sensor evaluates the demo's
+# candidate on the demo's last week (EVAL_REGISTRY_WEEK; unset in production).
 DAGSTER_HOME_DIR := $(abspath .dagster_home)
 ui: install
 	@mkdir -p $(DAGSTER_HOME_DIR) out/mlflow/artifacts
@@ -37,7 +38,7 @@ ui: install
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath out/mlflow/mlflow.db) \
 		--default-artifact-root $(abspath out/mlflow/artifacts) --host 127.0.0.1 --port 5000 & \
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false \
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false EVAL_REGISTRY_WEEK=2026-11-16 \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install

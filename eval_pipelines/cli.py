@@ -81,7 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.report_uri != str(outcome.folder / "report.md"):
         print(f"published: {outcome.report_uri}")
     if outcome.mlflow_run is not None:
-        where = outcome.mlflow_run.url or f"run {outcome.mlflow_run.run_id}"
+        where = outcome.mlflow_run.url or (
+            f"run {outcome.mlflow_run.run_id} (experiment {outcome.mlflow_run.experiment_id})"
+        )
         print(f"mlflow:    {where}")
     if outcome.alert != "nothing to alert":
         print(f"alert:     {outcome.alert}")

@@ -450,7 +450,7 @@ def register_demo_models(tracker, spec) -> list[str]:
             f"{v.version}{' (' + ','.join(v.aliases) + ')' if v.aliases else ''}" for v in existing
         )
         return [f"registry:  {name!r} already has versions {listed}"]
-    source = Path("data").resolve().as_uri()
+    source = _placeholder_model(Path("out/mlflow/demo-model"))
     alias = spec.registry.champion_alias
     champion = tracker.register_version(
         name, source=source, tags={"eval.log_version": "v1"}, aliases=[alias]
@@ -460,3 +460,13 @@ def register_demo_models(tracker, spec) -> list[str]:
         f"registry:  registered {name!r} version {champion.version} (alias {alias!r}, logs v1) "
         f"and version {candidate.version} (candidate, logs v2)"
     ]
+
+
+def _placeholder_model(folder: Path) -> str:
+    """A one-file folder standing in for model files the demo does not have."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text(
+        "Demo registry version without model files: its predictions are already in the demo\n"
+        "warehouse, under the model_version named by the version's eval.log_version tag.\n"
+    )
+    return str(folder.resolve())
