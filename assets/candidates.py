@@ -15,6 +15,7 @@ No ``from __future__ import annotations`` here (Dagster reads the annotations).
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -28,9 +29,6 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 from pydantic import Field
 
 from assets.evaluation import WAREHOUSE_POOL
@@ -42,6 +40,11 @@ from eval_pipelines.spec import CompareSpec, EvalSpec
 from eval_pipelines.tracking import RegisteredVersion, Tracker
 from eval_pipelines.windows import last_complete_week
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
+
+if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 TAG_PREFIX = "eval."
 
@@ -58,7 +61,7 @@ class CandidateAssets:
     spec: EvalSpec
     partitions: DynamicPartitionsDefinition
     asset: AssetsDefinition
-    job: UnresolvedAssetJobDefinition
+    job: "UnresolvedAssetJobDefinition"
 
 
 def candidate_spec(
