@@ -3,15 +3,22 @@
 ``dagster dev -w workspace.yaml`` (webserver, daemon, code server) runs on loopback with a
 temporary ``DAGSTER_HOME`` (``deploy/dagster.local.yaml``), a 40k-row demo warehouse, a local
 artifact folder and the session's real MLflow server. The backfill is launched with the
-``launchPartitionBackfill`` mutation, the same call the UI's "Materialize" dialog makes, so
-the backfill daemon plans it and honours ``BackfillPolicy.single_run()``: one run for the 4
-weeks. Then each layer is checked: Dagster's runs and materializations (GraphQL), MLflow's runs
-(filtered by the backfill id: the MLflow server is shared by the session), the artifact files,
-and that stopping ``dagster dev`` leaves no process behind.
+``launchPartitionBackfill`` mutation, as the UI's launch dialog does, so the backfill daemon
+plans it and honours ``BackfillPolicy.single_run()``: one run for the 4 weeks. Then each layer
+is checked: Dagster's runs and materializations (GraphQL), MLflow's runs (filtered by the
+backfill id: the MLflow server is shared by the session), the artifact files, and, last, that
+stopping ``dagster dev`` leaves no process behind (keep that test last).
 
-Only the registry sensor is held back: it starts RUNNING and polls the same MLflow server,
-which other tests fill with registered models. A run-queue limit of 0 on its tag keeps any run
-it requests queued, so the backfill is the only thing this instance executes.
+The launch uses the UI's form (partition names + asset selection). Dagster 1.13 rejected it on
+some server starts while the multi-asset's lineage had a fan-in (see docs/architecture.md,
+"Lineage is a tree"); the webserver is started under several hash seeds over time, so this
+test guards the fix.
+
+The registry sensor is held back: it starts RUNNING and polls the same MLflow server, where
+other tests may register models. A run-queue limit of 0 on its tag keeps any run it requests
+queued, so the backfill is the only thing this instance executes. Timing: startup 13-15 s,
+backfill 60-90 s (the backfill daemon ticks every 30 s: one tick to submit the run, one after
+it to mark the backfill complete; the run itself takes about 25 s), shutdown about 5 s.
 """
 
 import os
@@ -65,6 +72,9 @@ HOLD_SENSOR_RUNS = {
         }
     }
 }
+
+#: What the UI's "Materialize" dialog sends for assets that share one partitions definition.
+BY_ASSET_SELECTION = {"partitionNames": WEEKS, "assetSelection": [{"path": k} for k in ASSET_KEYS]}
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -217,19 +227,24 @@ def _describe_runs(runs: list[dict]) -> str:
     return "\n".join(lines) or "(no runs)"
 
 
-@pytest.fixture(scope="module")
-def backfill(server: Server) -> Backfill:
-    params = {
-        "partitionNames": WEEKS,
-        "assetSelection": [{"path": key} for key in ASSET_KEYS],
-        "title": "test_dagster_server",
-    }
-    started = time.monotonic()
-    launched = graphql(server.url, LAUNCH, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", (
+def _launch(url: str, params: dict) -> dict:
+    return graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+
+
+def _launch_failure(launched: dict) -> str:
+    return (
         f"launchPartitionBackfill returned {launched['__typename']}: "
         f"{launched.get('message')}\n{''.join(launched.get('stack') or [])}"
     )
+
+
+@pytest.fixture(scope="module")
+def backfill(server: Server) -> Backfill:
+    """The 4 weeks, launched the way the UI's asset graph does (partition names + asset
+    selection)."""
+    started = time.monotonic()
+    launched = _launch(server.url, {**BY_ASSET_SELECTION, "title": "test_dagster_server"})
+    assert launched["__typename"] == "LaunchBackfillSuccess", _launch_failure(launched)
     backfill_id = launched["backfillId"]
     _note(f"backfill {backfill_id} launched; runs launched with it: {launched['launchedRunIds']}")
 

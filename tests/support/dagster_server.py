@@ -94,19 +94,21 @@ def graphql(
         headers={"Content-Type": "application/json", "Accept": "application/json"},
         method="POST",
     )
+    status = 200
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             text = response.read().decode()
-    except urllib.error.HTTPError as exc:  # GraphQL validation errors come back as 400
-        text = exc.read().decode(errors="replace")
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            raise GraphQLError(f"HTTP {exc.code} from {url}: {text[:2000]}") from exc
-        raise GraphQLError(f"HTTP {exc.code} from {url}: {payload.get('errors', payload)}") from exc
-    payload = json.loads(text)
-    if payload.get("errors"):
-        raise GraphQLError(json.dumps(payload["errors"], indent=2)[:4000])
+    except urllib.error.HTTPError as exc:
+        # Query errors come back as 400; a result holding a PythonError (a union member, not
+        # a GraphQL error) comes back as 500 with its data.
+        status, text = exc.code, exc.read().decode(errors="replace")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise GraphQLError(f"HTTP {status} from {url}, not JSON: {text[:2000]}") from None
+    if payload.get("errors") or payload.get("data") is None:
+        errors = payload.get("errors", payload)
+        raise GraphQLError(f"HTTP {status} from {url}: {json.dumps(errors, indent=2)[:4000]}")
     return payload["data"]
 
 
