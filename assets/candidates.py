@@ -35,7 +35,7 @@ from assets.evaluation import WAREHOUSE_POOL
 from assets.metadata import asset_metadata
 from assets.specs import asset_prefix
 from eval_pipelines.errors import EvalError
-from eval_pipelines.runner import Publishing, run_evaluation
+from eval_pipelines.runner import run_evaluation
 from eval_pipelines.spec import CompareSpec, EvalSpec
 from eval_pipelines.tracking import RegisteredVersion, Tracker
 from eval_pipelines.windows import last_complete_week
@@ -122,12 +122,7 @@ def build_candidate_assets(spec: EvalSpec) -> CandidateAssets:
                     week,
                     connection,
                     artifacts.folder(spec.model, key),
-                    Publishing(
-                        tracker=tracker,
-                        s3_url=artifacts.s3_url(spec.model, key),
-                        s3_endpoint_url=artifacts.endpoint_url,
-                        webhook_url=alerts.webhook_url,
-                    ),
+                    artifacts.publishing(spec.model, key, tracker, alerts.webhook_url),
                     run_key=f"{spec.model}/registry/{name}/{version}",
                     run_name=f"{spec.model} candidate {name} v{version} ({week})",
                     tags={

@@ -43,7 +43,7 @@ from assets.partitions import weekly_partitions
 from assets.specs import asset_prefix
 from eval_pipelines.errors import EvalError, ValidationFailed
 from eval_pipelines.gates import HOLD, SHIP
-from eval_pipelines.runner import ALERT_FAILED, Publishing, RunOutcome, run_evaluation
+from eval_pipelines.runner import ALERT_FAILED, RunOutcome, run_evaluation
 from eval_pipelines.spec import EvalSpec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
@@ -171,12 +171,7 @@ def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
                         week,
                         connection,
                         artifacts.folder(spec.model, week),
-                        Publishing(
-                            tracker=tracker,
-                            s3_url=artifacts.s3_url(spec.model, week),
-                            s3_endpoint_url=artifacts.endpoint_url,
-                            webhook_url=alerts.webhook_url,
-                        ),
+                        artifacts.publishing(spec.model, week, tracker, alerts.webhook_url),
                         run_key=f"{spec.model}/week/{week}",
                         run_name=f"{spec.model} week {week}",
                         tags=_run_tags(context, week),

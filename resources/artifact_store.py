@@ -12,6 +12,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from eval_pipelines.runner import Publishing
+from eval_pipelines.tracking import Tracker
+
 
 class ArtifactStoreResource(ConfigurableResource):
     """A folder, or an S3 prefix, of per-model, per-week artifact folders."""
@@ -43,3 +46,14 @@ class ArtifactStoreResource(ConfigurableResource):
         if not self.on_s3:
             return None
         return f"{self.root.rstrip('/')}/{model}/{key}"
+
+    def publishing(
+        self, model: str, key: str, tracker: Tracker, webhook_url: str | None
+    ) -> Publishing:
+        """Where a run of ``model`` for ``key`` goes besides its local folder."""
+        return Publishing(
+            tracker=tracker,
+            s3_url=self.s3_url(model, key),
+            s3_endpoint_url=self.endpoint_url,
+            webhook_url=webhook_url,
+        )
