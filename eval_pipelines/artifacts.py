@@ -3,11 +3,19 @@
 The folder is built under a temporary sibling name and renamed into place only when every
 file is written, so a failed or killed run never leaves a half-written folder; a re-run
 replaces the previous folder in one rename.
+
+Staging names are ``.{name}.tmp-{host}~{pid}~{random}`` (and ``.{name}.old-...`` for the
+folder being replaced). A process killed mid-write (SIGKILL, OOM) cannot clean up after
+itself, so every successful write of ``{name}`` removes the staging folders of the same
+target left by processes that are gone: on this host, whose pid no longer runs; from any
+host, older than :data:`STALE_AFTER_S`. A live writer's staging folder is never touched.
 """
 
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +40,7 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging = out.parent / f".{out.name}.tmp-{_owner()}~{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         evaluation.metrics.to_parquet(staging / "metrics.parquet", index=False)
@@ -48,7 +56,47 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    remove_stale_staging(out)
     return out
+
+
+STALE_AFTER_S = 24 * 3600
+
+
+def _owner() -> str:
+    host = socket.gethostname().replace("~", "_").replace("/", "_") or "host"
+    return f"{host}~{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove ``.{out.name}.tmp-*`` / ``.old-*`` folders whose writer is gone (see module)."""
+    removed = []
+    host = _owner().split("~")[0]
+    for kind in ("tmp", "old"):
+        for path in out.parent.glob(f".{out.name}.{kind}-*"):
+            owner = path.name[len(f".{out.name}.{kind}-") :].split("~")
+            try:
+                age = time.time() - path.stat().st_mtime
+            except OSError:
+                continue
+            if len(owner) == 3 and owner[1].isdigit():
+                gone = (owner[0] == host and not _pid_alive(int(owner[1]))) or (age > STALE_AFTER_S)
+            else:  # an older naming scheme: only by age
+                gone = age > STALE_AFTER_S
+            if gone and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def _replace_dir(staging: Path, out: Path) -> None:
@@ -57,7 +105,7 @@ def _replace_dir(staging: Path, out: Path) -> None:
         return
     if not out.is_dir():
         raise EvalError(f"--out {out} exists and is not a folder")
-    retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    retired = out.parent / f".{out.name}.old-{_owner()}~{uuid.uuid4().hex[:8]}"
     out.rename(retired)
     try:
         staging.rename(out)

@@ -270,10 +270,29 @@ def decide(
         )
     if not spec.gates:
         reasons.append(Reason("gates", INCONCLUSIVE, "no gates configured: nothing to decide on"))
+    overall = coverage[coverage["slice"] == OVERALL].groupby("model_version")["labeled"].sum()
     for gate in spec.parsed_gates:
         if isinstance(gate, DriftGate):
             reasons += _drift_gate(gate, drift)
-        elif gate.max_regression is not None:
+            continue
+        # No labels yet (they arrive within labels.max_delay): a metric gate cannot be judged
+        # either way, so the verdict waits instead of holding on missing data.
+        needed = _target_versions(spec, metrics)
+        if gate.max_regression is not None and spec.compare is not None:
+            needed = [spec.compare.baseline, spec.compare.candidate]
+        waiting = [v for v in needed if int(overall.get(v, 0)) == 0]
+        if waiting:
+            reasons.append(
+                Reason(
+                    _describe(gate),
+                    INCONCLUSIVE,
+                    f"{gate.metric}: no labeled predictions of {', '.join(waiting)} in this "
+                    "window yet (a label counts if it arrives within labels.max_delay); "
+                    "re-run when labels have arrived",
+                )
+            )
+            continue
+        if gate.max_regression is not None:
             reasons += _metric_regression(gate, spec, comparison)
         if isinstance(gate, MetricGate) and (gate.min is not None or gate.max is not None):
             reasons += _metric_bound(gate, spec, metrics)

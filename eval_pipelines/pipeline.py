@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from eval_pipelines.column_types import check_column_types
+from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.evaluation import (
     SliceMetrics,
     comparison_table,
@@ -59,6 +61,36 @@ class Evaluation:
             self.drift,
             self.coverage,
             window=self.window.label,
+        )
+
+
+def check_slice_cardinality(
+    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
+) -> None:
+    """Fail before the aggregate when a slice column has more than ``max_slice_values``
+    distinct values in the window: every value is a slice group with its own cells."""
+    if not spec.slice_columns:
+        return
+    counts = warehouse.query(builder.slice_cardinality(window), "slice cardinality").iloc[0]
+    failures = []
+    for alias, column in zip(builder.grouping_columns([]), spec.slice_columns, strict=True):
+        distinct = int(counts[alias])
+        if distinct > spec.max_slice_values:
+            keys = [
+                f"slices[{i}]"
+                for i, entry in enumerate(spec.slices)
+                if column in ([entry] if isinstance(entry, str) else entry)
+            ]
+            failures.append(
+                f"{', '.join(keys)}: column {column!r} has {distinct:,} distinct values in the "
+                f"window, above max_slice_values ({spec.max_slice_values:,}); slice on a "
+                "coarser column (a 'query:' can bucket it) or raise max_slice_values"
+            )
+    if failures:
+        raise ValidationFailed(
+            f"input checks failed for the window {window}; no metrics were computed:\n  - "
+            + "\n  - ".join(failures),
+            failures,
         )
 
 
@@ -161,6 +193,7 @@ def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = N
         return builder
 
     started = time.perf_counter()
+    check_column_types(spec, window, warehouse, builder)
     try:
         validation, builder = validate_window(spec, window, warehouse, builder, materialize)
         timings["validation_s"] = time.perf_counter() - started
@@ -182,6 +215,7 @@ def _evaluate_valid(
 ) -> Evaluation:
     """Metrics, comparison and drift of a window that passed its input checks."""
     started = time.perf_counter()
+    check_slice_cardinality(spec, window, warehouse, builder)
     stats, queries["sufficient_statistics"] = collect_statistics(spec, window, warehouse, builder)
     timings["aggregate_s"] = time.perf_counter() - started
 

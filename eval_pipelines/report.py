@@ -23,13 +23,18 @@ def _num(value: float, digits: int = 4) -> str:
     )
 
 
+def _inline(text: object) -> str:
+    """Text from the data (slice values) on one Markdown line: line breaks shown as ``\\n``."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = [
-        "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |"
+        "| " + " | ".join(_inline(v).replace("|", "\\|") for v in row) + " |"
         for row in frame.itertuples(index=False)
     ]
     return "\n".join([header, rule, *body]) + "\n"
@@ -104,16 +109,16 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
             f"window {evaluation.window}.",
             "",
         ]
-    lines += [*summary(evaluation), ""]
+    lines += [*map(_inline, summary(evaluation)), ""]
     blocking = [r for r in verdict.reasons if r.outcome in (HOLD, INCONCLUSIVE)]
     if blocking:
         lines += ["## Why", ""]
-        lines += [f"- **{r.outcome}** ({r.gate}): {r.message}" for r in blocking]
+        lines += [_inline(f"- **{r.outcome}** ({r.gate}): {r.message}") for r in blocking]
         lines.append("")
     passed = [r for r in verdict.reasons if r.outcome == PASS]
     if passed:
         lines += ["## Gates that passed", ""]
-        lines += [f"- {r.gate}: {r.message}" for r in passed]
+        lines += [_inline(f"- {r.gate}: {r.message}") for r in passed]
         lines.append("")
 
     lines += ["## Headline metrics (all traffic)", "", _table(headline_metrics(evaluation.metrics))]
@@ -175,19 +180,25 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         ["model_version", "slice", "n"]
     ]
     small = small.drop_duplicates()
+    checks = evaluation.validation.results
+    in_gx = sum(1 for r in checks if getattr(r, "engine", "sql") == "gx")
     lines += [
+        "## Input checks",
+        "",
+        f"- {'Passed' if evaluation.validation.passed else 'FAILED'}: {len(checks)} checks "
+        f"({in_gx} Great Expectations expectations and {len(checks) - in_gx} SQL checks, all "
+        "in the warehouse; details in validation.json).",
+        *[
+            f"- **Warning** ({r.name}): {r.message}"
+            for r in checks
+            if not r.blocking and not r.passed
+        ],
+        "",
         "## Data",
         "",
         f"- Rows in window: {evaluation.fingerprint.get('rows', 0):,}; labeled: "
         f"{evaluation.fingerprint.get('labeled_rows', 0):,}; content hash "
         f"`{evaluation.fingerprint.get('content_hash', '')}`.",
-        f"- Input checks: {'passed' if evaluation.validation.passed else 'FAILED'} "
-        f"({len(evaluation.validation.results)} checks).",
-        *[
-            f"- **Warning** ({r.name}): {r.message}"
-            for r in evaluation.validation.results
-            if not r.blocking and not r.passed
-        ],
         f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
         f"tested: {len(small)}.",
         "",

@@ -9,8 +9,16 @@ run key) before the warehouse is touched, so a run that fails on bad input is re
 FAILED with the reason instead of vanishing. Local artifacts are written atomically first;
 publishing to S3 and to MLflow come after, so a failed upload leaves a complete local folder
 and a re-run of the same key finishes the job in the same MLflow run.
+
+Faults (docs/reliability.md): a tracking server that cannot be reached when the run starts
+stops the run before the warehouse is read (:class:`TrackingError`, nothing written); one
+that fails during the publish leaves the complete local folder (and the S3 copy, if any) and
+a run that is FAILED, or still RUNNING when the server could not even be told; never
+FINISHED. Every MLflow failure is one sentence naming the tracking host, within the
+Tracker's bounded retries.
 """
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +27,11 @@ from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import Verdict
 from eval_pipelines.pipeline import Evaluation, evaluate
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.tracking import TrackedRun, Tracker
+from eval_pipelines.tracking import TrackedRun, Tracker, TrackingError, tracking_errors
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
+
+_log = logging.getLogger(__name__)
 
 # What `alert` says happened, for logs and asset metadata.
 ALERT_SENT = "sent"
@@ -71,7 +81,8 @@ def run_evaluation(
     if tracker is not None:
         # Enough to find a failed run by model and week, before anything is computed.
         run_tags = {"eval.model": spec.model, "eval.week": window.label, **(tags or {})}
-        run = tracker.start(run_key, model=spec.model, run_name=run_name, tags=run_tags)
+        with tracking_errors(tracker, f"starting the MLflow run {run_key!r}"):
+            run = tracker.start(run_key, model=spec.model, run_name=run_name, tags=run_tags)
     try:
         evaluation = evaluate(spec, window, warehouse)
         verdict = evaluation.decide()
@@ -86,20 +97,37 @@ def run_evaluation(
             report_uri = f"{published.rstrip('/')}/report.md"
             log(f"artifacts published to {published}")
         if tracker is not None and run is not None:
-            tracker.publish(run, evaluation, verdict, folder)
+            action = (
+                f"publishing run {run.run_id} (the artifacts in {folder} are complete; "
+                "a re-run finishes the upload)"
+            )
+            with tracking_errors(tracker, action):
+                tracker.publish(run, evaluation, verdict, folder)  # marks FAILED on error
             log(f"MLflow run {run.run_id} finished")
+    except TrackingError:
+        raise  # publish() already tried to mark the run FAILED
     except EvalError as exc:
         if tracker is not None and run is not None:
-            tracker.fail(run, str(exc))
+            _fail_quietly(tracker, run, str(exc))
         raise
     except BaseException as exc:
         # A bug or an interrupt: the run must not stay RUNNING forever.
         if tracker is not None and run is not None:
-            tracker.fail(run, f"interrupted by {type(exc).__name__}")
+            _fail_quietly(tracker, run, f"interrupted by {type(exc).__name__}")
         raise
     alert = _alert(evaluation, verdict, report_uri, run, publishing.webhook_url)
     log(f"alert: {alert}")
     return RunOutcome(evaluation, verdict, folder, report_uri, run, alert)
+
+
+def _fail_quietly(tracker: Tracker, run: TrackedRun, message: str) -> None:
+    """Mark ``run`` FAILED; if the tracking server is unreachable too, only log it, so the
+    error being raised (the one that matters) is not replaced."""
+    try:
+        with tracking_errors(tracker, f"marking run {run.run_id} FAILED"):
+            tracker.fail(run, message)
+    except TrackingError as exc:
+        _log.warning("%s", exc)
 
 
 def _alert(

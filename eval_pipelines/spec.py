@@ -146,6 +146,46 @@ class DriftSpec(_Strict):
     thresholds: dict[DriftMethodName, float] = Field(default_factory=dict)
 
 
+TableName = Literal["predictions", "labels", "window"]
+
+
+class UserExpectation(BaseModel):
+    """A Great Expectations 1.x expectation added to the generated suites.
+
+    ``type`` is a GX expectation name (``expect_column_values_to_be_between``); every other
+    key except ``table`` and ``blocking`` is passed to the expectation class as a keyword.
+    The type and kwargs are checked against GX's registry at spec load
+    (:func:`eval_pipelines.expectations.check_user_expectation`).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    table: TableName = "predictions"
+    blocking: bool = True
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ValidationSpec(_Strict):
+    """Input checks beyond the generated ones (docs/validation.md)."""
+
+    # Row-count bounds per model version from the previous N weeks (0 turns the check off).
+    row_count_weeks: int = Field(4, ge=0, le=52)
+    # Bounds are [min x (1 - t), max x (1 + t)] over the previous weeks' counts.
+    row_count_tolerance: float = Field(0.5, ge=0.0, le=10.0)
+    # The newest prediction in the window must be at most this old at the window's end.
+    max_staleness: timedelta | None = timedelta(days=1)
+    expectations: list[UserExpectation] = Field(default_factory=list)
+
+    @field_validator("max_staleness", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return LabelsSpec._duration(value)
+
+
 class MetricGate(_Strict):
     """A bound on a metric: absolute (``min``/``max``) or relative to the baseline."""
 
@@ -244,6 +284,8 @@ class EvalSpec(_Strict):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     slices: list[Identifier | list[Identifier]] = Field(default_factory=list)
     min_slice_size: int = Field(50, ge=1)
+    # Distinct values a slice column may have in a window; more fails the run (one group each).
+    max_slice_values: int = Field(1000, ge=1, le=1_000_000)
     min_label_coverage: float = Field(0.5, ge=0.0, le=1.0)
     metrics: list[str] = Field(default_factory=lambda: list(METRICS))
     score_bins: int = Field(1000, ge=10, le=100_000)
@@ -253,8 +295,12 @@ class EvalSpec(_Strict):
     drift: DriftSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec = RegistrySpec()
+    validation: ValidationSpec = ValidationSpec()
     # Who answers for this model's evaluation: e-mail addresses or "team:<name>" (Dagster owners).
     owners: list[Annotated[str, AfterValidator(_owner)]] = Field(default_factory=list)
+    # Columns holding personal data: never a slice, drift feature or version column (their
+    # values would become artifact rows and MLflow keys); docs/reliability.md.
+    pii: list[Identifier] = Field(default_factory=list)
 
     # Where the spec file lives: relative query paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -299,6 +345,23 @@ class EvalSpec(_Strict):
                 f"score_bins ({self.score_bins}) must be a multiple of confidence.score_bins "
                 f"({self.confidence.score_bins})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _pii_never_reported(self) -> "EvalSpec":
+        # A PII column's values would be written to metrics.parquet, the report and MLflow keys.
+        pii = set(self.pii)
+        uses = [(f"slices ({c})", c) for c in self.slice_columns]
+        if self.drift is not None:
+            uses += [(f"drift.features ({c})", c) for c in self.drift.features]
+        uses.append(("predictions.model_version", self.predictions.model_version))
+        for where, column in uses:
+            if column in pii:
+                raise ValueError(
+                    f"pii: column {column!r} is personal data but used in {where}; its values "
+                    "would appear in the artifacts and in MLflow: remove it there, or use a "
+                    "non-identifying derived column"
+                )
         return self
 
     # ------------------------------------------------------------------ derived views
@@ -419,13 +482,74 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
                     f"{source}: invalid spec:\n  gates.{index}.drift: a drift gate needs a "
                     "'drift' section"
                 )
+            problem = _unknown_gate_target(spec, parsed)
+            if problem:
+                raise SpecError(f"{source}: invalid spec:\n  gates.{index}.{problem}")
+        if spec.validation.expectations:
+            from eval_pipelines.expectations import check_user_expectation
+
+            for index, expectation in enumerate(spec.validation.expectations):
+                problem = check_user_expectation(expectation)
+                if problem:
+                    raise SpecError(
+                        f"{source}: invalid spec:\n  validation.expectations.{index}: {problem}"
+                    )
     except ValidationError as exc:
         raise SpecError(_format_errors(exc, source)) from None
     return spec
 
 
+def _unknown_gate_target(spec: EvalSpec, gate: MetricGate | DriftGate) -> str | None:
+    """``key: why`` when a gate names a slice or drift feature the spec never produces."""
+    if isinstance(gate, MetricGate) and gate.slice not in (None, OVERALL):
+        crosses = [cross for cross in spec.slice_crosses if cross]
+        for cross in crosses:
+            pattern = ", ".join(f"{re.escape(column)}=.*" for column in cross)
+            if re.fullmatch(pattern, gate.slice, flags=re.DOTALL):
+                return None
+        shapes = ", ".join(repr(", ".join(f"{c}=<value>" for c in cross)) for cross in crosses)
+        expected = f"one of: {shapes}" if shapes else "(no 'slices' are configured)"
+        return f"slice: {gate.slice!r} is no slice of this spec; expected 'overall' or {expected}"
+    if isinstance(gate, DriftGate) and gate.feature is not None and spec.drift is not None:
+        known = list(spec.drift.features)
+        if spec.drift.include_score:
+            known.append(spec.predictions.score)
+        if gate.feature not in known:
+            close = difflib.get_close_matches(gate.feature, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"feature: {gate.feature!r} is not a drift feature{hint}; drift covers "
+                f"{', '.join(known) or 'nothing'}"
+            )
+    return None
+
+
 def _gate_model(gate: Any) -> type[BaseModel]:
     return DriftGate if _gate_kind(gate) == "drift" else MetricGate
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic's name of a union member in an error location (``list[...]``)."""
+    return isinstance(part, str) and "[" in part
+
+
+def _union_errors(errors: list[Any]) -> list[Any]:
+    """Drop "should be a valid list/string" from a union when another member says what is
+    wrong (``slices: [a; b]`` fails as a column name, not as "not a list")."""
+
+    def union_of(error: Any) -> tuple[Any, ...] | None:
+        loc = tuple(error["loc"])
+        tags = [i for i, part in enumerate(loc) if _is_union_tag(part)]
+        return loc[: tags[0]] if tags else None
+
+    specific = {union_of(e) for e in errors if e["type"] not in ("list_type", "string_type")}
+    return [
+        e
+        for e in errors
+        if union_of(e) is None
+        or e["type"] not in ("list_type", "string_type")
+        or union_of(e) not in specific
+    ]
 
 
 def _format_errors(
@@ -435,8 +559,8 @@ def _format_errors(
     root: type[BaseModel] = EvalSpec,
 ) -> str:
     lines = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
+    for error in _union_errors(exc.errors()):
+        loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
         path = ".".join(str(p) for p in prefix + loc) or "(top level)"
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(root, loc[:-1])
@@ -447,7 +571,10 @@ def _format_errors(
             lines.append(f"{path}: required key is missing")
         else:
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: {message} (got {error.get('input')!r})")
+            if not loc:  # a whole-spec check: its input is the spec (with the warehouse URL)
+                lines.append(f"{path}: {message}")
+            else:
+                lines.append(f"{path}: {message} (got {error.get('input')!r})")
     header = f"{source}: invalid spec" + (":" if len(lines) == 1 else f" ({len(lines)} errors):")
     return header + ("\n  " if lines else "") + "\n  ".join(lines)
 

@@ -176,12 +176,21 @@ class SqlBuilder:
     def window_checks(self, window: Window) -> str:
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            "COALESCE(CAST(CAST(ROUND(score * 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
+            # Out-of-range, NaN and infinite scores (which fail the checks) hash as empty
+            # instead of overflowing the cast and failing the query that reports them.
+            "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
+            "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
             "COALESCE(CAST(label AS VARCHAR), '')"
         )
         return template("window_checks").format(
             window=self.window(window), row_hash=self.hash32(row_text)
         )
+
+    def slice_cardinality(self, window: Window) -> str:
+        """Distinct values of each slice column in the window (NULL counts as one value)."""
+        aliases = self.grouping_columns([])
+        counts = ",\n    ".join(f"COUNT(DISTINCT COALESCE({a}, '(null)')) AS {a}" for a in aliases)
+        return f"WITH win AS (\n{self.window(window)}\n)\nSELECT\n    {counts}\nFROM win"
 
     def label_duplicates(self, window: Window) -> str:
         return template("label_duplicates").format(

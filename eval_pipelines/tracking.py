@@ -93,9 +93,11 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -177,6 +179,99 @@ _FILTER_UNSAFE = re.compile(r"['\"\\\n\r]")
 
 class TrackingError(EvalError):
     """A tracking call could not be made as asked (message names the run, model or key)."""
+
+
+# ------------------------------------------------------------------- bounds and failures
+# MLflow's HTTP client retries a failed call up to MLFLOW_HTTP_REQUEST_MAX_RETRIES times (7 by
+# default, exponential backoff factor 2) with MLFLOW_HTTP_REQUEST_TIMEOUT (120 s) per attempt:
+# a dead tracking server hangs a run for minutes. Our bounds are explicit (Tracker options,
+# MlflowResource fields) and are applied here, the one place that sets MLflow's knobs. MLflow
+# reads them from the environment at every call, so they are process-wide: the last Tracker
+# created in a process wins (every Tracker of this project uses the same defaults). MLflow
+# parses all three as integers. Worst case per call: (retries + 1) * timeout plus the backoff
+# sleeps (0, 2, 4, ... * factor seconds); a refused connection fails in about
+# factor * (2**retries - 2) seconds.
+HTTP_TIMEOUT_S = 20
+HTTP_MAX_RETRIES = 2
+HTTP_BACKOFF_FACTOR = 1
+_HTTP_ENV = {
+    "timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+}
+
+
+def configure_http(*, timeout_s: int, max_retries: int, backoff_factor: int) -> None:
+    """Set MLflow's HTTP timeout, retries and backoff for this process (see above)."""
+    for name, value in (
+        ("timeout_s", timeout_s),
+        ("max_retries", max_retries),
+        ("backoff_factor", backoff_factor),
+    ):
+        if int(value) != value or value < (1 if name == "timeout_s" else 0):
+            raise ValueError(f"MLflow HTTP {name} must be a whole number >= 0 (got {value!r})")
+        os.environ[_HTTP_ENV[name]] = str(int(value))
+    # MLflow prints "View run ... at: <tracking URI>/#/..." to stdout when a run ends, with
+    # any user:password@ of the URI; our own links (TrackedRun.url) are scrubbed instead.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
+
+def describe_uri(uri: str) -> str:
+    """A tracking URI without credentials: scheme, host and port (or the store's path)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+    return _scrub_text(uri)
+
+
+def _scrub_text(text: str) -> str:
+    """``text`` without URL user info and without MLflow credential values from the env."""
+    text = re.sub(r"(?<=//)[^/@\s'\"]*@", "", text)
+    for name in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "timeout" in text.lower() or "timed out" in text.lower():
+        return "no answer in time"
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "connection refused"
+    if "Max retries exceeded" in text or "ConnectionError" in text:
+        return "connection failed"
+    first = _scrub_text(text).strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:300]
+
+
+@contextmanager
+def tracking_errors(tracker: Tracker, action: str) -> Iterator[None]:
+    """Turn a failed MLflow call into one :class:`TrackingError` sentence naming the tracking
+    host and ``action`` (never credentials; the MLflow exception is not chained)."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {tracker.host}: {action} failed ({_reason(exc)}; "
+            f"timeout {os.environ.get(_HTTP_ENV['timeout_s'])} s, "
+            f"{os.environ.get(_HTTP_ENV['max_retries'])} retries)"
+        ) from None
+    except Exception as exc:
+        import requests
+
+        if not isinstance(exc, requests.RequestException):
+            raise
+        raise TrackingError(
+            f"MLflow tracking server {tracker.host}: {action} failed ({_reason(exc)})"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------- naming
@@ -324,6 +419,12 @@ def evaluation_tags(evaluation: Evaluation, verdict: Verdict) -> dict[str, str]:
         "eval.decision": verdict.decision,
         "eval.code_version": _code_version(),
     }
+    validation = evaluation.validation
+    failed = sorted({r.name for r in validation.results if r.blocking and not r.passed})
+    warned = sorted({r.name for r in validation.results if not r.blocking and not r.passed})
+    tags["eval.validation.passed"] = str(validation.passed).lower()
+    tags["eval.validation.failed_checks"] = ",".join(failed)[:5000]
+    tags["eval.validation.warnings"] = ",".join(warned)[:5000]
     if verdict.candidate is not None:
         tags["eval.candidate"] = verdict.candidate
     if verdict.baseline is not None:
@@ -469,6 +570,29 @@ def _artifact_uri(location: str | None) -> str | None:
     return location
 
 
+def _prepare_sqlite_store(uri: str) -> None:
+    """Create or migrate a local SQLite store under an exclusive file lock.
+
+    MLflow creates and migrates the tables on a store's first use; parallel runs starting on a
+    new store raced in those migrations ("table ... already exists", alembic "expected to match
+    one row"). After this, concurrent writers only meet SQLite's busy timeout.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, MLflow's own behaviour
+        return
+    database = Path(urllib.parse.unquote(uri.removeprefix("sqlite:///")).split("?")[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.init-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=uri, registry_uri=uri)._tracking_client.store  # noqa: B018
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Tracker:
     """Evaluation runs and model versions in one MLflow tracking server or local store."""
 
@@ -479,8 +603,18 @@ class Tracker:
         registry_uri: str | None = None,
         experiment_prefix: str = "eval-pipelines",
         artifact_location: str | None = None,
+        http_timeout_s: int = HTTP_TIMEOUT_S,
+        http_max_retries: int = HTTP_MAX_RETRIES,
+        http_backoff_factor: int = HTTP_BACKOFF_FACTOR,
     ) -> None:
+        configure_http(
+            timeout_s=http_timeout_s,
+            max_retries=http_max_retries,
+            backoff_factor=http_backoff_factor,
+        )
         self.tracking_uri = tracking_uri
+        self.host = describe_uri(tracking_uri)  # for messages: never credentials
+        _prepare_sqlite_store(tracking_uri)
         self.registry_uri = registry_uri or tracking_uri
         self.experiment_prefix = experiment_prefix.rstrip("/")
         self.artifact_location = _artifact_uri(artifact_location)
@@ -524,7 +658,8 @@ class Tracker:
     def _run_url(self, experiment_id: str, run_id: str) -> str | None:
         if not _is_http(self.tracking_uri):
             return None
-        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        base = _scrub_text(self.tracking_uri).rstrip("/")  # no user:password@ in links
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def find_run(self, run_key: str, *, model: str) -> TrackedRun | None:
         """The oldest non-deleted run of ``model`` tagged with ``run_key``, if any."""
@@ -594,9 +729,14 @@ class Tracker:
             self._publish(run, evaluation, verdict, folder)
         except BaseException as exc:
             try:
-                self.fail(run, f"publish failed: {type(exc).__name__}: {exc}")
-            except Exception:  # the original error matters more than this one
-                _log.exception("could not mark MLflow run %s as FAILED", run.run_id)
+                self.fail(run, f"publish failed: {type(exc).__name__}: {_reason(exc)}")
+            except Exception as again:  # the original error matters more than this one
+                _log.warning(
+                    "could not mark MLflow run %s as FAILED at %s: %s",
+                    run.run_id,
+                    self.host,
+                    _reason(again),
+                )
             raise
 
     def _publish(

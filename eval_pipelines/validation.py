@@ -1,16 +1,28 @@
 """Input checks that stand in front of every metric.
 
-Checks run as aggregate SQL in the warehouse (rows never come to Python) and produce a
-:class:`ValidationReport`. A failed blocking check stops the run with every reason listed.
-The :class:`Check` protocol is the seam for richer suites (Great Expectations, per the
-quality roadmap): anything with a ``name`` and a ``run(context)`` returning ``CheckResult``s
-can be added to ``DEFAULT_CHECKS``' list by the caller.
+Every check runs in the warehouse (rows never come to Python) and produces
+:class:`CheckResult`s in a :class:`ValidationReport`; a failed blocking check stops the run
+with every reason listed. In order (docs/validation.md):
+
+1. ``RequiredColumns`` (SQL): every column the spec names exists and has a usable type.
+2. The window is materialised once (see :func:`eval_pipelines.pipeline.evaluate`).
+3. ``WindowContents`` (SQL): per-version counts and the content fingerprint, the window is not
+   empty, compared versions are present.
+4. ``WarehouseExpectations`` (Great Expectations, SQL execution engine): the suites generated
+   from the spec plus the user's (:mod:`eval_pipelines.expectations`), with row-count bounds
+   learned in SQL from previous weeks.
+5. ``LabelsUnique`` (SQL): at most one label per prediction id.
+
+The :class:`Check` protocol is the seam: anything with a ``name`` and a ``run(context)``
+returning ``CheckResult``s can be added.
 """
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from datetime import timedelta
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -27,6 +39,14 @@ class CheckResult:
     passed: bool
     message: str
     blocking: bool = True
+    # Where it ran ("gx": a Great Expectations expectation in the warehouse; "sql": ours).
+    engine: str = "sql"
+    expectation: str | None = None  # the GX expectation type, when there is one
+    table: str | None = None  # predictions, labels or window
+    column: str | None = None  # the column as the spec names it
+    version: str | None = None
+    observed: Any = None
+    unexpected_count: int | None = None
 
 
 @dataclass
@@ -42,6 +62,10 @@ class ValidationReport:
     @property
     def failures(self) -> list[str]:
         return [r.message for r in self.results if r.blocking and not r.passed]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [r.message for r in self.results if not r.blocking and not r.passed]
 
     def to_dict(self) -> dict:
         return {
@@ -126,11 +150,51 @@ class RequiredColumns:
         }
         failures = _missing_columns(context, "predictions", p, pred_required)
         failures += _missing_columns(context, "labels", lab, label_required)
-        return failures or [CheckResult(self.name, True, "every column named in the spec exists")]
+        if failures:
+            return failures
+        failures = _unusable_types(context)
+        return failures or [
+            CheckResult(self.name, True, "every column named in the spec exists, usable types")
+        ]
+
+
+def _unusable_types(context: CheckContext) -> list[CheckResult]:
+    """Probe each typed column with the operation the engine applies to it (``LIMIT 0``: the
+    warehouse binds the expression without reading a row). Type names differ by engine; what
+    the engine can compute with does not."""
+    spec = context.spec
+    p, lab = spec.predictions, spec.labels
+    probes = [
+        ("predictions.score", p, p.score, "{c} + 0", "numeric"),
+        ("predictions.timestamp", p, p.timestamp, "{c} + INTERVAL '1' SECOND", "a timestamp"),
+        ("labels.label", lab, lab.label, "{c} + 0", "numeric"),
+        ("labels.timestamp", lab, lab.timestamp, "{c} + INTERVAL '1' SECOND", "a timestamp"),
+    ]
+    results = []
+    for key, source, column, expression, kind in probes:
+        probe = expression.format(c=f"s.{context.builder.ident(column)}")
+        sql = f"SELECT {probe} AS probe FROM {context.builder.source(source)} AS s LIMIT 0"
+        try:
+            context.warehouse.query(sql, f"{key} type probe")
+        except Exception:
+            results.append(
+                CheckResult(
+                    "columns_usable",
+                    False,
+                    f"{key}: column {column!r} of {_source_name(source)} is not {kind} "
+                    f"(the warehouse cannot compute {probe.replace('s.', '', 1)})",
+                    table=key.split(".")[0],
+                    column=column,
+                )
+            )
+    return results
 
 
 class WindowContents:
-    """Ids unique and present, scores finite in [0, 1], labels binary, versions present."""
+    """Per-version counts and fingerprint; the window is not empty; compared versions exist.
+
+    The per-row properties (ids, scores, label values) are Great Expectations expectations
+    (:class:`WarehouseExpectations`), so each failure is reported once."""
 
     name = "window_contents"
 
@@ -151,52 +215,17 @@ class WindowContents:
                 )
             ]
         for row in frame.itertuples(index=False):
-            version = row.model_version
-            if row.n_id < row.n:
+            if int(row.n_blank_id or 0):
                 results.append(
                     CheckResult(
-                        "ids_not_null",
+                        "ids_not_blank",
                         False,
-                        f"predictions.id: {row.n - row.n_id} rows of version {version!r} have "
-                        f"a NULL {spec.predictions.id!r}",
-                    )
-                )
-            if row.n_distinct_id < row.n_id:
-                results.append(
-                    CheckResult(
-                        "ids_unique_per_version",
-                        False,
-                        f"predictions.id: {row.n_id - row.n_distinct_id} duplicate "
-                        f"{spec.predictions.id!r} values in version {version!r}",
-                    )
-                )
-            if row.n_bad_score:
-                results.append(
-                    CheckResult(
-                        "scores_in_unit_interval",
-                        False,
-                        f"predictions.score: {int(row.n_bad_score)} rows of version {version!r} "
-                        f"have a {spec.predictions.score!r} that is NULL, NaN or outside [0, 1]",
-                    )
-                )
-            if row.n_label_before_prediction:
-                results.append(
-                    CheckResult(
-                        "labels_after_predictions",
-                        False,
-                        f"labels.timestamp: {int(row.n_label_before_prediction)} labels of "
-                        f"version {version!r} predictions are timestamped before the "
-                        "prediction; those rows count as unlabeled",
-                        blocking=False,
-                    )
-                )
-            if row.n_bad_label:
-                results.append(
-                    CheckResult(
-                        "labels_binary",
-                        False,
-                        f"labels.label: {int(row.n_bad_label)} labels joined to version "
-                        f"{version!r} are not 0 or 1",
+                        f"predictions.id: {int(row.n_blank_id)} rows of version "
+                        f"{row.model_version!r} have an empty or blank {spec.predictions.id!r}",
+                        table="window",
+                        column=spec.predictions.id,
+                        version=str(row.model_version),
+                        unexpected_count=int(row.n_blank_id),
                     )
                 )
         present = set(frame["model_version"].astype(str))
@@ -212,8 +241,8 @@ class WindowContents:
                             f"window {window} (versions present: {', '.join(sorted(present))})",
                         )
                     )
-        if not any(not r.passed and r.blocking for r in results):
-            results.append(CheckResult(self.name, True, "window contents are well formed"))
+        if not results:
+            results.append(CheckResult(self.name, True, "every compared version has rows"))
         return results
 
 
@@ -237,6 +266,147 @@ class LabelsUnique:
                 )
             ]
         return [CheckResult(self.name, True, "at most one label per prediction")]
+
+
+class WarehouseExpectations:
+    """The generated and user GX suites, run by GX's SQL execution engine in the warehouse.
+
+    Needs the versions present (from :class:`WindowContents`); learns row-count bounds from
+    previous weeks in one SQL aggregate first."""
+
+    name = "expectations"
+
+    def __init__(self, versions: list[str]) -> None:
+        self.versions = versions
+
+    def run(self, context: CheckContext) -> list[CheckResult]:
+        from eval_pipelines import expectations as ex
+        from eval_pipelines.gx_compat import import_gx, shares_session
+
+        spec, builder, window = context.spec, context.builder, context.window
+        gx = import_gx()
+        results: list[CheckResult] = []
+        bounds, notes = self.row_count_bounds(context)
+        results += notes
+        columns = {}
+        if spec.validation.expectations:
+            columns = {
+                "predictions": context.warehouse.columns(
+                    builder.source(spec.predictions), "predictions columns"
+                ),
+                "labels": context.warehouse.columns(builder.source(spec.labels), "labels columns"),
+            }
+        user, problems = ex.user_plan(spec, gx, columns)
+        for key, message, column, blocking in problems:
+            results.append(
+                CheckResult(key, False, message, blocking, "gx", column=column, table=None)
+            )
+        plans: dict[str, list] = {"window": ex.window_plan(spec, self.versions, gx)}
+        plans["predictions"] = ex.predictions_plan(spec, window, bounds, gx)
+        plans["labels"] = ex.labels_plan(spec, gx)
+        for item in user:
+            plans[item.table].append(item)
+        shared = shares_session(context.warehouse) and builder.window_table is not None
+        assets = self.asset_queries(context, shared)
+        for outcome in ex.run_suites(context.warehouse, assets, plans):
+            results.append(_check_result(outcome))
+        return results
+
+    @staticmethod
+    def asset_queries(context: CheckContext, shared: bool) -> dict[str, str]:
+        b, spec, window = context.builder, context.spec, context.window
+        p, lab = spec.predictions, spec.labels
+        in_window = (
+            f"p.{b.ident(p.timestamp)} >= {b.literal(window.start)} "
+            f"AND p.{b.ident(p.timestamp)} < {b.literal(window.end)}"
+        )
+        if shared:
+            window_sql = f"SELECT * FROM {b.window_table}"
+            ids = f"SELECT id FROM {b.window_table}"
+        else:
+            # GX wants query assets to start with SELECT; the template starts with comments.
+            window_sql = f"SELECT * FROM (\n{b.window_join(window)}\n) AS w"
+            ids = f"SELECT p.{b.ident(p.id)} FROM {b.source(p)} AS p WHERE {in_window}"
+        return {
+            "window": window_sql,
+            "predictions": f"SELECT * FROM {b.source(p)} AS p WHERE {in_window}",
+            "labels": f"SELECT l.* FROM {b.source(lab)} AS l WHERE l.{b.ident(lab.id)} IN ({ids})",
+        }
+
+    def row_count_bounds(
+        self, context: CheckContext
+    ) -> tuple[dict[str, tuple[int, int, list[int]]], list[CheckResult]]:
+        """Per version: [min x (1 - t), max x (1 + t)] over the previous weeks with rows."""
+        spec, b, window = context.spec, context.builder, context.window
+        weeks, tolerance = spec.validation.row_count_weeks, spec.validation.row_count_tolerance
+        if weeks == 0:
+            return {}, []
+        p = spec.predictions
+        ts = f"p.{b.ident(p.timestamp)}"
+        week = timedelta(days=7)
+        sums = [
+            f"SUM(CASE WHEN {ts} >= {b.literal(window.start - k * week)} AND {ts} < "
+            f"{b.literal(window.start - (k - 1) * week)} THEN 1 ELSE 0 END) AS week_{k}"
+            for k in range(1, weeks + 1)
+        ]
+        sql = (
+            f"SELECT p.{b.ident(p.model_version)} AS model_version,\n    "
+            + ",\n    ".join(sums)
+            + f"\nFROM {b.source(p)} AS p\nWHERE {ts} >= {b.literal(window.start - weeks * week)}"
+            f" AND {ts} < {b.literal(window.start)}\nGROUP BY p.{b.ident(p.model_version)}"
+        )
+        history = context.warehouse.query(sql, "row count history")
+        by_version = {str(r[0]): [int(x or 0) for x in r[1:]] for r in history.itertuples(False)}
+        bounds, notes = {}, []
+        for version in self.versions:
+            counts = [c for c in by_version.get(version, []) if c > 0]
+            if len(counts) < 2:
+                notes.append(
+                    CheckResult(
+                        "row_count_within_bounds",
+                        True,
+                        f"skipped: version {version!r} has rows in {len(counts)} of the "
+                        f"previous {weeks} weeks (validation.row_count_weeks); bounds need 2",
+                        blocking=False,
+                        table="predictions",
+                        version=version,
+                    )
+                )
+                continue
+            low = math.floor(min(counts) * (1 - tolerance))
+            high = math.ceil(max(counts) * (1 + tolerance))
+            bounds[version] = (low, high, counts)
+        return bounds, notes
+
+
+def _check_result(outcome) -> CheckResult:
+    from eval_pipelines.expectations import jsonable
+
+    item = outcome.planned
+    kind = item.expectation.expectation_type
+    fields = {
+        "blocking": item.blocking,
+        "engine": "gx",
+        "expectation": kind,
+        "table": item.table,
+        "column": item.column,
+        "version": item.version,
+    }
+    if outcome.error is not None:
+        where = f"{item.table}.{item.column}" if item.column else item.table
+        message = f"{where}: {kind} could not be evaluated in the warehouse: {outcome.error}"
+        return CheckResult(item.name, False, message[:600], **fields)
+    result = outcome.result
+    message = (item.passed if outcome.success else "") or item.describe(result)
+    unexpected = result.get("unexpected_count")
+    return CheckResult(
+        item.name,
+        outcome.success,
+        message,
+        observed=jsonable(result.get("observed_value")),
+        unexpected_count=int(unexpected) if unexpected is not None else None,
+        **fields,
+    )
 
 
 def _source_name(source) -> str:
@@ -266,6 +436,10 @@ def validate_window(
         context = CheckContext(spec, window, warehouse, builder)
     contents = WindowContents()
     report.results += contents.run(context)
+    frame = contents.per_version
+    if report.passed and frame is not None:
+        versions = [str(v) for v in frame["model_version"] if v is not None]
+        report.results += WarehouseExpectations(versions).run(context)
     report.results += LabelsUnique().run(context)
     if contents.per_version is not None:
         report.per_version = [

@@ -5,7 +5,10 @@ no per-row Python objects); every other URL goes through SQLAlchemy. Errors are 
 sentences that never include the password (URLs are rendered with the password hidden).
 """
 
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,17 +30,57 @@ def safe_url(url: str | URL) -> str:
         return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(url))
 
 
+def _with_installed_driver(url: URL) -> URL:
+    """``postgresql://`` with the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; this project ships psycopg2
+    (``psycopg2-binary``), so without this a plain URL fails with "No module named 'psycopg'".
+    """
+    if url.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
+# Leaves room for Python, numpy and Great Expectations under the engine's 1 GB target; DuckDB
+# spills the rest (the window's temporary table is the largest allocation) to disk.
+DEFAULT_MEMORY_LIMIT = "500MB"
+
+
+def _limit_memory(connection: Any) -> str | None:
+    """Cap DuckDB's memory (``$EVAL_DUCKDB_MEMORY_LIMIT``, default 500MB; ``none``: DuckDB's
+    own default of 80% of RAM) and spill to a private temporary folder, which is returned: a
+    read-only database has no writable ``<file>.tmp`` folder of its own."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    if limit.lower() == "none":
+        return None
+    spill = tempfile.mkdtemp(prefix="eval-duckdb-spill-")
+    connection.execute(f"SET memory_limit = {sql_string(limit)}")
+    connection.execute(f"SET temp_directory = {sql_string(spill)}")
+    return spill
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class Warehouse:
     """A read-only connection factory for one warehouse URL."""
 
     def __init__(self, url: str) -> None:
         try:
-            self.url = make_url(url)
+            written = make_url(url)
         except Exception:
             raise WarehouseError(f"warehouse: {safe_url(url)!r} is not a SQLAlchemy URL") from None
-        self.safe_url = safe_url(self.url)
+        self.url = _with_installed_driver(written)
+        self.safe_url = safe_url(written)  # as the user wrote it, password masked
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
+        self._spill: str | None = None
         self._connection: sa.Connection | None = None
 
     @property
@@ -52,7 +95,10 @@ class Warehouse:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             try:
-                connect_args = {"read_only": True} if self.is_duckdb else {}
+                connect_args: dict[str, Any] = {"read_only": True} if self.is_duckdb else {}
+                if self.url.get_backend_name() == "postgresql":
+                    # Naive timestamps mean UTC; so must the session's (TIMESTAMPTZ columns).
+                    connect_args["options"] = "-c timezone=UTC"
                 self._engine = sa.create_engine(self.url, connect_args=connect_args)
             except Exception as exc:
                 raise WarehouseError(
@@ -62,11 +108,12 @@ class Warehouse:
         return self._engine
 
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc).split("\n[SQL:")[0].strip()
+        """The error as one line: no SQL echo, no caret diagram, never the password."""
+        text = str(exc).split("\n[SQL:")[0].strip().split("\n\n")[0]
         password = self.url.password
         if password:
             text = text.replace(str(password), "***")
-        return text[:500]
+        return " ".join(text.split())[:500]
 
     @contextmanager
     def _duckdb(self) -> Iterator[Any]:
@@ -79,9 +126,18 @@ class Warehouse:
                 raise WarehouseError(f"warehouse {self.safe_url}: DuckDB file {database} not found")
             try:
                 self._duckdb_connection = duckdb.connect(database, read_only=database != ":memory:")
+                # Naive timestamps mean UTC; TIMESTAMPTZ columns are compared with them in the
+                # session time zone, which DuckDB takes from the machine unless told.
+                self._duckdb_connection.execute("SET TimeZone = 'UTC'")
+                self._spill = _limit_memory(self._duckdb_connection)
             except duckdb.Error as exc:
                 raise WarehouseError(f"warehouse {self.safe_url}: {self._scrub(exc)}") from None
         yield self._duckdb_connection
+
+    def duckdb_connection(self) -> Any:
+        """The read-only DuckDB connection every query uses (for GX to share the session)."""
+        with self._duckdb() as con:
+            return con
 
     def _sqlalchemy(self) -> sa.Connection:
         """One connection per Warehouse (so temporary tables live across queries). Its
@@ -94,6 +150,9 @@ class Warehouse:
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
+            self._spill = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -160,6 +219,39 @@ class Warehouse:
         except WarehouseError:
             raise
         except Exception as exc:
+            raise WarehouseError(
+                f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
+            ) from None
+
+    def column_types(self, source_sql: str, purpose: str) -> dict[str, str]:
+        """Column name -> the warehouse's type name (``DOUBLE``, ``character varying``), without
+        reading rows; empty where the dialect's type names are not known."""
+        sql = f"SELECT * FROM {source_sql} AS source LIMIT 0"
+        try:
+            if self.is_duckdb:
+                with self._duckdb() as con:
+                    relation = con.sql(sql)
+                    pairs = zip(relation.columns, relation.types, strict=True)
+                    return {column: str(kind) for column, kind in pairs}
+            if self.dialect.name != "postgresql":
+                return {}
+            connection = self._sqlalchemy()
+            description = connection.execute(sa.text(sql.replace(":", r"\:"))).cursor.description
+            oids = ", ".join(str(int(d[1])) for d in description) or "NULL"
+            names = dict(
+                connection.execute(
+                    sa.text(
+                        "SELECT CAST(oid AS INTEGER), format_type(oid, NULL) FROM pg_type "
+                        f"WHERE oid IN ({oids})"
+                    )
+                ).all()
+            )
+            return {d[0]: names.get(int(d[1]), "unknown") for d in description}
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            if self._connection is not None:
+                self._connection.rollback()
             raise WarehouseError(
                 f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
             ) from None

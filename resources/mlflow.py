@@ -8,7 +8,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from eval_pipelines.runner import local_artifact_location, local_tracking_uri
-from eval_pipelines.tracking import Tracker
+from eval_pipelines.tracking import (
+    HTTP_BACKOFF_FACTOR,
+    HTTP_MAX_RETRIES,
+    HTTP_TIMEOUT_S,
+    Tracker,
+)
 
 
 class MlflowResource(ConfigurableResource):
@@ -32,18 +37,36 @@ class MlflowResource(ConfigurableResource):
     experiment_prefix: str = Field(
         default="eval-pipelines", description="Experiments are named <prefix>/<model>."
     )
+    http_timeout_s: int = Field(
+        default=HTTP_TIMEOUT_S, ge=1, description="Timeout of one HTTP call to the server."
+    )
+    http_max_retries: int = Field(
+        default=HTTP_MAX_RETRIES, ge=0, description="Retries of a failed HTTP call."
+    )
+    http_backoff_factor: int = Field(
+        default=HTTP_BACKOFF_FACTOR,
+        ge=0,
+        description="Exponential backoff between retries: 0, 2, 4, ... times this (seconds).",
+    )
 
     def tracker(self) -> Tracker:
+        bounds = {
+            "http_timeout_s": self.http_timeout_s,
+            "http_max_retries": self.http_max_retries,
+            "http_backoff_factor": self.http_backoff_factor,
+        }
         if self.tracking_uri:
             return Tracker(
                 self.tracking_uri,
                 registry_uri=self.registry_uri,
                 experiment_prefix=self.experiment_prefix,
                 artifact_location=self.artifact_location,
+                **bounds,
             )
         return Tracker(
             local_tracking_uri(),
             registry_uri=self.registry_uri,
             experiment_prefix=self.experiment_prefix,
             artifact_location=self.artifact_location or local_artifact_location(),
+            **bounds,
         )

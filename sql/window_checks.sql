@@ -1,16 +1,16 @@
--- Input checks on the window, aggregated in the warehouse: one row per model version.
+-- Per-version facts of the window, aggregated in the warehouse: row counts, label outcomes and
+-- the content fingerprint. The per-row expectations (ids, scores, label values) run in Great
+-- Expectations against the same window (eval_pipelines/expectations.py).
 WITH win AS (
 {window}
 )
 SELECT
     model_version,
     COUNT(*) AS n,
-    COUNT(id) AS n_id,
-    COUNT(DISTINCT id) AS n_distinct_id,
-    SUM(CASE WHEN score IS NULL OR NOT (score >= 0 AND score <= 1) THEN 1 ELSE 0 END)
-        AS n_bad_score,
     COUNT(label) AS n_labeled,
-    SUM(CASE WHEN label IS NOT NULL AND label NOT IN (0, 1) THEN 1 ELSE 0 END) AS n_bad_label,
+    -- Empty or blank ids pass NULL and uniqueness checks but identify nothing (and pair
+    -- unrelated requests across versions).
+    SUM(CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' THEN 1 ELSE 0 END) AS n_blank_id,
     SUM(CASE WHEN label_excluded = 'before_prediction' THEN 1 ELSE 0 END)
         AS n_label_before_prediction,
     SUM(CASE WHEN label_excluded = 'too_late' THEN 1 ELSE 0 END) AS n_label_too_late,

@@ -19,7 +19,8 @@ def spec(gates, **extra):
         "compare": {"baseline": "v1", "candidate": "v2"},
         "gates": gates,
         "min_slice_size": 50,
-        "drift": {"features": ["amount"]},
+        "slices": ["country"],  # gates may only name slices and features the spec produces
+        "drift": {"features": ["amount", "age"]},
     }
     raw.update(extra)
     return parse_spec(raw)

@@ -1,0 +1,443 @@
+"""Great Expectations suites generated from the spec, run in the warehouse.
+
+Three GX assets, one suite each (docs/validation.md has the full table):
+
+``window``
+    The joined window (the session-private temporary table on DuckDB; the window join as a
+    query elsewhere). Per model version (a GX row condition): ids not NULL and unique, scores
+    not NULL and within [0, 1] (NaN and infinities fail the range), labels in {0, 1}, labels
+    not timestamped before their prediction (warning), label coverage at least
+    ``min_label_coverage`` (warning: immature labels are normal).
+``predictions``
+    The predictions source restricted to the window's time range: rows per version within
+    bounds learned from previous weeks, freshness of the newest prediction (warning).
+``labels``
+    The labels of the window's predictions: label and timestamp not NULL (warnings: such
+    labels silently count as unlabeled).
+
+plus the user's own expectations (``validation.expectations``). Every GX result becomes a
+:class:`~eval_pipelines.validation.CheckResult` whose message names the spec key, the column,
+the version and the count, like the SQL checks'.
+
+GX is imported only when :func:`run_expectations` or :func:`check_user_expectation` runs.
+"""
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from eval_pipelines.spec import EvalSpec, UserExpectation
+from eval_pipelines.warehouse import Warehouse
+from eval_pipelines.windows import Window
+
+RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
+EXAMPLES = 3
+LABEL_VALUES = (0, 1)
+
+
+@dataclass
+class Planned:
+    """One expectation and how to word its result."""
+
+    name: str
+    table: str
+    column: str | None  # the user-facing column name (spec's), for messages and the report
+    expectation: Any
+    blocking: bool
+    describe: Callable[[dict[str, Any]], str]  # the failure message, from GX's result dict
+    passed: str  # the message when it passed ("" : describe() words both outcomes)
+    version: str | None = None
+
+
+# ---------------------------------------------------------------------------- helpers
+def _examples(result: dict[str, Any]) -> str:
+    values = result.get("partial_unexpected_list") or []
+    shown = []
+    for value in values:
+        text = repr(value) if not isinstance(value, float) else f"{value!r}"
+        if text not in shown:
+            shown.append(text)
+        if len(shown) == EXAMPLES:
+            break
+    return f" (e.g. {', '.join(shown)})" if shown else ""
+
+
+def _count(result: dict[str, Any]) -> int:
+    return int(result.get("unexpected_count") or 0)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{rest // 60}m"]
+    text = " ".join(p for p in parts if p and p != "0m")
+    return text or "0m"
+
+
+# ---------------------------------------------------------------------------- the plan
+def window_columns(spec: EvalSpec) -> dict[str, str]:
+    """User-facing column name -> the window's column name."""
+    p, lab = spec.predictions, spec.labels
+    columns = {p.id: "id", p.model_version: "model_version", p.score: "score", lab.label: "label"}
+    for i, column in enumerate(spec.slice_columns):
+        columns[column] = f"s_{i}"
+    return columns
+
+
+def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
+    from great_expectations.expectations.row_conditions import Column
+
+    E = gx.expectations
+    p, lab = spec.predictions, spec.labels
+    plan: list[Planned] = []
+    for version in versions:
+        where = {"row_condition": Column("model_version") == version}
+        v = repr(version)
+        plan += [
+            Planned(
+                "ids_not_null",
+                "window",
+                p.id,
+                E.ExpectColumnValuesToNotBeNull(column="id", **where),
+                True,
+                lambda r, v=v: (
+                    f"predictions.id: {_count(r)} rows of version {v} have a NULL {p.id!r}"
+                ),
+                f"no NULL {p.id!r} in version {v}",
+                version=version,
+            ),
+            Planned(
+                "ids_unique_per_version",
+                "window",
+                p.id,
+                E.ExpectColumnValuesToBeUnique(column="id", **where),
+                True,
+                lambda r, v=v: (
+                    f"predictions.id: {_count(r)} rows of version {v} have a "
+                    f"duplicate {p.id!r}{_examples(r)}"
+                ),
+                f"{p.id!r} unique in version {v}",
+                version=version,
+            ),
+            Planned(
+                "scores_not_null",
+                "window",
+                p.score,
+                E.ExpectColumnValuesToNotBeNull(column="score", **where),
+                True,
+                lambda r, v=v: (
+                    f"predictions.score: {_count(r)} rows of version {v} have a "
+                    f"{p.score!r} that is NULL (scores must be in [0, 1])"
+                ),
+                f"no NULL {p.score!r} in version {v}",
+                version=version,
+            ),
+            Planned(
+                "scores_in_unit_interval",
+                "window",
+                p.score,
+                E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1, **where),
+                True,
+                lambda r, v=v: (
+                    f"predictions.score: {_count(r)} rows of version {v} have a "
+                    f"{p.score!r} that is NaN or outside [0, 1]{_examples(r)}"
+                ),
+                f"every {p.score!r} of version {v} in [0, 1]",
+                version=version,
+            ),
+            Planned(
+                "labels_binary",
+                "window",
+                lab.label,
+                E.ExpectColumnValuesToBeInSet(
+                    column="label", value_set=list(LABEL_VALUES), **where
+                ),
+                True,
+                lambda r, v=v: (
+                    f"labels.label: {_count(r)} labels joined to version {v} are "
+                    f"not 0 or 1{_examples(r)}"
+                ),
+                f"labels of version {v} are 0 or 1",
+                version=version,
+            ),
+            Planned(
+                "labels_after_predictions",
+                "window",
+                lab.timestamp,
+                E.ExpectColumnValuesToNotBeInSet(
+                    column="label_excluded", value_set=["before_prediction"], **where
+                ),
+                False,
+                lambda r, v=v: (
+                    f"labels.timestamp: {_count(r)} labels of version {v} "
+                    "predictions are timestamped before the prediction; those rows count as "
+                    "unlabeled"
+                ),
+                f"no label of version {v} predictions precedes its prediction",
+                version=version,
+            ),
+            Planned(
+                "label_coverage",
+                "window",
+                lab.label,
+                E.ExpectColumnValuesToNotBeNull(
+                    column="label", mostly=spec.min_label_coverage, **where
+                ),
+                False,
+                lambda r, v=v: _coverage_message(spec, v, r),
+                "",
+                version=version,
+            ),
+        ]
+    return plan
+
+
+def _coverage_message(spec: EvalSpec, version: str, result: dict[str, Any]) -> str:
+    n = int(result.get("element_count") or 0)
+    labeled = n - _count(result)
+    share = labeled / n if n else 0.0
+    passed = share >= spec.min_label_coverage
+    text = (
+        f"min_label_coverage: {share:.1%} of version {version} predictions are labeled "
+        f"({labeled:,} of {n:,}; minimum {spec.min_label_coverage:.0%})"
+    )
+    return text if passed else text + "; the verdict is inconclusive until labels mature"
+
+
+def predictions_plan(
+    spec: EvalSpec, window: Window, bounds: dict[str, tuple[int, int, list[int]]], gx: Any
+) -> list[Planned]:
+    from great_expectations.expectations.row_conditions import Column
+
+    E = gx.expectations
+    p, settings = spec.predictions, spec.validation
+    plan: list[Planned] = []
+    for version, (low, high, history) in bounds.items():
+        counts = ", ".join(f"{c:,}" for c in history)
+        keys = (
+            f"validation.row_count_weeks: {settings.row_count_weeks}, "
+            f"validation.row_count_tolerance: {settings.row_count_tolerance}"
+        )
+        plan.append(
+            Planned(
+                "row_count_within_bounds",
+                "predictions",
+                None,
+                E.ExpectTableRowCountToBeBetween(
+                    min_value=low, max_value=high, row_condition=Column(p.model_version) == version
+                ),
+                True,
+                lambda r, version=version, low=low, high=high, counts=counts, keys=keys: (
+                    f"predictions: version {version!r} has {int(r.get('observed_value') or 0):,} "
+                    f"rows in the window, outside [{low:,}, {high:,}] learned from the previous "
+                    f"weeks ({counts} rows; {keys})"
+                ),
+                f"rows of version {version!r} within [{low:,}, {high:,}] "
+                f"(previous weeks: {counts})",
+                version=version,
+            )
+        )
+    if settings.max_staleness is not None:
+        allowed = settings.max_staleness
+        newest_allowed = window.end - allowed
+        plan.append(
+            Planned(
+                "predictions_fresh",
+                "predictions",
+                p.timestamp,
+                E.ExpectColumnMaxToBeBetween(column=p.timestamp, min_value=newest_allowed),
+                False,
+                lambda r: _staleness_message(p.timestamp, window, allowed, r.get("observed_value")),
+                f"the newest {p.timestamp!r} is within {_duration(allowed)} of the window's end",
+            )
+        )
+    return plan
+
+
+def _staleness_message(column: str, window: Window, allowed: timedelta, newest: Any) -> str:
+    if not isinstance(newest, datetime):
+        return f"validation.max_staleness: the newest {column!r} in the window is {newest!r}"
+    newest = newest.replace(tzinfo=None)
+    return (
+        f"validation.max_staleness: the newest {column!r} in the window is {newest:%Y-%m-%d %H:%M}"
+        f", {_duration(window.end - newest)} before the window's end (allowed: "
+        f"{_duration(allowed)}); the week may be incomplete"
+    )
+
+
+def labels_plan(spec: EvalSpec, gx: Any) -> list[Planned]:
+    E = gx.expectations
+    lab = spec.labels
+    return [
+        Planned(
+            f"labels_{what}_not_null",
+            "labels",
+            column,
+            E.ExpectColumnValuesToNotBeNull(column=column),
+            False,
+            lambda r, key=key, column=column: (
+                f"labels.{key}: {_count(r)} labels of the window's "
+                f"predictions have a NULL {column!r}; those rows count as unlabeled"
+            ),
+            f"no NULL {column!r} among the window's labels",
+        )
+        for what, key, column in (
+            ("value", "label", lab.label),
+            ("timestamp", "timestamp", lab.timestamp),
+        )
+    ]
+
+
+def user_plan(
+    spec: EvalSpec, gx: Any, columns: dict[str, list[str]]
+) -> tuple[list[Planned], list[tuple[str, str, str | None, bool]]]:
+    """The user's expectations, and the problems (key, message, column, blocking) of those
+    that name a column the table does not have."""
+    plan, problems = [], []
+    mapping = window_columns(spec)
+    for index, user in enumerate(spec.validation.expectations):
+        key = f"validation.expectations.{index}"
+        kwargs = user.kwargs
+        column = kwargs.get("column")
+        if column is not None:
+            available = list(mapping) if user.table == "window" else columns.get(user.table, [])
+            if column not in available:
+                close = difflib.get_close_matches(column, available, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(
+                    (
+                        key,
+                        f"{key}.column: {column!r} is not a column of {user.table}{hint} "
+                        f"(columns: {', '.join(available)})",
+                        column,
+                        user.blocking,
+                    )
+                )
+                continue
+            if user.table == "window":
+                kwargs["column"] = mapping[column]
+        expectation = _expectation_class(gx, user.type)(**kwargs)
+        plan.append(
+            Planned(
+                f"user:{user.type}",
+                user.table,
+                column,
+                expectation,
+                user.blocking,
+                lambda r, key=key, user=user, column=column: _user_message(key, user, column, r),
+                f"{key} ({user.type}) passed",
+            )
+        )
+    return plan, problems
+
+
+def _user_message(key: str, user: UserExpectation, column: str | None, r: dict) -> str:
+    where = f"{user.table}.{column}" if column else user.table
+    if "unexpected_count" in r:
+        element = r.get("element_count")
+        of = f" of {int(element):,}" if element is not None else ""
+        detail = f"{_count(r)}{of} rows have an unexpected {column!r}{_examples(r)}"
+    else:
+        detail = f"observed {jsonable(r.get('observed_value'))!r}"
+    return f"{key} ({user.type} on {where}): {detail}"
+
+
+# ---------------------------------------------------------------------------- spec load
+def _expectation_class(gx: Any, name: str) -> type:
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    return get_expectation_impl(name)
+
+
+def check_user_expectation(user: UserExpectation) -> str | None:
+    """Why ``user`` is not a valid GX expectation (``None`` if it is): an unknown type or a
+    keyword the expectation class rejects."""
+    from eval_pipelines.gx_compat import import_gx
+
+    gx = import_gx()
+    from great_expectations.expectations.registry import list_registered_expectation_implementations
+
+    known = list_registered_expectation_implementations()
+    if user.type not in known:
+        close = difflib.get_close_matches(user.type, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"type: unknown Great Expectations expectation {user.type!r}{hint}"
+    cls = _expectation_class(gx, user.type)
+    try:
+        cls(**user.kwargs)
+    except Exception as exc:  # pydantic (v1) validation errors of the GX class
+        lines = []
+        for error in getattr(exc, "errors", lambda: [])() or []:
+            loc = ".".join(str(p) for p in error.get("loc", ())) or "(expectation)"
+            lines.append(f"{loc}: {error.get('msg')}")
+        detail = "; ".join(lines) or f"{type(exc).__name__}: {exc}"
+        return f"{user.type}: {detail}"
+    return None
+
+
+# ---------------------------------------------------------------------------- running
+@dataclass
+class Outcome:
+    planned: Planned
+    success: bool
+    result: dict[str, Any]
+    error: str | None = None
+
+
+def run_suites(
+    warehouse: Warehouse, assets: dict[str, str], plans: dict[str, list[Planned]]
+) -> list[Outcome]:
+    """Validate each asset's planned expectations in the warehouse (one GX run per asset)."""
+    from eval_pipelines.gx_compat import add_warehouse_datasource, gx_context, import_gx
+
+    gx = import_gx()
+    context = gx_context(gx)
+    source = add_warehouse_datasource(context, warehouse)
+    outcomes: list[Outcome] = []
+    for table, plan in plans.items():
+        if not plan:
+            continue
+        asset = source.add_query_asset(table, query=assets[table])
+        batch = asset.add_batch_definition_whole_table("window").get_batch()
+        suite = gx.ExpectationSuite(f"eval_{table}")
+        by_id = {}
+        for index, item in enumerate(plan):
+            # Ephemeral suites assign no ids: tag each expectation to match its result.
+            key = f"{table}-{index}"
+            meta = {**(item.expectation.meta or {}), "eval_pipelines_key": key}
+            suite.add_expectation(item.expectation.copy(update={"meta": meta}))
+            by_id[key] = item
+        run = batch.validate(suite, result_format=RESULT_FORMAT)
+        results = {
+            (r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results
+        }
+        for expectation_id, item in by_id.items():
+            result = results.get(expectation_id)
+            if result is None:
+                outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
+                continue
+            info = result.exception_info or {}
+            raised = info.get("raised_exception") if isinstance(info, dict) else False
+            error = info.get("exception_message") if raised else None
+            outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
+    return outcomes
