@@ -14,6 +14,8 @@ a numeric feature with at most 5 distinct values is tested as categorical, and a
 with the z-test up to 1000 reference rows). The default is always reported.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -114,6 +116,18 @@ def _statistic(
     raise ValueError(method)
 
 
+def _population_std(n, total, total_sq) -> float | None:
+    """Population standard deviation from exact (order-independent) sums.
+
+    ``sqrt(E[x^2] - E[x]^2)``: relative error about ``1e-16 (mean / std)^2``, negligible unless
+    a feature's mean dwarfs its spread (shift such a feature in the query if it matters).
+    """
+    if pd.isna(n) or int(n) == 0 or pd.isna(total) or pd.isna(total_sq):
+        return None
+    mean = float(total) / int(n)
+    return math.sqrt(max(0.0, float(total_sq) / int(n) - mean * mean))
+
+
 def compute_drift(
     spec: EvalSpec,
     window: Window,
@@ -176,8 +190,11 @@ def compute_drift(
             for period, target in (("reference", ref), ("current", cur)):
                 sub = present[present["period"] == period]
                 np.add.at(target, sub[alias].to_numpy(dtype=np.int64), sub["n"].to_numpy(float))
-            ref_std = ranges[f"std_{position}"]
-            ref_std = None if pd.isna(ref_std) else float(ref_std)
+            ref_std = _population_std(
+                ranges[f"ref_n_{position}"],
+                ranges[f"ref_sum_{position}"],
+                ranges[f"ref_sumsq_{position}"],
+            )
         else:
             table = present.pivot_table(
                 index=alias, columns="period", values="n", aggfunc="sum", fill_value=0

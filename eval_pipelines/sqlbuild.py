@@ -75,6 +75,18 @@ class SqlBuilder:
         """
         return f"({expr} >= -1.7976931348623157e308 AND {expr} <= 1.7976931348623157e308)"
 
+    def exact_sum(self, expr: str) -> str:
+        """A sum of doubles that does not depend on the order rows are added in.
+
+        A parallel floating-point SUM adds partial sums in a different order on each run, so
+        its last bits change; results must be bit-identical. DuckDB's ``fsum`` is a
+        compensated (Kahan-Babuska) sum, correctly rounded in practice; PostgreSQL sums
+        NUMERIC exactly.
+        """
+        if self.dialect.name == "duckdb":
+            return f"fsum({expr})"
+        return f"CAST(SUM(CAST({expr} AS NUMERIC)) AS DOUBLE PRECISION)"
+
     def hash32(self, text_expr: str) -> str:
         """The first 32 bits of ``md5(text_expr)`` as a BIGINT, identical on every engine."""
         digest = f"SUBSTR(MD5({text_expr}), 1, 8)"
@@ -214,8 +226,13 @@ class SqlBuilder:
             outputs += [
                 f"MIN({finite}) AS min_{i}",
                 f"MAX({finite}) AS max_{i}",
-                f"STDDEV_POP(CASE WHEN {ts} < {current_start} AND {self.finite(q)} "
-                f"THEN {q} END) AS std_{i}",
+            ]
+            # Reference moments for its standard deviation (STDDEV_POP is order-dependent).
+            in_reference = f"CASE WHEN {ts} < {current_start} AND {self.finite(q)} THEN {q} END"
+            outputs += [
+                f"COUNT({in_reference}) AS ref_n_{i}",
+                f"{self.exact_sum(in_reference)} AS ref_sum_{i}",
+                f"{self.exact_sum(f'{in_reference} * {in_reference}')} AS ref_sumsq_{i}",
             ]
         return template("drift_ranges").format(
             **self._common(),

@@ -48,11 +48,11 @@ def _with_installed_driver(url: URL) -> URL:
 MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
 # Leaves room for Python, numpy and Great Expectations under the engine's 1 GB target; DuckDB
 # spills the rest (the window's temporary table is the largest allocation) to disk.
-DEFAULT_MEMORY_LIMIT = "500MB"
+DEFAULT_MEMORY_LIMIT = "400MB"
 
 
 def _limit_memory(connection: Any) -> str | None:
-    """Cap DuckDB's memory (``$EVAL_DUCKDB_MEMORY_LIMIT``, default 500MB; ``none``: DuckDB's
+    """Cap DuckDB's memory (``$EVAL_DUCKDB_MEMORY_LIMIT``, default 400MB; ``none``: DuckDB's
     own default of 80% of RAM) and spill to a private temporary folder, which is returned: a
     read-only database has no writable ``<file>.tmp`` folder of its own."""
     limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT

@@ -8,6 +8,8 @@
 -- Each family first aggregates at its finest grain (every slice column at once), then forms
 -- the slice crosses from that smaller result: the same numbers as grouping the rows directly,
 -- in less time. The result size depends on slices, buckets and bins, never on the row count.
+-- Sums of doubles are fixed point (integers of 1e-12, converted back at the end): a parallel
+-- floating-point SUM adds in a different order on each run, and results must be bit-identical.
 WITH win AS (
 {window}
 ),
@@ -28,12 +30,15 @@ cells AS (
 ),
 threshold_cells AS (
     SELECT {slice_passthrough}model_version, label, bucket, above,
-        COUNT(*) AS n, SUM(log_loss_term) AS log_loss_sum, SUM(squared_error) AS squared_error_sum
+        COUNT(*) AS n,
+        SUM(CAST(ROUND(log_loss_term * 1e12) AS BIGINT)) AS log_loss_sum,
+        SUM(CAST(ROUND(squared_error * 1e12) AS BIGINT)) AS squared_error_sum
     FROM cells
     GROUP BY {slice_passthrough}model_version, label, bucket, above
 ),
 histogram_cells AS (
-    SELECT {slice_passthrough}model_version, label, fine_bin, COUNT(*) AS n, SUM(score) AS score_sum
+    SELECT {slice_passthrough}model_version, label, fine_bin, COUNT(*) AS n,
+        SUM(CAST(ROUND(score * 1e12) AS BIGINT)) AS score_sum
     FROM cells
     GROUP BY {slice_passthrough}model_version, label, fine_bin
 )
@@ -48,8 +53,8 @@ SELECT
     CAST(NULL AS INTEGER) AS fine_bin,
     SUM(n) AS n,
     CAST(NULL AS DOUBLE PRECISION) AS score_sum,
-    SUM(log_loss_sum) AS log_loss_sum,
-    SUM(squared_error_sum) AS squared_error_sum
+    CAST(SUM(log_loss_sum) AS DOUBLE PRECISION) / 1e12 AS log_loss_sum,
+    CAST(SUM(squared_error_sum) AS DOUBLE PRECISION) / 1e12 AS squared_error_sum
 FROM threshold_cells
 GROUP BY GROUPING SETS (
 {threshold_sets}
@@ -65,7 +70,7 @@ SELECT
     CAST(NULL AS INTEGER) AS above,
     fine_bin,
     SUM(n) AS n,
-    SUM(score_sum) AS score_sum,
+    CAST(SUM(score_sum) AS DOUBLE PRECISION) / 1e12 AS score_sum,
     CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum,
     CAST(NULL AS DOUBLE PRECISION) AS squared_error_sum
 FROM histogram_cells

@@ -10,8 +10,8 @@ opens its own instance, warehouse connection and MLflow client, as a separate ru
 
 Asserted: every run succeeds (no DuckDB "Conflicting lock", no "database is locked"), eight
 complete artifact folders, eight MLflow runs (one per week, FINISHED), and two weeks equal a
-sequential run of the same weeks (docs/reliability.md: exact for everything but floats, which
-agree to 1e-12 relative; DuckDB's parallel SUM over doubles is not bit-reproducible).
+sequential run of the same weeks, bit for bit on one engine (sums of doubles are
+order-independent: sqlbuild.exact_sum and the fixed-point sums of the statistics queries).
 Also: the Dagster path against the PostgreSQL warehouse gives DuckDB's verdict.
 """
 
@@ -51,8 +51,8 @@ FRAMES = ["metrics.parquet", "comparison.parquet", "drift.parquet", "coverage.pa
 
 def assert_same_results(a: Path, b: Path, *, same_engine: bool = True) -> None:
     """Same verdict and validation (bytes on one engine; values across engines, where a count
-    may be written as 0 by one driver and 0.0 by the other); frames equal (floats to 1e-12
-    relative)."""
+    may be written as 0 by one driver and 0.0 by the other); frames bit-identical on one engine
+    (floats to 1e-12 relative across engines, whose LN and casts may differ in the last bit)."""
     for name in ("verdict.json", "validation.json"):
         if same_engine:
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -60,6 +60,9 @@ def assert_same_results(a: Path, b: Path, *, same_engine: bool = True) -> None:
             assert json.loads((a / name).read_text()) == json.loads((b / name).read_text()), name
     for name in FRAMES:
         left, right = pd.read_parquet(a / name), pd.read_parquet(b / name)
+        if same_engine:
+            pd.testing.assert_frame_equal(left, right, check_exact=True, obj=name)
+            continue
         assert list(left.columns) == list(right.columns) and len(left) == len(right), name
         for column in left.columns:
             x, y = left[column].to_numpy(), right[column].to_numpy()
