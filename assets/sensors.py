@@ -8,7 +8,9 @@ Rules (documented in the README):
 * The version holding the champion alias is not evaluated against itself, and a version that
   already carries an ``eval.verdict`` tag has been evaluated: it is not requested again.
 * On the first tick for a model, versions up to the champion's number are history: the
-  sensor starts after the champion (with no champion yet it waits, logging why).
+  sensor starts after the champion. Whenever a model has no champion alias the sensor waits
+  (the tick says why) without moving its cursor, so versions registered meanwhile are
+  evaluated once a champion is set.
 * Each request's run key is ``<registered model>/<version>``: even with a lost cursor, Dagster
   never launches a second run for a version. The cursor (JSON ``{model: last handled
   version}``) is stored by Dagster, so a restarted daemon resumes where it stopped.
@@ -70,13 +72,14 @@ def build_registry_sensor(candidates: list[CandidateAssets]):
             except EvalError as exc:
                 notes.append(f"{name}: {exc}")
                 continue
+            if champion is None:
+                # Without a champion nothing can be compared: hold the cursor, skip nothing.
+                notes.append(
+                    f"{name}: no {candidates.spec.registry.champion_alias!r} alias; waiting "
+                    "for one before evaluating versions"
+                )
+                continue
             if name not in cursor:
-                if champion is None:
-                    notes.append(
-                        f"{name}: no {candidates.spec.registry.champion_alias!r} alias yet; "
-                        "waiting for one before evaluating versions"
-                    )
-                    continue
                 cursor[name] = champion.version
             handled = cursor[name]
             blocked = False
@@ -89,7 +92,6 @@ def build_registry_sensor(candidates: list[CandidateAssets]):
                     continue
                 if (
                     version.status == READY
-                    and champion is not None
                     and version.version != champion.version
                     and VERDICT_TAG not in version.tags
                 ):

@@ -134,3 +134,12 @@ def test_a_model_without_champion_waits_and_loses_no_version(mlflow_server, tmp_
         tracker.register_version(name, source=str(source))
         result = _tick(sensor, instance, mlflow, waiting.cursor)
         assert sorted(r.run_key for r in result.run_requests) == [f"{name}/2", f"{name}/3"]
+
+        # The alias goes away for a while: version 4 waits for it instead of being skipped.
+        tracker.client.delete_registered_model_alias(name, "champion")
+        tracker.register_version(name, source=str(source))
+        paused = _tick(sensor, instance, mlflow, result.cursor)
+        assert not paused.run_requests and paused.cursor == result.cursor
+        tracker.client.set_registered_model_alias(name, "champion", "1")
+        resumed = _tick(sensor, instance, mlflow, paused.cursor)
+        assert f"{name}/4" in {r.run_key for r in resumed.run_requests}
