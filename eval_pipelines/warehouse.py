@@ -193,13 +193,12 @@ class Warehouse:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def query(self, sql: str, purpose: str) -> pd.DataFrame:
-        """Run one complete SQL statement; ``purpose`` names it in error messages."""
+    @contextmanager
+    def _failing(self, purpose: str) -> Iterator[None]:
+        """Any failure of a query as one WarehouseError sentence naming its ``purpose``; the
+        SQLAlchemy connection is rolled back so the session's temporary tables stay usable."""
         try:
-            if self.is_duckdb:
-                with self._duckdb() as con:
-                    return con.execute(sql).fetch_df()
-            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self._sqlalchemy())
+            yield
         except WarehouseError:
             raise
         except Exception as exc:
@@ -209,25 +208,26 @@ class Warehouse:
                 f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
             ) from None
 
+    def query(self, sql: str, purpose: str) -> pd.DataFrame:
+        """Run one complete SQL statement; ``purpose`` names it in error messages."""
+        with self._failing(purpose):
+            if self.is_duckdb:
+                with self._duckdb() as con:
+                    return con.execute(sql).fetch_df()
+            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self._sqlalchemy())
+
     def query_arrow(self, sql: str, purpose: str) -> pa.Table:
         """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB)."""
         if not self.is_duckdb:
             return pa.Table.from_pandas(self.query(sql, purpose), preserve_index=False)
-        try:
-            with self._duckdb() as con:
-                return con.sql(sql).to_arrow_table()
-        except WarehouseError:
-            raise
-        except Exception as exc:
-            raise WarehouseError(
-                f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
-            ) from None
+        with self._failing(purpose), self._duckdb() as con:
+            return con.sql(sql).to_arrow_table()
 
     def column_types(self, source_sql: str, purpose: str) -> dict[str, str]:
         """Column name -> the warehouse's type name (``DOUBLE``, ``character varying``), without
         reading rows; empty where the dialect's type names are not known."""
         sql = f"SELECT * FROM {source_sql} AS source LIMIT 0"
-        try:
+        with self._failing(purpose):
             if self.is_duckdb:
                 with self._duckdb() as con:
                     relation = con.sql(sql)
@@ -247,14 +247,6 @@ class Warehouse:
                 ).all()
             )
             return {d[0]: names.get(int(d[1]), "unknown") for d in description}
-        except WarehouseError:
-            raise
-        except Exception as exc:
-            if self._connection is not None:
-                self._connection.rollback()
-            raise WarehouseError(
-                f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
-            ) from None
 
     def columns(self, source_sql: str, purpose: str) -> list[str]:
         """Column names of a table reference or parenthesised query, without reading rows."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.data import ARTIFACT_FILES
 
 WEEKS = [
     "2026-09-28",
@@ -36,16 +37,6 @@ WEEKS = [
     "2026-11-16",
 ]
 CHECKED = ["2026-10-12", "2026-11-16"]
-FILES = {
-    "metrics.parquet",
-    "comparison.parquet",
-    "drift.parquet",
-    "coverage.parquet",
-    "validation.json",
-    "verdict.json",
-    "run.json",
-    "report.md",
-}
 FRAMES = ["metrics.parquet", "comparison.parquet", "drift.parquet", "coverage.parquet"]
 
 
@@ -193,7 +184,7 @@ def _check_parallel(tmp_path: Path, warehouse: str, mlflow_server: str, experime
     for bad in ("Conflicting lock", "database is locked", "could not obtain lock"):
         assert bad not in outcome["log"]
     for week in WEEKS:
-        assert {p.name for p in (root / "fraud_detector" / week).iterdir()} == FILES, week
+        assert {p.name for p in (root / "fraud_detector" / week).iterdir()} == ARTIFACT_FILES, week
     assert not list((root / "fraud_detector").glob(".*"))  # no staging left behind
 
     client = MlflowClient(mlflow_server)

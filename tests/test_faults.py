@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
+from support.data import ARTIFACT_FILES
 from support.mlflow_server import free_port, run_mlflow_server
 from support.s3_server import moto_s3_server
 
@@ -45,16 +46,6 @@ SPEC_PATH = PROJECT_ROOT / "evals" / "fraud_detector.yaml"
 SPEC = load_spec(SPEC_PATH)
 RUN_KEY = f"fraud_detector/week/{WEEK}"
 EXPERIMENT = "eval-pipelines/fraud_detector"
-FILES = {
-    "metrics.parquet",
-    "comparison.parquet",
-    "drift.parquet",
-    "coverage.parquet",
-    "validation.json",
-    "verdict.json",
-    "run.json",
-    "report.md",
-}
 # Deterministic files (run.json has timings, report.md nothing volatile but checked anyway).
 SAME = ["metrics.parquet", "comparison.parquet", "drift.parquet", "coverage.parquet"]
 SAME += ["verdict.json", "validation.json", "report.md"]
@@ -201,7 +192,7 @@ def test_mlflow_server_stopped_mid_run_then_restarted_finishes_the_same_run(
     message = str(raised.value)
     assert message.startswith(f"MLflow tracking server {url}: publishing run")
     assert f"the artifacts in {out.resolve()} are complete" in message
-    assert {p.name for p in out.iterdir()} == FILES  # the local folder is complete
+    assert {p.name for p in out.iterdir()} == ARTIFACT_FILES  # the local folder is complete
     first = tmp_path / "first"
     out.rename(first)
     assert elapsed < 60, elapsed
@@ -216,7 +207,7 @@ def test_mlflow_server_stopped_mid_run_then_restarted_finishes_the_same_run(
         assert after.info.run_id == before.info.run_id == outcome.mlflow_run.run_id
         assert after.info.status == "FINISHED"
         listed = {a.path for a in MlflowClient(restarted).list_artifacts(after.info.run_id)}
-        assert listed == FILES
+        assert listed == ARTIFACT_FILES
     _same_files(first, out)
 
 
@@ -254,7 +245,7 @@ def test_missing_bucket_fails_the_dagster_run_then_a_rerun_publishes(warehouse, 
         [failure] = [e for e in result.all_events if e.is_step_failure]
         description = failure.step_failure_data.user_failure_data.description
         assert f"bucket '{bucket}' does not exist" in description
-        assert {p.name for p in local.iterdir()} == FILES  # complete locally
+        assert {p.name for p in local.iterdir()} == ARTIFACT_FILES  # complete locally
         [run] = _mlflow_runs(resources["mlflow"].tracking_uri)
         assert run.info.status == "FAILED"
 
@@ -268,7 +259,9 @@ def test_missing_bucket_fails_the_dagster_run_then_a_rerun_publishes(warehouse, 
                 "Contents"
             ]
         }
-        assert keys == {f"evals/fraud_detector/{WEEK}/{name}" for name in {*FILES, MANIFEST}}
+        assert keys == {
+            f"evals/fraud_detector/{WEEK}/{name}" for name in {*ARTIFACT_FILES, MANIFEST}
+        }
         [run] = _mlflow_runs(resources["mlflow"].tracking_uri)
         assert run.info.status == "FINISHED"
 
@@ -295,7 +288,7 @@ def test_s3_endpoint_down_fails_in_bounded_time_with_the_local_folder_complete(w
     elapsed = time.monotonic() - started
     message = str(raised.value)
     assert "could not connect to the S3 endpoint" in message and endpoint in message
-    assert {p.name for p in out.iterdir()} == FILES
+    assert {p.name for p in out.iterdir()} == ARTIFACT_FILES
     [run] = _mlflow_runs(tracking)
     assert run.info.status == "FAILED" and "S3 endpoint" in run.data.tags["eval.error"]
     assert elapsed < 60, elapsed
@@ -358,7 +351,7 @@ def test_killed_mid_evaluation_leaves_no_folder_and_a_rerun_is_identical(tmp_pat
     assert _running_runs(db) == ["RUNNING"]  # a killed process cannot say anything
 
     assert cli.main(args) == 0  # the re-run of the partition
-    assert {p.name for p in out.iterdir()} == FILES
+    assert {p.name for p in out.iterdir()} == ARTIFACT_FILES
     assert not list(tmp_path.glob(".out.*"))  # no staging litter left next to it
     clean = tmp_path / "clean"
     assert cli.main([*args[:6], str(clean), *args[7:]]) == 0
@@ -381,7 +374,7 @@ def test_staging_folders_of_dead_writers_are_removed_on_the_next_write(warehouse
         folder.mkdir()
         (folder / "metrics.parquet").write_bytes(b"partial")
     _run(warehouse, out)
-    assert {p.name for p in out.iterdir()} == FILES
+    assert {p.name for p in out.iterdir()} == ARTIFACT_FILES
     assert not stale.exists() and not retired.exists()
     assert live.exists() and elsewhere.exists()
     old = time.time() - 2 * 24 * 3600

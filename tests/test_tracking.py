@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import _validate_metric_name
+from support.data import ARTIFACT_FILES
 
 from eval_pipelines.artifacts import write_artifacts
 from eval_pipelines.demo import build_demo_warehouse
@@ -39,16 +40,6 @@ from eval_pipelines.tracking import (
 WEEK = "2026-11-16"
 MODEL = "fraud_detector"
 SPEC_PATH = Path(__file__).resolve().parent.parent / "evals" / "fraud_detector.yaml"
-ARTIFACTS = {
-    "metrics.parquet",
-    "comparison.parquet",
-    "drift.parquet",
-    "coverage.parquet",
-    "validation.json",
-    "verdict.json",
-    "run.json",
-    "report.md",
-}
 WEEK_MS = int(datetime(2026, 11, 16, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -147,7 +138,7 @@ def _check_published(uri: str, run_id: str, demo: Published) -> None:
     assert source["predictions"] == {"table": "inference_logs"}
     assert json.loads(datasets[0].profile)["rows"] == evaluation.fingerprint["rows"]
 
-    assert {a.path for a in client.list_artifacts(run_id)} >= ARTIFACTS
+    assert {a.path for a in client.list_artifacts(run_id)} >= ARTIFACT_FILES
     with tempfile.TemporaryDirectory() as target:
         downloaded = Path(client.download_artifacts(run_id, "verdict.json", target))
         assert json.loads(downloaded.read_text())["decision"] == demo.verdict.decision
@@ -287,7 +278,7 @@ def test_publish_to_local_sqlite_store(tmp_path, demo):
     experiment = _fresh(uri).get_experiment(run.experiment_id)
     assert experiment.artifact_location == (tmp_path / "mlartifacts").resolve().as_uri()
     stored = {p.name for p in (tmp_path / "mlartifacts").rglob("*") if p.is_file()}
-    assert stored >= ARTIFACTS
+    assert stored >= ARTIFACT_FILES
 
     # The local store also registers a local folder (uploaded through a registration run).
     placeholder = tmp_path / "placeholder"

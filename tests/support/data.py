@@ -96,3 +96,19 @@ def evaluated_rows(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
     out = joined[in_week].copy()
     out["label"] = out["label"].where(mature[in_week])
     return out
+
+
+# The artifact folder's contract as the README documents it ("Artifacts"): what every run
+# writes, written out here independently of the writer.
+ARTIFACT_FILES = frozenset(
+    {
+        "metrics.parquet",
+        "comparison.parquet",
+        "drift.parquet",
+        "coverage.parquet",
+        "validation.json",
+        "verdict.json",
+        "run.json",
+        "report.md",
+    }
+)
