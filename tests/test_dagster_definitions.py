@@ -14,6 +14,7 @@ import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pandas as pd
@@ -31,6 +32,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from mlflow.tracking import MlflowClient
+from support.data import ARTIFACT_FILES
+from support.mlflow_server import free_port
 
 from assets.definitions import build_definitions, defs
 from assets.evaluation import ASSETS, build_weekly_assets
@@ -73,16 +76,16 @@ def _resources(warehouse: Path, root: Path, mlflow: MlflowResource, webhook: str
 
 
 class _Webhook:
-    """A local HTTP server that records the JSON bodies POSTed to it."""
+    """A local HTTP server that records the JSON bodies POSTed to it and answers ``status``."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append(json.loads(body))
-                self.send_response(200)
+                self.send_response(status)
                 self.end_headers()
                 self.wfile.write(b"ok")
 
@@ -453,3 +456,146 @@ def test_a_multi_week_run_records_each_week(warehouse_path, tmp_path):
     for week in ("2026-11-02", "2026-11-09", WEEK):
         [run] = _runs(mlflow, week)
         assert run.data.tags["dagster.run_id"] == result.run_id
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+def _step_failure(result) -> str:
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    return failure.step_failure_data.user_failure_data.description
+
+
+@pytest.mark.parametrize("webhook_answer", ["connection refused", "HTTP 500"])
+def test_an_undelivered_alert_fails_the_step_after_the_week_is_recorded(
+    webhook_answer, warehouse_path, tmp_path
+):
+    """A hold must reach a human: a webhook that cannot take the alert fails the run, but only
+    once the artifacts, the MLflow run and the materializations are all recorded."""
+    mlflow = MlflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=str(tmp_path / "mlartifacts"),
+    )
+    root = tmp_path / "artifacts"
+    webhook = _Webhook(status=500) if webhook_answer == "HTTP 500" else None
+    token_path = "/services/T000/B000/secret-token"
+    url = webhook.url if webhook else f"http://127.0.0.1:{free_port()}{token_path}"
+    reason = "HTTP 500" if webhook else "ConnectionRefusedError: Connection refused"
+    try:
+        result = materialize(
+            [build_weekly_assets(SPEC)],
+            partition_key=WEEK,
+            instance=DagsterInstance.ephemeral(),
+            resources=_resources(warehouse_path, root, mlflow, url),
+            raise_on_error=False,
+        )
+    finally:
+        if webhook:
+            webhook.close()
+
+    assert not result.success
+    host = f"http://127.0.0.1:{urlsplit(url).port}"
+    assert _step_failure(result) == (
+        f"fraud_detector: week {WEEK}: alert failed: webhook POST to {host} failed after "
+        f"3 attempts: {reason}"
+    )  # names the host, never the token in the webhook's path
+    if webhook:
+        assert len(webhook.received) == 3  # retried, the same payload each time
+        assert all(body == webhook.received[0] for body in webhook.received)
+        assert webhook.received[0]["text"].startswith(f"fraud_detector {WEEK}: HOLD")
+
+    # Recorded before the failure: every asset of the week, its checks, the files, MLflow.
+    kinds = [e.event_type_value for e in result.all_events]
+    last_materialization = max(i for i, k in enumerate(kinds) if k == "ASSET_MATERIALIZATION")
+    assert last_materialization < kinds.index("STEP_FAILURE")
+    events = result.get_asset_materialization_events()
+    assert sorted((e.asset_key.path[1], e.materialization.partition) for e in events) == sorted(
+        (name, WEEK) for name in ASSETS
+    )
+    report = _materialization(result, KEYS["report"]).metadata
+    assert (
+        report["alert"].value == f"failed: webhook POST to {host} failed after 3 attempts: {reason}"
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["input_checks_passed"] and not checks["release_gates"]
+    folder = root / "fraud_detector" / WEEK
+    assert {p.name for p in folder.iterdir()} == ARTIFACT_FILES
+    assert json.loads((folder / "verdict.json").read_text())["decision"] == "hold"
+    [run] = _runs(mlflow, WEEK)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["eval.decision"] == "hold"
+    overall = pd.read_parquet(folder / "metrics.parquet").query("slice == 'overall'")
+    roc_auc = overall.set_index(["model_version", "metric"])["value"][("v2", "roc_auc")]
+    assert run.data.metrics["roc_auc/v2"] == pytest.approx(roc_auc, rel=1e-12)
+    listed = {a.path for a in _client(mlflow).list_artifacts(run.info.run_id)}
+    assert {"report.md", "verdict.json", "metrics.parquet"} <= listed
+
+
+BAD_WEEK = "2026-11-09"
+
+
+def _with_a_duplicated_prediction(source: Path, target: Path, week: str) -> tuple[Path, str]:
+    """A copy of the warehouse where one of ``week``'s v2 predictions was logged twice."""
+    shutil.copy(source, target)
+    with duckdb.connect(str(target)) as con:
+        [(prediction_id,)] = con.execute(
+            "SELECT min(prediction_id) FROM inference_logs "
+            "WHERE ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP) + INTERVAL 7 DAY",
+            [week, week],
+        ).fetchall()
+        con.execute(
+            "INSERT INTO inference_logs SELECT * FROM inference_logs "
+            "WHERE prediction_id = ? AND model_version = 'v2'",
+            [prediction_id],
+        )
+    return target, prediction_id
+
+
+def test_a_backfill_with_one_bad_week_records_the_others_and_fails_naming_it(
+    warehouse_path, tmp_path
+):
+    """One single run over three weeks where only the middle week's input is bad."""
+    warehouse, duplicated = _with_a_duplicated_prediction(
+        warehouse_path, tmp_path / "bad.duckdb", BAD_WEEK
+    )
+    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    root = tmp_path / "artifacts"
+    definitions = Definitions(
+        assets=[build_weekly_assets(SPEC)], resources=_resources(warehouse, root, mlflow)
+    )
+    job = definitions.resolve_implicit_global_asset_job_def()
+    good = ["2026-11-02", WEEK]
+    with instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: "2026-11-02",
+                ASSET_PARTITION_RANGE_END_TAG: WEEK,
+            },
+            raise_on_error=False,
+        )
+        assert not result.success
+        assert _step_failure(result) == (
+            f"fraud_detector: week {BAD_WEEK}: input checks failed for the window "
+            f"[{BAD_WEEK} 00:00, {WEEK} 00:00) UTC; no metrics were computed: predictions.id: "
+            f"2 rows of version 'v2' have a duplicate 'prediction_id' (e.g. '{duplicated}')"
+        )
+
+        for key in KEYS.values():
+            assert instance.get_materialized_partitions(key) == set(good), key
+        [check] = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "input_checks_passed"
+        ]
+        assert not check.passed and check.severity.value == "ERROR"
+        assert check.description == "1 of 3 weeks failed (1 on input checks)"
+    for week in good:
+        [run] = _runs(mlflow, week)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["dagster.run_id"] == result.run_id
+        folder = root / "fraud_detector" / week
+        assert {p.name for p in folder.iterdir()} == ARTIFACT_FILES
+        assert json.loads((folder / "verdict.json").read_text())["decision"] == "hold"
+    [bad] = _runs(mlflow, BAD_WEEK)
+    assert bad.info.status == "FAILED"
+    assert "duplicate 'prediction_id'" in bad.data.tags["eval.error"]
+    assert not (root / "fraud_detector" / BAD_WEEK).exists()
