@@ -240,14 +240,24 @@ def comparison_table(
             dev = result.deviation[name][:, c] - result.deviation[name][:, b]
         low, high = percentile_interval(delta, dev, level)
         p = wald_p_value(delta, standard_error(dev))
+        on_pairs = name in paired_deviation or (name == "accuracy" and mcnemar is not None)
         for g, key in enumerate(stats.slices):
-            n = float(min(result.n[g, b], result.n[g, c]))
+            # A test on paired requests has as many observations as requests both versions
+            # scored; the others compare each version's labeled rows.
+            if on_pairs:
+                n = float(paired.outcomes[g, 2])
+            else:
+                n = float(min(result.n[g, b], result.n[g, c]))
             test = TESTS["paired cells" if name in paired_deviation else metric.source]
             p_value = float(p[g])
             if name == "accuracy" and mcnemar is not None:
                 test = "McNemar exact"
                 p_value = float(mcnemar[g])
-            testable = n >= spec.min_slice_size and not np.isnan(delta[g])
+            if n < spec.min_slice_size:
+                test = "not tested (slice too small)"
+            elif np.isnan(delta[g]):
+                test = "not tested (delta undefined)"
+            testable = not test.startswith("not tested")
             rows.append(
                 {
                     "slice": str(key),
@@ -259,7 +269,7 @@ def comparison_table(
                     "delta_ci_high": float(high[g]),
                     "p_value": p_value if testable else np.nan,
                     "n": int(n),
-                    "test": test if testable else "not tested (slice too small)",
+                    "test": test,
                     "higher_is_better": metric.higher_is_better,
                 }
             )

@@ -154,7 +154,9 @@ def _metric_regression(
                 Reason(
                     name,
                     HOLD,
-                    f"{gate.metric} on slice {gate.slice!r}: no paired data in this window",
+                    f"{gate.metric} on slice {gate.slice!r}: no labeled rows to compare in this "
+                    "window (tests on paired requests count requests both versions scored), "
+                    "so the gate cannot pass",
                     slice=gate.slice,
                 )
             ]
@@ -164,26 +166,50 @@ def _metric_regression(
     worst_regression = -np.inf
     for row in rows.itertuples(index=False):
         where = f"{gate.metric} on {row.slice}"
-        if row.outcome == "not tested":
+        if row.n < spec.min_slice_size:
+            # Too little data to test: a slice the gate names cannot be judged either way; on
+            # an unnamed gate the slice is left out (its size is reported with the metrics).
             if gate.slice is not None:
                 reasons.append(
                     Reason(
                         name,
                         INCONCLUSIVE,
-                        f"{where}: only {row.n} paired labeled rows, below min_slice_size "
-                        f"{spec.min_slice_size}",
+                        f"{where}: only {row.n} labeled rows in the comparison, below "
+                        f"min_slice_size {spec.min_slice_size}",
                         slice=row.slice,
                     )
                 )
             continue
         regression = -row.delta if higher else row.delta
+        if np.isnan(regression):
+            reasons.append(
+                Reason(
+                    name,
+                    HOLD,
+                    f"{where}: delta undefined ({spec.compare.baseline} "
+                    f"{_fmt(row.baseline)} -> {spec.compare.candidate} {_fmt(row.candidate)}, "
+                    f"n={row.n}), so the gate cannot pass",
+                    slice=row.slice,
+                )
+            )
+            continue
         numbers = (
             f"{spec.compare.baseline} {_fmt(row.baseline)} -> {spec.compare.candidate} "
             f"{_fmt(row.candidate)}, delta {row.delta:+.4f} "
             f"[{_fmt(row.delta_ci_low)}, {_fmt(row.delta_ci_high)}], q={row.q_value:.3g}"
         )
-        if np.isnan(regression):
-            reasons.append(Reason(name, HOLD, f"{where}: delta undefined", slice=row.slice))
+        if regression > gate.max_regression and np.isnan(row.q_value):
+            # Beyond the tolerance but the test is undefined (e.g. replicates without positives):
+            # neither a significant regression nor a pass.
+            reasons.append(
+                Reason(
+                    name,
+                    INCONCLUSIVE,
+                    f"{where} regressed by {regression:.4f} (tolerance {gate.max_regression}) "
+                    f"but its significance could not be tested: {numbers}",
+                    slice=row.slice,
+                )
+            )
         elif regression > gate.max_regression and row.q_value <= alpha:
             reasons.append(
                 Reason(

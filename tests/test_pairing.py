@@ -40,3 +40,32 @@ def test_partly_unpaired_versions_are_flagged_not_blocked(tmp_path):
     assert "deltas are partly unpaired" in check.message
     verdict = result.decide()
     assert "Warning" in render_markdown(result, verdict)
+
+
+def test_versions_that_scored_no_common_request_are_not_tested_on_pairs(tmp_path):
+    # Each version scored its own half of the requests: no request was scored by both.
+    rng = np.random.default_rng(13)
+    predictions, labels = random_window(rng, 2000)
+    number = predictions["prediction_id"].str[1:].astype(int)
+    own_half = np.where(predictions["model_version"] == "v1", number % 2 == 0, number % 2 == 1)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions[own_half], labels)
+    gates = [
+        {"metric": "roc_auc", "slice": "overall", "max_regression": 0.01},
+        {"metric": "recall", "slice": "overall", "max_regression": 0.5},
+    ]
+    result = evaluate(parse_spec(base_spec(url, gates=gates)), WEEK)
+    rows = evaluated_rows(predictions[own_half], labels).dropna(subset=["label"])
+    labeled = rows.groupby("model_version").size()
+    comparison = result.comparison.set_index(["slice", "metric"])
+    # Tests on paired requests (McNemar, joint cells) count the requests both versions scored.
+    for metric in ("accuracy", "roc_auc", "pr_auc", "ece"):
+        row = comparison.loc[("overall", metric)]
+        assert (row["n"], row["outcome"]) == (0, "not tested"), metric
+        assert row["test"] == "not tested (slice too small)"
+    # The bucket bootstrap compares each version's own labeled rows.
+    assert comparison.loc[("overall", "recall"), "n"] == labeled.min()
+    verdict = result.decide()
+    assert verdict.decision == "hold"
+    [held] = verdict.blocking
+    assert held.gate.startswith("{metric=roc_auc")
+    assert "no labeled rows to compare in this window" in held.message
