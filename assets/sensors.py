@@ -10,7 +10,8 @@ Rules (documented in the README):
 * On the first tick for a model, versions up to the champion's number are history: the
   sensor starts after the champion. Whenever a model has no champion alias the sensor waits
   (the tick says why) without moving its cursor, so versions registered meanwhile are
-  evaluated once a champion is set.
+  evaluated once a champion is set. Likewise when MLflow cannot be read (server down): the
+  tick skips with the reason and the cursor stays where it was.
 * Each request's run key is ``<registered model>/<version>``: even with a lost cursor, Dagster
   never launches a second run for a version. The cursor (JSON ``{model: last handled
   version}``) is stored by Dagster, so a restarted daemon resumes where it stopped.
@@ -36,6 +37,7 @@ from dagster import (
 
 from assets.candidates import CandidateAssets
 from eval_pipelines.errors import EvalError
+from eval_pipelines.tracking import tracking_errors
 from eval_pipelines.windows import last_complete_week
 from resources import MlflowResource
 
@@ -67,8 +69,11 @@ def build_registry_sensor(candidates: list[CandidateAssets]):
         week = os.environ.get(WEEK_ENV) or last_complete_week(datetime.now(UTC))
         for name, candidates in sorted(by_model.items()):
             try:
-                versions = tracker.model_versions(name)
-                champion = tracker.alias_version(name, candidates.spec.registry.champion_alias)
+                # An unreachable or failing server is one sentence naming its host (never
+                # credentials); the model keeps its cursor and the tick says why.
+                with tracking_errors(tracker, f"reading the versions of {name!r}"):
+                    versions = tracker.model_versions(name)
+                    champion = tracker.alias_version(name, candidates.spec.registry.champion_alias)
             except EvalError as exc:
                 notes.append(f"{name}: {exc}")
                 continue

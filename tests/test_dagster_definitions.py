@@ -66,6 +66,15 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowResource:
     )
 
 
+def _local_mlflow(folder: Path) -> MlflowResource:
+    """A SQLite store with its artifacts in ``folder`` (without an artifact location MLflow
+    would write them to ./mlruns, in the checkout)."""
+    return MlflowResource(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        artifact_location=str(folder / "mlartifacts"),
+    )
+
+
 def _resources(warehouse: Path, root: Path, mlflow: MlflowResource, webhook: str | None = None):
     return {
         "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
@@ -399,7 +408,7 @@ def test_label_maturity_then_rerun_replaces_the_result(warehouse_path, tmp_path)
 
 
 def test_failed_input_checks_materialize_nothing_and_fail_the_mlflow_run(warehouse_path, tmp_path):
-    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow = _local_mlflow(tmp_path)
     spec = SPEC.model_copy(update={"compare": CompareSpec(baseline="v1", candidate="v3")})
     instance = DagsterInstance.ephemeral()
     result = materialize(
@@ -430,7 +439,7 @@ def test_failed_input_checks_materialize_nothing_and_fail_the_mlflow_run(warehou
 
 def test_a_multi_week_run_records_each_week(warehouse_path, tmp_path):
     """What a single-run backfill executes: one step, each week its own partition and run."""
-    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow = _local_mlflow(tmp_path)
     definitions = Definitions(
         assets=[build_weekly_assets(SPEC)],
         resources=_resources(warehouse_path, tmp_path / "artifacts", mlflow),
@@ -472,10 +481,7 @@ def test_an_undelivered_alert_fails_the_step_after_the_week_is_recorded(
 ):
     """A hold must reach a human: a webhook that cannot take the alert fails the run, but only
     once the artifacts, the MLflow run and the materializations are all recorded."""
-    mlflow = MlflowResource(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_location=str(tmp_path / "mlartifacts"),
-    )
+    mlflow = _local_mlflow(tmp_path)
     root = tmp_path / "artifacts"
     webhook = _Webhook(status=500) if webhook_answer == "HTTP 500" else None
     token_path = "/services/T000/B000/secret-token"
@@ -558,7 +564,7 @@ def test_a_backfill_with_one_bad_week_records_the_others_and_fails_naming_it(
     warehouse, duplicated = _with_a_duplicated_prediction(
         warehouse_path, tmp_path / "bad.duckdb", BAD_WEEK
     )
-    mlflow = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow = _local_mlflow(tmp_path)
     root = tmp_path / "artifacts"
     definitions = Definitions(
         assets=[build_weekly_assets(SPEC)], resources=_resources(warehouse, root, mlflow)
