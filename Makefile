@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench ui clean
+.PHONY: install demo test lint format bench ui mutate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ ui: install
 		--default-artifact-root $(abspath out/mlflow/artifacts) --host 127.0.0.1 --port 5000 & \
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false EVAL_REGISTRY_WEEK=2026-11-16 \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Mutation testing of the statistical core (docs/testing.md); not part of CI: about 15 minutes.
+mutate: install
+	GX_ANALYTICS_ENABLED=false $(BIN)/python tests/support/mutation.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_evaluation.py
