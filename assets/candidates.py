@@ -10,9 +10,13 @@ model version as tags:
 * ``eval.mlflow_run_id``, ``eval.report``, ``eval.week``, ``eval.champion_version``,
   ``eval.dagster_run_id``.
 
+An alert that could not be delivered fails the run after all of that is recorded, as in the
+weekly evaluation.
+
 No ``from __future__ import annotations`` here (Dagster reads the annotations).
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -35,7 +39,7 @@ from assets.evaluation import WAREHOUSE_POOL
 from assets.metadata import asset_metadata
 from assets.specs import asset_prefix
 from eval_pipelines.errors import EvalError
-from eval_pipelines.runner import run_evaluation
+from eval_pipelines.runner import ALERT_FAILED, run_evaluation
 from eval_pipelines.spec import CompareSpec, EvalSpec
 from eval_pipelines.tracking import RegisteredVersion, Tracker
 from eval_pipelines.windows import last_complete_week
@@ -108,7 +112,7 @@ def build_candidate_assets(spec: EvalSpec) -> CandidateAssets:
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
         alerts: AlertsResource,
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult]:
         version = int(context.partition_key)
         tracker = mlflow.tracker()
         week = config.week or last_complete_week(datetime.now(UTC))
@@ -165,7 +169,7 @@ def build_candidate_assets(spec: EvalSpec) -> CandidateAssets:
             f"{outcome.verdict.decision}"
         )
         metadata = asset_metadata(outcome)
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={
                 **metadata["verdict"],
                 **{k: v for k, v in metadata["metrics"].items() if k != "metrics_file"},
@@ -178,6 +182,10 @@ def build_candidate_assets(spec: EvalSpec) -> CandidateAssets:
                 "alert": metadata["report"]["alert"],
             }
         )
+        if outcome.alert.startswith(ALERT_FAILED):
+            # Recorded first (version tags, MLflow run, materialization), then loud: a hold
+            # nobody was told about must not look like a successful run.
+            raise Failure(description=f"{name} version {version}: alert {outcome.alert}")
 
     job = define_asset_job(
         name=f"{prefix}__candidate_evaluation",

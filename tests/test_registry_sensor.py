@@ -65,7 +65,9 @@ def _tick(sensor, instance, mlflow, cursor=None):
     return sensor(context)
 
 
-def _run_request(candidates, request, instance, warehouse: Path, tmp_path: Path, mlflow):
+def _run_request(
+    candidates, request, instance, warehouse: Path, tmp_path: Path, mlflow, webhook=None
+):
     """Execute what the daemon would launch for ``request`` (the candidate job, in process)."""
     instance.add_dynamic_partitions(candidates.partitions.name, [request.partition_key])
     definitions = Definitions(
@@ -75,7 +77,7 @@ def _run_request(candidates, request, instance, warehouse: Path, tmp_path: Path,
             "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
             "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),
             "mlflow": mlflow,
-            "alerts": AlertsResource(),
+            "alerts": AlertsResource(webhook_url=webhook),
         },
     )
     return definitions.resolve_job_def(candidates.job.name).execute_in_process(
@@ -83,6 +85,7 @@ def _run_request(candidates, request, instance, warehouse: Path, tmp_path: Path,
         partition_key=request.partition_key,
         run_config=request.run_config,
         tags=request.tags,
+        raise_on_error=False,
     )
 
 
@@ -161,6 +164,46 @@ def test_a_model_without_champion_waits_and_loses_no_version(mlflow_server, tmp_
         tracker.client.set_registered_model_alias(name, "champion", "1")
         resumed = _tick(sensor, instance, mlflow, paused.cursor)
         assert f"{name}/4" in {r.run_key for r in resumed.run_requests}
+
+
+def test_an_undelivered_alert_fails_the_candidate_run_after_the_verdict_is_recorded(
+    registered, warehouse_path, tmp_path, monkeypatch
+):
+    spec, mlflow, source = registered
+    name = spec.registered_model
+    tracker = mlflow.tracker()
+    tracker.register_version(name, source=str(source), tags={"eval.log_version": "v2"})
+    monkeypatch.setenv("EVAL_REGISTRY_WEEK", WEEK)
+    candidates = build_candidate_assets(spec)
+    port = free_port()  # nothing listens there
+    with instance_for_test() as instance:
+        [request] = _tick(build_registry_sensor([candidates]), instance, mlflow).run_requests
+        run = _run_request(
+            candidates,
+            request,
+            instance,
+            warehouse_path,
+            tmp_path,
+            mlflow,
+            webhook=f"http://127.0.0.1:{port}/services/T000/B000/secret-token",
+        )
+        assert not run.success
+        [failure] = [e for e in run.all_events if e.is_step_failure]
+        assert failure.step_failure_data.user_failure_data.description == (
+            f"{name} version 2: alert failed: webhook POST to http://127.0.0.1:{port} failed "
+            "after 3 attempts: ConnectionRefusedError: Connection refused"
+        )
+        [materialization] = run.get_asset_materialization_events()
+        assert materialization.partition == "2"
+        metadata = materialization.materialization.metadata
+        assert metadata["decision"].value == "hold"
+        assert metadata["alert"].value.startswith("failed: webhook POST")
+    tags = tracker.model_versions(name)[1].tags
+    assert tags["eval.verdict"] == "hold"
+    assert tags["eval.dagster_run_id"] == run.run_id
+    mlflow_run = MlflowClient(mlflow.tracking_uri).get_run(tags["eval.mlflow_run_id"])
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["eval.decision"] == "hold"
 
 
 # ------------------------------------------------------------------------------ edges
