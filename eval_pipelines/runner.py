@@ -10,6 +10,11 @@ FAILED with the reason instead of vanishing. Local artifacts are written atomica
 publishing to S3 and to MLflow come after, so a failed upload leaves a complete local folder
 and a re-run of the same key finishes the job in the same MLflow run.
 
+The run key names the week (or the registry version); the spec hash picks the run. A re-run
+with the same spec updates the key's run; a changed spec starts a new run and tags the old one
+``eval.superseded_by`` the new one (:mod:`eval_pipelines.tracking`), because MLflow cannot
+change the params of a run and would otherwise show the old gates beside the new results.
+
 Faults (docs/reliability.md): a tracking server that cannot be reached when the run starts
 stops the run before the warehouse is read (:class:`TrackingError`, nothing written); one
 that fails during the publish leaves the complete local folder (and the S3 copy, if any) and
@@ -82,7 +87,18 @@ def run_evaluation(
         # Enough to find a failed run by model and week, before anything is computed.
         run_tags = {"eval.model": spec.model, "eval.week": window.label, **(tags or {})}
         with tracking_errors(tracker, f"starting the MLflow run {run_key!r}"):
-            run = tracker.start(run_key, model=spec.model, run_name=run_name, tags=run_tags)
+            run = tracker.start(
+                run_key,
+                model=spec.model,
+                run_name=run_name,
+                tags=run_tags,
+                spec_hash=spec.fingerprint(),
+            )
+        if run.superseded is not None:
+            log(
+                f"the spec changed since MLflow run {run.superseded} of {run_key!r}: "
+                f"new run {run.run_id} (the old run is tagged eval.superseded_by)"
+            )
     try:
         evaluation = evaluate(spec, window, warehouse)
         verdict = evaluation.decide()

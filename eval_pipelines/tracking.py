@@ -8,8 +8,25 @@ Runs
 ----
 One experiment per model, ``{experiment_prefix}/{model}``, created on first use (with
 ``artifact_location`` when one is given). A run is found again by its tag
-``eval.run_key``: :meth:`Tracker.start` reuses the oldest non-deleted run carrying the key (a
-retried or re-run step keeps its run) and creates one otherwise.
+``eval.run_key``: the key's *current* run is the newest non-deleted run carrying the key that
+is not tagged ``eval.superseded = true`` (:meth:`Tracker.find_run`). :meth:`Tracker.start`
+reuses the current run (a retried or re-run step keeps its run) and creates one otherwise.
+
+Spec versions: one run per (run key, spec hash)
+-----------------------------------------------
+MLflow params cannot change, so a run holds one version of the spec. When
+:meth:`Tracker.start` is given the spec hash (:func:`eval_pipelines.runner.run_evaluation`
+always gives it) it is written to the tag ``eval.spec_hash`` at once, and a current run whose
+``eval.spec_hash`` differs is not reused: a NEW run is created with the tag
+``eval.supersedes`` = the old run id, and then the old run is tagged ``eval.superseded`` =
+``true`` and ``eval.superseded_by`` = the new run id (its params, metrics, artifacts and status
+stay as they were: the record of what the old spec decided). The new run is created first, so
+a failure between the two steps still leaves the new run as the newest, current one. A run
+started with the same spec hash (or a run without the tag, e.g. one that failed before its
+first publish under an older version of this code) is reused and updated as before. Every run
+started here carries ``eval.superseded = false`` until it is superseded, so the MLflow UI
+filter ``tags.`eval.superseded` = 'false'`` lists current runs only. Going back to an earlier
+spec starts another new run (the history stays linear; superseded runs are never revived).
 
 :meth:`Tracker.publish` logs, in this order, params, tags, metrics, the evaluated window as a
 dataset input and every file of the artifact folder, then marks the run ``FINISHED``. If any
@@ -26,8 +43,9 @@ MLflow refuses to change a param of a run. On a reused run a param that is alrea
 the same value is skipped; one whose value differs (the spec changed between two attempts of
 the same run key) keeps its first value, and the current values of all such params are written
 as JSON to the tag ``eval.param_conflicts`` (removed again once they agree). The tags
-``eval.spec_hash`` and ``eval.data_fingerprint`` always describe the latest publish; a caller
-that wants one run per spec version should put the spec hash into the run key.
+``eval.spec_hash`` and ``eval.data_fingerprint`` always describe the latest publish. A caller
+that passes the spec hash to :meth:`Tracker.start` (the runner does) never meets a conflict:
+a changed spec gets its own run (above); the conflict tag remains for callers that do not.
 
 Metrics: step, timestamp and key scheme
 ---------------------------------------
@@ -98,12 +116,21 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, ViewType
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    Metric,
+    Param,
+    Run,
+    RunTag,
+    ViewType,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     RESOURCE_ALREADY_EXISTS,
@@ -126,6 +153,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUN_KEY_TAG",
+    "SPEC_HASH_TAG",
+    "SUPERSEDED_BY_TAG",
+    "SUPERSEDED_TAG",
+    "SUPERSEDES_TAG",
     "RegisteredVersion",
     "TrackedRun",
     "Tracker",
@@ -146,6 +177,13 @@ RUN_KEY_TAG = "eval.run_key"
 ERROR_TAG = "eval.error"
 PUBLISH_COUNT_TAG = "eval.publish_count"
 PARAM_CONFLICTS_TAG = "eval.param_conflicts"
+SPEC_HASH_TAG = "eval.spec_hash"
+SUPERSEDED_TAG = "eval.superseded"  # "true" on a run replaced by a newer spec, else "false"
+SUPERSEDED_BY_TAG = "eval.superseded_by"  # on the old run: the id of the run replacing it
+SUPERSEDES_TAG = "eval.supersedes"  # on the new run: the id of the run it replaced
+_OWN_TAGS = frozenset(
+    {RUN_KEY_TAG, SPEC_HASH_TAG, SUPERSEDED_TAG, SUPERSEDED_BY_TAG, SUPERSEDES_TAG}
+)
 CI_LOW, CI_HIGH = "ci_low", "ci_high"
 
 # Limits of the installed MLflow (mlflow/utils/validation.py, 3.17).
@@ -357,6 +395,8 @@ class TrackedRun:
     run_id: str
     experiment_id: str
     url: str | None  # the run in the MLflow UI when the tracking URI is http(s); else None
+    # Set by Tracker.start when this new run replaced the key's run of another spec version.
+    superseded: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -413,7 +453,7 @@ def evaluation_tags(evaluation: Evaluation, verdict: Verdict) -> dict[str, str]:
     tags = {
         "eval.model": evaluation.spec.model,
         "eval.week": evaluation.window.label,
-        "eval.spec_hash": evaluation.spec.fingerprint(),
+        SPEC_HASH_TAG: evaluation.spec.fingerprint(),
         "eval.data_fingerprint": str(fingerprint.get("content_hash", "")),
         "eval.rows": str(fingerprint.get("rows", "")),
         "eval.decision": verdict.decision,
@@ -661,52 +701,116 @@ class Tracker:
         base = _scrub_text(self.tracking_uri).rstrip("/")  # no user:password@ in links
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
+    def _current_run(self, run_key: str, experiment_id: str) -> Run | None:
+        """The newest non-deleted run tagged ``run_key`` that is not superseded, if any."""
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=100,
+                order_by=["attributes.start_time DESC"],
+                page_token=page_token,
+            )
+            for run in page:
+                if run.data.tags.get(SUPERSEDED_TAG) != "true":
+                    return run
+            page_token = page.token
+            if not page_token:
+                return None
+
     def find_run(self, run_key: str, *, model: str) -> TrackedRun | None:
-        """The oldest non-deleted run of ``model`` tagged with ``run_key``, if any."""
+        """The current run of ``run_key`` in ``model``'s experiment: the newest non-deleted
+        run carrying the key and not tagged ``eval.superseded = true``; None if there is none.
+        """
         _filter_literal(run_key, "run_key")
         experiment_id = self.experiment_id(model)
-        runs = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
-            run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=10,
-            order_by=["attributes.start_time ASC"],
-        )
-        if not runs:
+        run = self._current_run(run_key, experiment_id)
+        if run is None:
             return None
-        run_id = runs[0].info.run_id
+        run_id = run.info.run_id
         return TrackedRun(run_id, experiment_id, self._run_url(experiment_id, run_id))
 
     def start(
-        self, run_key: str, *, model: str, run_name: str, tags: Mapping[str, str]
+        self,
+        run_key: str,
+        *,
+        model: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        spec_hash: str | None = None,
     ) -> TrackedRun:
-        """Get-or-create the run of ``run_key`` in the model's experiment and mark it RUNNING.
+        """Get-or-create the current run of ``run_key`` in the model's experiment and mark it
+        RUNNING.
 
         A reused run (a retried or re-run step) gets ``tags`` and ``run_name`` again and loses
-        the ``eval.error`` of a previous failed attempt. Two concurrent first starts of the
-        same key can create two runs; :meth:`find_run` then returns the older one.
+        the ``eval.error`` of a previous failed attempt. With ``spec_hash``, a current run
+        whose ``eval.spec_hash`` differs is superseded by a new run instead (module
+        docstring); the returned run's ``superseded`` names the replaced run. Two concurrent
+        first starts of the same key can create two runs; :meth:`find_run` then returns the
+        newer one.
         """
-        all_tags = {**self._caller_tags(tags), RUN_KEY_TAG: run_key, "eval.model": model}
-        existing = self.find_run(run_key, model=model)
+        all_tags = {
+            **self._caller_tags(tags),
+            RUN_KEY_TAG: run_key,
+            "eval.model": model,
+            SUPERSEDED_TAG: "false",
+        }
+        if spec_hash is not None:
+            all_tags[SPEC_HASH_TAG] = str(spec_hash)
+        _filter_literal(run_key, "run_key")
+        experiment_id = self.experiment_id(model)
+        existing = self._current_run(run_key, experiment_id)
         if existing is None:
-            experiment_id = self.experiment_id(model)
-            created = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-            run_id = created.info.run_id
-            return TrackedRun(run_id, experiment_id, self._run_url(experiment_id, run_id))
-        run_id = existing.run_id
-        self._log_tags(run_id, all_tags)
-        if ERROR_TAG in self.client.get_run(run_id).data.tags:
-            self.client.delete_tag(run_id, ERROR_TAG)
-        self.client.update_run(run_id, status="RUNNING", name=run_name)
-        return existing
+            return self._create(experiment_id, run_name, all_tags)
+        old_id = existing.info.run_id
+        old_hash = existing.data.tags.get(SPEC_HASH_TAG)
+        if spec_hash is not None and old_hash and old_hash != spec_hash:
+            created = self._create(
+                experiment_id, run_name, {**all_tags, SUPERSEDES_TAG: old_id}, superseded=old_id
+            )
+            self._log_tags(old_id, {SUPERSEDED_TAG: "true", SUPERSEDED_BY_TAG: created.run_id})
+            _log.info(
+                "MLflow run %s of %r has spec hash %s; spec hash %s starts run %s, "
+                "and %s is tagged %s=%s",
+                old_id,
+                run_key,
+                old_hash[:12],
+                str(spec_hash)[:12],
+                created.run_id,
+                old_id,
+                SUPERSEDED_BY_TAG,
+                created.run_id,
+            )
+            return created
+        self._log_tags(old_id, all_tags)
+        if ERROR_TAG in existing.data.tags:
+            self.client.delete_tag(old_id, ERROR_TAG)
+        self.client.update_run(old_id, status="RUNNING", name=run_name)
+        return TrackedRun(old_id, experiment_id, self._run_url(experiment_id, old_id))
+
+    def _create(
+        self,
+        experiment_id: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        *,
+        superseded: str | None = None,
+    ) -> TrackedRun:
+        created = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+        run_id = created.info.run_id
+        return TrackedRun(
+            run_id, experiment_id, self._run_url(experiment_id, run_id), superseded=superseded
+        )
 
     @staticmethod
     def _caller_tags(tags: Mapping[str, str]) -> dict[str, str]:
         for key in tags:
             if key.startswith("mlflow.") and key not in _CALLER_SYSTEM_TAGS:
                 raise ValueError(f"tag {key!r}: keys starting with 'mlflow.' are MLflow's own")
-            if key == RUN_KEY_TAG:
-                raise ValueError(f"tag {key!r} is set from run_key")
+            if key in _OWN_TAGS:
+                raise ValueError(f"tag {key!r} is set by the tracker (run key, spec hash)")
         return {key: _cut(str(value), MAX_TAG_VALUE) for key, value in tags.items()}
 
     def _log_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
