@@ -40,7 +40,12 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def headline_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+def level_label(level: float) -> str:
+    """The interval level as a percentage: ``0.95`` -> ``95%``, ``0.975`` -> ``97.5%``."""
+    return f"{round(level * 100, 6):g}%"
+
+
+def headline_metrics(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     overall = metrics[metrics["slice"] == OVERALL]
     rows = []
     for row in overall.itertuples(index=False):
@@ -49,7 +54,7 @@ def headline_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
                 "version": row.model_version,
                 "metric": METRICS[row.metric].title,
                 "value": _num(row.value),
-                "95% CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
+                f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",
             }
         )
@@ -121,7 +126,8 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         lines += [_inline(f"- {r.gate}: {r.message}") for r in passed]
         lines.append("")
 
-    lines += ["## Headline metrics (all traffic)", "", _table(headline_metrics(evaluation.metrics))]
+    headline = headline_metrics(evaluation.metrics, spec.confidence.level)
+    lines += ["## Headline metrics (all traffic)", "", _table(headline)]
 
     if evaluation.comparison is not None:
         comparison = evaluation.comparison
@@ -144,7 +150,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
                         "metric": shown["metric"],
                         "baseline": shown["baseline"].map(_num),
                         "candidate": shown["candidate"].map(_num),
-                        "delta [95% CI]": [
+                        f"delta [{level_label(spec.confidence.level)} CI]": [
                             f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
                             for d, lo, hi in zip(
                                 shown["delta"],
@@ -202,7 +208,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
         f"tested: {len(small)}.",
         "",
-        f"Intervals: {spec.confidence.level:.0%} percentile bootstrap, "
+        f"Intervals: {level_label(spec.confidence.level)} percentile bootstrap, "
         f"{spec.confidence.replicates} replicates, seed {spec.confidence.seed}; over "
         f"{spec.confidence.buckets} resample buckets (paired) for threshold metrics, log loss "
         "and Brier; over score-histogram cells for ROC AUC, PR AUC and ECE (deltas paired "

@@ -29,7 +29,7 @@ from eval_pipelines.cli import main
 from eval_pipelines.demo import build_demo_warehouse
 
 WEEK = "2026-11-16"
-DEMO_SPEC = Path("evals/fraud_detector.yaml")
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "evals" / "fraud_detector.yaml"
 CANARY = "canary-pw-4711"
 SPEC, WAREHOUSE, OK = "spec", "warehouse", "ok"  # where a row is caught
 
@@ -185,6 +185,13 @@ def base(tmp_path_factory) -> dict[str, Any]:
         "raw": yaml.safe_load(DEMO_SPEC.read_text()),
         "mlflow": mlflow,
     }
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_artifacts_in_tmp(base, monkeypatch):
+    """The CLI's MLflow store is SQLite: without an artifact location MLflow would write the
+    runs' artifacts to ./mlruns, in the checkout."""
+    monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(base["root"] / "mlflow-artifacts"))
 
 
 def _warehouse_copy(base: dict, folder: Path, sql: tuple[str, ...]) -> Path:

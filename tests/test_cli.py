@@ -13,6 +13,7 @@ from eval_pipelines.cli import main
 from eval_pipelines.demo import build_demo_warehouse
 
 WEEK = "2026-11-16"
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "evals" / "fraud_detector.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def demo(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("demo")
     warehouse = root / "warehouse.duckdb"
     build_demo_warehouse(warehouse, rows=80_000)
-    spec = yaml.safe_load(Path("evals/fraud_detector.yaml").read_text())
+    spec = yaml.safe_load(DEMO_SPEC.read_text())
     spec["warehouse"] = f"duckdb:///{warehouse}"
     spec_path = root / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
@@ -178,6 +179,8 @@ def test_gate_on_a_folder_without_a_verdict(tmp_path, capsys):
 
 
 def test_missing_spec_file(tmp_path, capsys):
-    code = main(["run", "--spec", str(tmp_path / "nope.yaml"), "--week", WEEK, "--out", "x"])
+    out = tmp_path / "x"
+    code = main(["run", "--spec", str(tmp_path / "nope.yaml"), "--week", WEEK, "--out", str(out)])
     assert code == 3
     assert "cannot read spec" in capsys.readouterr().err
+    assert not out.exists()

@@ -260,7 +260,10 @@ def test_dagster_week_on_postgresql_gives_duckdbs_verdict(pg_warehouse, twelve_w
             resources={
                 "warehouse": WarehouseResource(url=url),
                 "artifacts": ArtifactStoreResource(root=str(root)),
-                "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / name}.db"),
+                "mlflow": MlflowResource(
+                    tracking_uri=f"sqlite:///{tmp_path / name}.db",
+                    artifact_location=str(tmp_path / f"{name}-mlflow-artifacts"),
+                ),
                 "alerts": AlertsResource(),
             },
         )
