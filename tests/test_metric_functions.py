@@ -204,3 +204,37 @@ def test_catalogue_directions():
         "pr_auc",
         "ece",
     }
+
+
+def test_error_bounds_hand_worked_where_each_side_dominates():
+    # Two positives, two negatives, one of each per bin: 2 tied pairs of P N = 4.
+    assert m.roc_auc_error_bound(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.25
+    # One bin, p = 2, n = 1, nothing above: binned precision 2/3; exact between 1/2 (the
+    # negative first) and 1 (both positives first): the upper side dominates, 1/3.
+    bound = m.average_precision_error_bound(np.array([1.0]), np.array([2.0]))
+    assert bound == pytest.approx(1 / 3, abs=1e-15)
+    # Cells by ascending score: (p, n) = (10, 10) below (0, 100). In the lower cell, after
+    # fp0 = 100 negatives: binned 10/120, at best 10/110, at worst 1/111: the lower side.
+    bound = m.average_precision_error_bound(np.array([10.0, 100.0]), np.array([10.0, 0.0]))
+    assert bound == pytest.approx(10 / 120 - 1 / 111, abs=1e-15)
+
+
+def test_average_precision_with_a_single_row_in_the_top_cell():
+    assert m.average_precision_from_histograms(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == 1.0
+    # The top cell holds one negative: precision 0 there, then 1/2 when the positive comes.
+    assert m.average_precision_from_histograms(np.array([0.0, 1.0]), np.array([1.0, 0.0])) == 0.5
+
+
+def test_calibration_bins_are_unions_of_score_bins():
+    stats = m.ScoreHistogram(np.zeros((2, 12)), np.zeros((2, 12)), calibration_bins=4)
+    np.testing.assert_array_equal(stats.calibration_bin, np.repeat(np.arange(4), 3))
+
+
+def test_counts_over_leading_axes():
+    count = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
+    np.testing.assert_array_equal(
+        m.ThresholdStats(count, np.zeros((2, 3, 2)), np.zeros((2, 3, 2))).n,
+        count.sum(axis=(2, 3)),
+    )
+    hist = np.arange(2 * 3 * 2 * 5, dtype=float).reshape(2, 3, 2, 5)
+    np.testing.assert_array_equal(m.ScoreHistogram(hist, hist, 5).n, hist.sum(axis=(2, 3)))

@@ -340,14 +340,20 @@ def trace_tests(test_files: list[str], modules: list[str], out: Path) -> None:
 
 def _function_ranges(path: str) -> dict[str, tuple[int, int]]:
     tree = ast.parse((ROOT / path).read_text())
+
+    def span(function: ast.FunctionDef) -> tuple[int, int]:
+        # A decorated function's code starts at its first decorator.
+        first = min([function.lineno, *(d.lineno for d in function.decorator_list)])
+        return first, function.end_lineno
+
     ranges = {}
     for item in tree.body:
         if isinstance(item, ast.FunctionDef):
-            ranges[item.name] = (item.lineno, item.end_lineno)
+            ranges[item.name] = span(item)
         elif isinstance(item, ast.ClassDef):
             for member in item.body:
                 if isinstance(member, ast.FunctionDef):
-                    ranges[f"{item.name}.{member.name}"] = (member.lineno, member.end_lineno)
+                    ranges[f"{item.name}.{member.name}"] = span(member)
     return ranges
 
 
