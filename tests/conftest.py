@@ -156,7 +156,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if len(written) > 50:
         lines.append(f"  ... and {len(written) - 50} more")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write_line("")
         reporter.write_sep("=", "checkout written by tests", red=True, bold=True)
         for line in lines:
             reporter.write_line(line, red=True)

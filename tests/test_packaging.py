@@ -1,6 +1,7 @@
 """A plain (non-editable) install ships the SQL templates and the CLI entry point."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +9,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Not part of the source: what a build, the demo, the tools and git leave in a checkout.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "out",
+    "data",
+    "mlruns",
+    ".dagster_home",
+    ".tmp_dagster_home_*",
+)
 
 
 @pytest.mark.slow
 def test_wheel_contains_sql_templates(tmp_path):
+    # pip builds a local directory in place (setuptools writes build/ and *.egg-info next to
+    # the sources): build a copy, never the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -23,7 +43,7 @@ def test_wheel_contains_sql_templates(tmp_path):
             "--no-deps",
             "--target",
             str(target),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         timeout=300,
