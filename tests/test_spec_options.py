@@ -221,16 +221,24 @@ def test_drift_methods_and_include_score(drift_warehouse, tmp_path, capsys):
 # ------------------------------------------------------------------------------ confidence level
 
 
-def test_confidence_level_80_gives_narrower_intervals_labelled_80(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def level_runs(tmp_path_factory) -> dict[float, Path]:
+    """The same window run at confidence.level 0.95 and 0.80: {level: artifact folder}."""
+    root = tmp_path_factory.mktemp("levels")
     rng = np.random.default_rng(3)
     predictions, labels = random_window(rng, 4_000)
-    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    url = write_warehouse(root / "w.duckdb", predictions, labels)
     folders = {}
     for level in (0.95, 0.80):
         raw = base_spec(url, slices=["device"], confidence={"level": level})
-        out = tmp_path / f"out-{level}"
-        assert _run(_write_spec(tmp_path / f"spec-{level}", raw), out) == 0
+        out = root / f"out-{level}"
+        assert _run(_write_spec(root / f"spec-{level}", raw), out) == 0
         folders[level] = out
+    return folders
+
+
+def test_confidence_level_80_gives_narrower_intervals_labelled_80(level_runs):
+    folders = level_runs
 
     keys = ["model_version", "slice", "metric"]
     wide = pd.read_parquet(folders[0.95] / "metrics.parquet").set_index(keys)
@@ -261,6 +269,22 @@ def test_confidence_level_80_gives_narrower_intervals_labelled_80(tmp_path, caps
     assert "| 95% CI |" in (folders[0.95] / "report.md").read_text()
     run = json.loads((folders[0.80] / "run.json").read_text())
     assert run["spec"]["confidence"]["level"] == 0.8
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: the Wald tests use the standard error of the deviations scaled by "
+    "deviation_scale(K, confidence.level), a t/z factor of the interval level, so p-values, "
+    "q-values (and max_regression gates) change with confidence.level; fix in "
+    "eval_pipelines/evaluation.py (scale the SE by a level-free factor)",
+)
+def test_p_values_do_not_depend_on_the_interval_level(level_runs):
+    """Significance is governed by confidence.alpha; the interval level only sets the width
+    of the reported intervals (README: Wald test with the bootstrap standard error)."""
+    wide = pd.read_parquet(level_runs[0.95] / "comparison.parquet")
+    narrow = pd.read_parquet(level_runs[0.80] / "comparison.parquet")
+    for column in ("p_value", "q_value", "outcome"):
+        pd.testing.assert_series_equal(wide[column], narrow[column])
 
 
 # ------------------------------------------------------------------------------ gate exit codes
