@@ -339,6 +339,22 @@ def test_gate_exit_status_follows_the_verdict(
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: eval_pipelines/gates.py writes '95% CI' into metric gate messages "
+    "whatever confidence.level is (verdict.json, report.md, alerts)",
+)
+def test_gate_messages_name_the_spec_interval_level(gated_warehouse, tmp_path, capsys):
+    gates = [{"metric": "roc_auc", "slice": "overall", "min": 0.5}]
+    raw = base_spec(gated_warehouse["url"], gates=gates, confidence={"level": 0.8})
+    out = tmp_path / "out"
+    assert _run(_write_spec(tmp_path, raw), out) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    [message] = [r["message"] for r in verdict["reasons"] if "roc_auc" in r["gate"]]
+    assert "80% CI" in message and "95%" not in message
+    assert "95%" not in (out / "report.md").read_text()
+
+
 def test_an_internal_error_exits_70_with_one_paragraph_and_writes_nothing(
     gated_warehouse, tmp_path, capsys, monkeypatch
 ):
