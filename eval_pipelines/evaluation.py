@@ -12,6 +12,7 @@ import pandas as pd
 
 from eval_pipelines import metrics as m
 from eval_pipelines.resampling import (
+    bucket_standard_error,
     bucket_weights,
     deviation_scale,
     deviations,
@@ -25,7 +26,7 @@ from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sufficient import PairedCells, SufficientStatistics
 
 TESTS = {
-    "threshold": "paired bucket bootstrap (Wald)",
+    "threshold": "paired bucket bootstrap (t, K - 1 df)",
     "paired cells": "paired cell bootstrap (Wald)",
     "histogram": "bootstrap of each version's histogram (Wald; conservative when paired)",
 }
@@ -239,7 +240,11 @@ def comparison_table(
         else:
             dev = result.deviation[name][:, c] - result.deviation[name][:, b]
         low, high = percentile_interval(delta, dev, level)
-        p = wald_p_value(delta, standard_error(dev))
+        if name in paired_deviation or metric.source == "histogram":
+            p = wald_p_value(delta, standard_error(dev))
+        else:  # bucket bootstrap: Student's t on K - 1 df, whatever the interval level
+            K = stats.buckets
+            p = wald_p_value(delta, bucket_standard_error(dev, K, level), df=K - 1)
         on_pairs = name in paired_deviation or (name == "accuracy" and mcnemar is not None)
         for g, key in enumerate(stats.slices):
             # A test on paired requests has as many observations as requests both versions

@@ -18,6 +18,7 @@ import pandas as pd
 from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
 from eval_pipelines.metrics import METRICS
 from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
+from eval_pipelines.vocabulary import level_label
 
 SHIP, HOLD, INCONCLUSIVE = "ship", "hold", "inconclusive"
 PASS = "pass"
@@ -102,7 +103,10 @@ def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> li
                 )
         for row in chosen.itertuples(index=False):
             where = f"{gate.metric} on {row.slice} of {version}"
-            ci = f"95% CI [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}], n={row.n}"
+            ci = (
+                f"{level_label(spec.confidence.level)} CI [{_fmt(row.ci_low)}, "
+                f"{_fmt(row.ci_high)}], n={row.n}"
+            )
             if row.status == "too_small":
                 reasons.append(
                     Reason(

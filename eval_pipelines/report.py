@@ -7,6 +7,7 @@ import pandas as pd
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict
 from eval_pipelines.metrics import METRICS
 from eval_pipelines.spec import OVERALL
+from eval_pipelines.vocabulary import level_label
 
 HEADLINE = {
     "ship": "SHIP: every gate passed.",
@@ -38,11 +39,6 @@ def _table(frame: pd.DataFrame) -> str:
         for row in frame.itertuples(index=False)
     ]
     return "\n".join([header, rule, *body]) + "\n"
-
-
-def level_label(level: float) -> str:
-    """The interval level as a percentage: ``0.95`` -> ``95%``, ``0.975`` -> ``97.5%``."""
-    return f"{round(level * 100, 6):g}%"
 
 
 def headline_metrics(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

@@ -102,6 +102,17 @@ def percentile_interval(
 
 
 def standard_error(deviation: np.ndarray) -> np.ndarray:
-    """Bootstrap standard error from the scaled deviations (conservative by the t/z factor)."""
+    """Bootstrap standard error: the sample standard deviation of the replicate deviations."""
     with np.errstate(invalid="ignore"):
         return np.std(deviation, axis=-1, ddof=1)
+
+
+def bucket_standard_error(deviation: np.ndarray, buckets: int, level: float) -> np.ndarray:
+    """Standard error of a bucket-bootstrap statistic from deviations scaled by
+    :func:`deviation_scale`: ``sqrt(K / (K - 1)) * sd(theta*_r)``.
+
+    The interval's ``t / z`` factor is taken back out, so a test built on this standard error
+    (Student's t with ``K - 1`` degrees of freedom) does not depend on the interval level.
+    """
+    correction = np.sqrt(buckets / (buckets - 1)) / deviation_scale(buckets, level)
+    return standard_error(deviation) * correction

@@ -22,19 +22,24 @@ def mcnemar_exact(baseline_only, candidate_only):
     return float(p) if p.ndim == 0 else p
 
 
-def wald_p_value(delta: np.ndarray, standard_error: np.ndarray) -> np.ndarray:
-    """Two-sided p-value of ``delta / se`` against N(0, 1) (Wald test with a bootstrap SE).
+def wald_p_value(
+    delta: np.ndarray, standard_error: np.ndarray, df: int | None = None
+) -> np.ndarray:
+    """Two-sided p-value of ``t = delta / se`` (Wald test with a bootstrap SE).
 
-    A normal reference rather than counting replicates beyond zero, so p-values are not
-    floored at ``1 / B`` (which would make a Benjamini-Hochberg correction over hundreds of
-    slices unable to find anything). NaN where the SE is undefined; 0 where se == 0 and the
-    delta is not (a deterministic difference), 1 where both are 0.
+    The reference is N(0, 1), or Student's t with ``df`` degrees of freedom when given (a
+    cluster bootstrap over K buckets estimates the SE with K - 1 degrees of freedom; Cameron &
+    Miller 2015, section VI). A reference distribution rather than counting replicates beyond
+    zero, so p-values are not floored at ``1 / B`` (which would make a Benjamini-Hochberg
+    correction over hundreds of slices unable to find anything). NaN where the SE is
+    undefined; 0 where se == 0 and the delta is not (a deterministic difference), 1 where
+    both are 0.
     """
     delta = np.asarray(delta, dtype=float)
     se = np.asarray(standard_error, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(delta) / se
-        p = 2.0 * stats.norm.sf(z)
+        p = 2.0 * (stats.norm.sf(z) if df is None else stats.t.sf(z, df))
     p = np.where((se == 0) & (delta == 0), 1.0, p)
     p = np.where((se == 0) & (delta != 0), 0.0, p)
     return np.where(np.isnan(se) | np.isnan(delta), np.nan, p)

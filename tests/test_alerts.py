@@ -68,7 +68,7 @@ def comparison(*outcomes: str) -> pd.DataFrame:
                 "delta_ci_high": delta + 0.005,
                 "p_value": 0.001 if outcome == "regressed" else 0.5,
                 "q_value": 0.002 * (i + 1) if outcome == "regressed" else 0.6,
-                "test": "paired bucket bootstrap (Wald)",
+                "test": "paired bucket bootstrap (t, K - 1 df)",
                 "n": 1000 + i,
                 "outcome": outcome,
             }

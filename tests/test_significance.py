@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from eval_pipelines.resampling import bucket_weights, percentile_interval
+from eval_pipelines.resampling import (
+    bucket_standard_error,
+    bucket_weights,
+    deviation_scale,
+    percentile_interval,
+)
 from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
 
 
@@ -49,3 +54,27 @@ def test_percentile_interval_is_nan_when_any_replicate_is_undefined():
     deviation = np.array([[-1.0, 0.0, 1.0, np.nan]])
     low, high = percentile_interval(np.array([5.0]), deviation, 0.95)
     assert np.isnan(low[0]) and np.isnan(high[0])
+
+
+def test_wald_p_value_against_student_t_when_degrees_of_freedom_are_given():
+    # t = 2 on 63 df: p = 2 * (1 - F_t63(2)), larger than the normal's 0.0455.
+    expected = 2 * (1 - stats.t.cdf(2.0, 63))
+    assert wald_p_value(np.array(0.2), np.array(0.1), df=63) == pytest.approx(expected, rel=1e-12)
+    assert wald_p_value(np.array(-0.2), np.array(0.1), df=63) == pytest.approx(expected, rel=1e-12)
+    assert expected > 2 * stats.norm.sf(2.0)
+
+
+def test_wald_p_value_edge_cases():
+    p = wald_p_value(np.array([0.0, 0.3, 0.3, np.nan]), np.array([0.0, 0.0, np.nan, 1.0]))
+    np.testing.assert_array_equal(p[:2], [1.0, 0.0])  # no spread: equal, or surely different
+    assert np.isnan(p[2]) and np.isnan(p[3])
+    assert wald_p_value(np.array(0.0), np.array(0.5)) == 1.0
+
+
+@pytest.mark.parametrize("level", [0.8, 0.95, 0.99])
+def test_bucket_standard_error_takes_the_interval_factor_back_out(level):
+    rng = np.random.default_rng(5)
+    raw = rng.normal(0, 0.03, size=(4, 200))  # replicate deviations theta*_r - theta_hat
+    scaled = deviation_scale(64, level) * raw
+    expected = np.sqrt(64 / 63) * raw.std(axis=-1, ddof=1)
+    np.testing.assert_allclose(bucket_standard_error(scaled, 64, level), expected, rtol=1e-12)

@@ -271,13 +271,6 @@ def test_confidence_level_80_gives_narrower_intervals_labelled_80(level_runs):
     assert run["spec"]["confidence"]["level"] == 0.8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the Wald tests use the standard error of the deviations scaled by "
-    "deviation_scale(K, confidence.level), a t/z factor of the interval level, so p-values, "
-    "q-values (and max_regression gates) change with confidence.level; fix in "
-    "eval_pipelines/evaluation.py (scale the SE by a level-free factor)",
-)
 def test_p_values_do_not_depend_on_the_interval_level(level_runs):
     """Significance is governed by confidence.alpha; the interval level only sets the width
     of the reported intervals (README: Wald test with the bootstrap standard error)."""
@@ -339,11 +332,6 @@ def test_gate_exit_status_follows_the_verdict(
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: eval_pipelines/gates.py writes '95% CI' into metric gate messages "
-    "whatever confidence.level is (verdict.json, report.md, alerts)",
-)
 def test_gate_messages_name_the_spec_interval_level(gated_warehouse, tmp_path, capsys):
     gates = [{"metric": "roc_auc", "slice": "overall", "min": 0.5}]
     raw = base_spec(gated_warehouse["url"], gates=gates, confidence={"level": 0.8})
