@@ -300,12 +300,18 @@ def apply_mutant(mutant: Mutant) -> None:
 
 
 def trace_tests(test_files: list[str], modules: list[str], out: Path) -> None:
-    """Run the tests once (in this process) recording, per test, the functions of ``modules``
-    it called (by file and first line) and its duration; write them as JSON to ``out``."""
+    """Run the tests once (in this process) recording which functions of ``modules`` each test
+    called (by file and first line) and how long it took; write them as JSON to ``out``.
+
+    Calls made while setting a test up are recorded for its whole test file: a module-scoped
+    fixture (one engine run shared by the file's tests) runs in the setup of the file's first
+    test, and every test of the file may assert on its result.
+    """
     import pytest
 
     files = {str(ROOT / m) for m in modules}
-    record: dict[str, dict] = {}
+    tests: dict[str, dict] = {}
+    setups: dict[str, dict] = {}
 
     class Tracer:
         def __init__(self) -> None:
@@ -315,8 +321,7 @@ def trace_tests(test_files: list[str], modules: list[str], out: Path) -> None:
             if event == "call" and frame.f_code.co_filename in files:
                 self.calls.add((frame.f_code.co_filename, frame.f_code.co_firstlineno))
 
-        @pytest.hookimpl(hookwrapper=True)
-        def pytest_runtest_call(self, item):
+        def traced(self):
             self.calls = set()
             started = time.perf_counter()
             sys.setprofile(self.profile)
@@ -324,10 +329,19 @@ def trace_tests(test_files: list[str], modules: list[str], out: Path) -> None:
                 yield
             finally:
                 sys.setprofile(None)
-            record[item.nodeid] = {
-                "calls": sorted(self.calls),
-                "seconds": time.perf_counter() - started,
-            }
+            return sorted(self.calls), time.perf_counter() - started
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_setup(self, item):
+            calls, seconds = yield from self.traced()
+            entry = setups.setdefault(_file_of(item.nodeid), {"calls": [], "seconds": 0.0})
+            entry["calls"] = sorted({*map(tuple, entry["calls"]), *calls})
+            entry["seconds"] += seconds
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_call(self, item):
+            calls, seconds = yield from self.traced()
+            tests[item.nodeid] = {"calls": calls, "seconds": seconds}
 
     code = pytest.main(
         ["-q", "-p", "no:cacheprovider", "-m", "not slow", "--rootdir", str(ROOT), *test_files],
@@ -335,7 +349,11 @@ def trace_tests(test_files: list[str], modules: list[str], out: Path) -> None:
     )
     if code != 0:
         raise SystemExit(f"the unmutated tests fail (pytest exit {code}): fix them first")
-    out.write_text(json.dumps(record))
+    out.write_text(json.dumps({"tests": tests, "setups": setups}))
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
 
 
 def _function_ranges(path: str) -> dict[str, tuple[int, int]]:
@@ -357,16 +375,28 @@ def _function_ranges(path: str) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def tests_for(mutant: Mutant, traces: dict[str, dict]) -> list[str]:
-    """Tests that called the mutant's function (or a function nested in it), fastest first."""
+def tests_for(mutant: Mutant, traces: dict[str, dict]) -> tuple[list[str], float]:
+    """Tests that called the mutant's function (or a function nested in it), directly or
+    through their file's fixtures, cheapest file and fastest test first; and their cost in
+    seconds on the unmutated code."""
     low, high = _function_ranges(mutant.module)[mutant.function]
     filename = str(ROOT / mutant.module)
+
+    def hits(calls) -> bool:
+        return any(f == filename and low <= line <= high for f, line in calls)
+
+    setups = traces["setups"]
+    through_setup = {path for path, info in setups.items() if hits(info["calls"])}
     chosen = [
-        (info["seconds"], nodeid)
-        for nodeid, info in traces.items()
-        if any(f == filename and low <= line <= high for f, line in info["calls"])
+        (setups.get(_file_of(nodeid), {}).get("seconds", 0.0), info["seconds"], nodeid)
+        for nodeid, info in traces["tests"].items()
+        if hits(info["calls"]) or _file_of(nodeid) in through_setup
     ]
-    return [nodeid for _, nodeid in sorted(chosen)]
+    files = {_file_of(nodeid) for _, _, nodeid in chosen}
+    cost = sum(seconds for _, seconds, _ in chosen) + sum(
+        setups.get(path, {}).get("seconds", 0.0) for path in files
+    )
+    return [nodeid for *_, nodeid in sorted(chosen)], cost
 
 
 # ------------------------------------------------------------------------------------------
@@ -397,13 +427,13 @@ def run_mutants(mutants: list[Mutant], traces: dict[str, dict], workers: int) ->
     while pending or running:
         while pending and len(running) < workers:
             mutant = pending.pop(0)
-            tests = tests_for(mutant, traces)
+            tests, cost = tests_for(mutant, traces)
             mutant.tests_run = len(tests)
             if not tests:
                 mutant.status = "no tests"
                 done += 1
                 continue
-            budget = 3 * sum(traces[t]["seconds"] for t in tests) + 20
+            budget = 3 * cost + 30
             pid = os.fork()
             if pid == 0:
                 _child(mutant, tests)
