@@ -661,3 +661,31 @@ def test_a_version_absent_from_the_window_waits_for_labels():
         [{"metric": "roc_auc", "slice": "overall", "min": 0.8}], metrics([]), coverage=coverage
     )
     assert [o for o, _ in gate_reasons(verdict)] == ["inconclusive"]
+
+
+def test_undefined_numbers_read_missing_and_gate_names_list_only_what_was_set():
+    frame = metrics([auc(NAN, ci_low=NAN, ci_high=NAN)])
+    verdict = run([{"metric": "roc_auc", "slice": "overall", "min": 0.8}], frame)
+    [reason] = verdict.blocking
+    assert reason.gate == "{metric=roc_auc, slice=overall, min=0.8}"
+    assert reason.message == (
+        "roc_auc on overall of v2 is undefined in this window (95% CI [missing, missing], n=500)"
+    )
+
+
+def test_a_regression_gate_without_compare_holds_even_when_given_a_comparison():
+    frame = comparison([regression_row(delta=0.0, q_value=1.0)])
+    verdict = run([{"metric": "recall", "max_regression": 0.02}], compared=frame, compare=None)
+    assert ("hold", "max_regression needs a 'compare' section in the spec") in gate_reasons(verdict)
+
+
+def test_equal_point_regressions_name_the_first_slice():
+    frame = comparison(
+        [
+            regression_row(delta=-0.01, q_value=0.5),
+            regression_row(slice_="country=DE", delta=-0.01, q_value=0.5),
+        ]
+    )
+    verdict = run([{"metric": "recall", "max_regression": 0.02}], compared=frame)
+    [reason] = [r for r in verdict.reasons if r.gate != "min_label_coverage"]
+    assert reason.slice == "overall"

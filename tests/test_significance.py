@@ -78,3 +78,14 @@ def test_bucket_standard_error_takes_the_interval_factor_back_out(level):
     scaled = deviation_scale(64, level) * raw
     expected = np.sqrt(64 / 63) * raw.std(axis=-1, ddof=1)
     np.testing.assert_allclose(bucket_standard_error(scaled, 64, level), expected, rtol=1e-12)
+
+
+def test_mcnemar_exact_is_one_when_the_discordant_pairs_split_evenly():
+    assert mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(0, 1) == 1.0  # one discordant pair: 2 * P(X <= 0 | Bin(1, 1/2))
+    np.testing.assert_array_equal(mcnemar_exact([5, 10], [5, 2]) <= 1.0, True)
+
+
+def test_benjamini_hochberg_of_a_single_test_is_its_p_value():
+    np.testing.assert_array_equal(benjamini_hochberg(np.array([0.03])), [0.03])
+    np.testing.assert_array_equal(benjamini_hochberg(np.array([np.nan, 0.2])), [np.nan, 0.2])
