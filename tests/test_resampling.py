@@ -212,3 +212,16 @@ def test_standard_error_is_the_sample_standard_deviation():
     rng = np.random.default_rng(1)
     sample = rng.normal(size=(3, 50))
     np.testing.assert_allclose(standard_error(sample), np.std(sample, axis=-1, ddof=1))
+
+
+def test_score_sums_scale_with_the_drawn_count_even_for_one_row_cells():
+    count = np.array([1.0, 4.0, 0.0])
+    score_sum = np.array([0.3, 2.0, 0.0])
+    draws, scores = poisson_cell_replicates(count, score_sum, 500, np.random.default_rng(3))
+    np.testing.assert_allclose(scores, draws * np.array([0.3, 0.5, 0.0]), rtol=1e-15)
+    assert draws[:, 0].max() > 1  # the one-row cell is really redrawn
+
+
+def test_standard_error_runs_along_the_replicate_axis_of_any_shape():
+    deviation = np.random.default_rng(4).normal(size=(3, 2, 50))
+    np.testing.assert_allclose(standard_error(deviation), deviation.std(axis=2, ddof=1), rtol=1e-15)
