@@ -302,7 +302,8 @@ class EvalSpec(_Strict):
     # values would become artifact rows and MLflow keys); docs/reliability.md.
     pii: list[Identifier] = Field(default_factory=list)
 
-    # Where the spec file lives: relative query paths resolve against it.
+    # Where the spec file lives: relative query paths and relative DuckDB paths resolve
+    # against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
     # The warehouse URL as written, before ${VAR} expansion (what is hashed and recorded).
     warehouse_template: str = Field(default="", exclude=True)
@@ -434,6 +435,25 @@ def expand_env(text: str, key: str = "warehouse") -> str:
     return _ENV.sub(substitute, text)
 
 
+_DUCKDB_URL = re.compile(r"^(duckdb(?:\+\w+)?:///)([^?]*)(\?.*)?$", re.DOTALL)
+
+
+def resolve_duckdb_path(url: str, base_dir: Path) -> str:
+    """A ``duckdb:///relative/path`` URL with its path resolved from ``base_dir``.
+
+    Relative DuckDB paths in a spec resolve from the spec's folder, like ``query:`` files, so
+    ``eval-pipelines run --spec mymodel/t4.yaml`` works from any directory. Absolute paths
+    (``duckdb:////abs/path``), ``:memory:`` and every other dialect are returned unchanged.
+    """
+    match = _DUCKDB_URL.match(url)
+    if match is None:
+        return url
+    prefix, database, query = match.group(1), match.group(2), match.group(3) or ""
+    if not database or database == ":memory:" or Path(database).is_absolute():
+        return url
+    return f"{prefix}{(Path(base_dir) / database).resolve()}{query}"
+
+
 def load_spec(path: str | os.PathLike[str]) -> EvalSpec:
     """Read and validate one YAML spec; errors name the file, key path and expectation."""
     path = Path(path)
@@ -458,6 +478,8 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
     data = dict(raw)
     template = str(data.get("warehouse", EvalSpec.model_fields["warehouse"].default))
     data["warehouse"] = expand_env(template)
+    if base_dir is not None:
+        data["warehouse"] = resolve_duckdb_path(data["warehouse"], base_dir)
     data["warehouse_template"] = template
     data["base_dir"] = base_dir or Path(".")
     for reserved in ("warehouse_template", "base_dir"):
