@@ -101,11 +101,27 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_spec(args: argparse.Namespace) -> int:
+    """Every spec parses (exit 3 otherwise); with ``--connect`` its tables, columns and column
+    types are also checked in the warehouse, reading no row (exit 3 when a table cannot be
+    read or the warehouse reached, 4 when a column is missing or has a type the engine does
+    not accept)."""
     from eval_pipelines.spec import load_spec
 
     for path in args.specs:
         spec = load_spec(path)
-        print(f"{path}: ok (model {spec.model}, spec hash {spec.fingerprint()[:12]})")
+        if args.warehouse:
+            spec = spec.model_copy(
+                update={"warehouse": args.warehouse, "warehouse_template": args.warehouse}
+            )
+        line = f"{path}: ok (model {spec.model}, spec hash {spec.fingerprint()[:12]})"
+        if args.connect:
+            from eval_pipelines.column_types import check_warehouse
+            from eval_pipelines.warehouse import Warehouse
+
+            with Warehouse(spec.warehouse) as warehouse:
+                check_warehouse(spec, warehouse)
+                line += f"; tables, columns and types checked in {warehouse.safe_url}"
+        print(line)
     return 0
 
 
@@ -184,8 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--quiet", action="store_true", help="print nothing")
     gate.set_defaults(func=cmd_gate)
 
-    check = sub.add_parser("validate-spec", help="check specs without touching the warehouse")
+    check = sub.add_parser(
+        "validate-spec",
+        help="check specs (with --connect, also their tables, columns and types in the warehouse)",
+    )
     check.add_argument("specs", nargs="+", type=Path)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also check, reading no row, that the warehouse has the spec's tables and columns "
+        "with accepted types (exit 4 naming the table, column, type found and types accepted)",
+    )
+    check.add_argument("--warehouse", help="override the specs' warehouse URL")
     check.set_defaults(func=cmd_validate_spec)
 
     dw = sub.add_parser("demo-warehouse", help="write the deterministic demo DuckDB warehouse")

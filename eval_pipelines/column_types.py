@@ -3,11 +3,15 @@
 A score stored as text, a label stored as ``'yes'``/``'no'``, a float id or a timestamp kept
 as a string would otherwise reach the window checks and fail there with the warehouse's own
 error (or, for a float id, be evaluated silently with ids that no longer join exactly). Each
-is reported instead as a failed input check naming the spec key, the source, the column and
-the type found. Columns that do not exist are left to the ``columns_present`` check.
+is reported instead as a failed input check naming the spec key, the source, the column, the
+type found and the types accepted. Columns that do not exist are left to the
+``columns_present`` check.
 
-Type names are matched by family, so DuckDB's (``DOUBLE``, ``TIMESTAMP WITH TIME ZONE``) and
-PostgreSQL's (``double precision``, ``timestamp with time zone``) spellings both work.
+Type names are matched by family, so DuckDB's (``DOUBLE``, ``TIMESTAMPTZ_NS``, ``TIMESTAMP WITH
+TIME ZONE``) and PostgreSQL's (``double precision``, ``timestamp(3) with time zone``) spellings
+both work. What the engine does with each accepted family (booleans as 0/1, time zones
+converted to UTC) is rendered by :class:`eval_pipelines.sqlbuild.SqlBuilder` from the types
+returned here.
 """
 
 import re
@@ -28,29 +32,43 @@ _FAMILIES = {
     "text": re.compile(
         r"^(varchar|text|string|char|bpchar|character( varying)?|nvarchar)(\(.*\))?$"
     ),
+    # Every precision, with and without time zone (DuckDB: TIMESTAMP_S/_MS/_NS, TIMESTAMPTZ,
+    # TIMESTAMPTZ_NS, TIMESTAMP WITH TIME ZONE; PostgreSQL: timestamp(p) with[out] time zone).
+    "timestamptz": re.compile(
+        r"^(timestamptz(_s|_ms|_us|_ns)?(\(\d\))?|timestamp(_s|_ms|_us|_ns)?(\(\d\))? "
+        r"with time zone)$"
+    ),
     "timestamp": re.compile(
-        r"^(timestamp(_s|_ms|_ns|tz)?(\(\d\))?( with(out)? time zone)?|date|datetime)$"
+        r"^(timestamp(_s|_ms|_us|_ns)?(\(\d\))?( without time zone)?|date|datetime)$"
     ),
     "uuid": re.compile(r"^uuid$"),
     "boolean": re.compile(r"^bool(ean)?$"),
 }
 
+# The accepted types as the README and the messages list them.
+ACCEPTED_TIMESTAMPS = (
+    "TIMESTAMP of any precision (TIMESTAMP_S, TIMESTAMP_MS, TIMESTAMP, TIMESTAMP_NS; naive, "
+    "meaning UTC), TIMESTAMP WITH TIME ZONE of any precision (TIMESTAMPTZ, TIMESTAMPTZ_NS; "
+    "converted to UTC) or DATE"
+)
+ACCEPTED_LABELS = "BOOLEAN, an integer or a DECIMAL/floating-point column holding 0 or 1"
+
 # What each role accepts, and how the expectation is worded in the message.
 _EXPECTED = {
     "id": ({"integer", "text", "uuid"}, "an integer, text or UUID column (ids must join exactly)"),
     "timestamp": (
-        {"timestamp"},
-        "a TIMESTAMP (naive, meaning UTC) or TIMESTAMP WITH TIME ZONE column; text is not "
-        "parsed, convert it in a 'query:'",
+        {"timestamp", "timestamptz"},
+        f"{ACCEPTED_TIMESTAMPS}; text is not parsed, convert it in a 'query:'",
     ),
     "model_version": ({"text", "integer"}, "a text or integer column"),
     "score": ({"integer", "decimal", "float"}, "a numeric column (a probability in [0, 1])"),
-    "label": ({"integer", "decimal", "float"}, "a numeric column holding 0 or 1"),
+    "label": ({"integer", "decimal", "float", "boolean"}, ACCEPTED_LABELS),
 }
 
 
 def type_family(type_name: str) -> str | None:
-    """``integer``, ``decimal``, ``float``, ``text``, ``timestamp``, ``uuid``, ``boolean``."""
+    """``integer``, ``decimal``, ``float``, ``text``, ``timestamp`` (naive), ``timestamptz``,
+    ``uuid``, ``boolean``; ``None`` for anything else."""
     name = " ".join(type_name.strip().lower().split())
     for family, pattern in _FAMILIES.items():
         if pattern.match(name):
@@ -62,10 +80,11 @@ def _source_name(source: Source) -> str:
     return f"table {source.table!r}" if source.table else f"query {source.query!r}"
 
 
-def check_column_types(
-    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
-) -> None:
-    """Raise :class:`ValidationFailed` naming every column whose type cannot be evaluated."""
+def column_type_failures(
+    spec: EvalSpec, warehouse: Warehouse, builder: SqlBuilder
+) -> tuple[dict[str, str], list[str]]:
+    """The family of every typed column (``{"labels.label": "boolean", ...}``, only the
+    columns whose type the warehouse reports) and one message per unusable column."""
     p, lab = spec.predictions, spec.labels
     roles = [
         (
@@ -80,6 +99,7 @@ def check_column_types(
         ),
         (lab, "labels", {"id": lab.id, "label": lab.label, "timestamp": lab.timestamp}),
     ]
+    families: dict[str, str] = {}
     failures = []
     for source, prefix, columns in roles:
         types = warehouse.column_types(
@@ -91,11 +111,24 @@ def check_column_types(
             if found is None:  # missing: the columns_present check names it
                 continue
             accepted, wording = _EXPECTED[role]
-            if type_family(found) not in accepted:
-                failures.append(
-                    f"{prefix}.{role}: column {column!r} in {_source_name(source)} has type "
-                    f"{found}; expected {wording}"
-                )
+            family = type_family(found)
+            if family in accepted:
+                families[f"{prefix}.{role}"] = family
+                continue
+            failures.append(
+                f"{prefix}.{role}: column {column!r} in {_source_name(source)} has type "
+                f"{found}; expected {wording}"
+            )
+    return families, failures
+
+
+def check_column_types(
+    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
+) -> dict[str, str]:
+    """The column families (see :func:`column_type_failures`) for
+    :meth:`SqlBuilder.with_column_types`; raise :class:`ValidationFailed` naming every column
+    whose type cannot be evaluated."""
+    families, failures = column_type_failures(spec, warehouse, builder)
     if failures:
         reasons = "\n  - ".join(failures)
         raise ValidationFailed(
@@ -103,3 +136,29 @@ def check_column_types(
             f"\n  - {reasons}",
             failures,
         )
+    return families
+
+
+def check_warehouse(spec: EvalSpec, warehouse: Warehouse) -> dict[str, str]:
+    """What ``eval-pipelines validate-spec --connect`` checks before any run: the spec's tables
+    (or queries) can be read, every column it names exists, and the typed columns have types
+    the engine can evaluate (read without a row: ``LIMIT 0``). Returns the column families;
+    raises :class:`ValidationFailed` listing every problem. A table that cannot be read is a
+    :class:`~eval_pipelines.errors.WarehouseError` naming it."""
+    from eval_pipelines.validation import CheckContext, RequiredColumns
+
+    builder = SqlBuilder(spec, warehouse.dialect)
+    families, failures = column_type_failures(spec, warehouse, builder)
+    if not failures:
+        # No window: the presence and usability checks read no row of any week.
+        typed = builder.with_column_types(families)
+        context = CheckContext(spec, None, warehouse, typed)  # type: ignore[arg-type]
+        failures = [r.message for r in RequiredColumns().run(context) if not r.passed]
+    if failures:
+        reasons = "\n  - ".join(failures)
+        raise ValidationFailed(
+            f"the warehouse {warehouse.safe_url} does not fit the spec of model {spec.model!r}:"
+            f"\n  - {reasons}",
+            failures,
+        )
+    return families

@@ -193,7 +193,7 @@ def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = N
         return builder
 
     started = time.perf_counter()
-    check_column_types(spec, window, warehouse, builder)
+    builder = builder.with_column_types(check_column_types(spec, window, warehouse, builder))
     try:
         validation, builder = validate_window(spec, window, warehouse, builder, materialize)
         timings["validation_s"] = time.perf_counter() - started

@@ -7,11 +7,19 @@ is complete (no bind parameters): it is what runs and what ``run.json`` records.
 
 Only two expressions differ by dialect: the resample bucket (the first 32 bits of an MD5, which
 both DuckDB and PostgreSQL compute identically, so both engines give the same buckets and the
-same numbers) and nothing else.
+same numbers) and the exact sum.
+
+Column types are normalised here too, from the families :mod:`eval_pipelines.column_types`
+found (:meth:`SqlBuilder.with_column_types`): a timestamp with time zone of any precision is
+read as its naive UTC value (``AT TIME ZONE 'UTC'``, the same on DuckDB and PostgreSQL, and
+independent of the session's time zone), naive timestamps of any precision and dates are read
+as they are (they mean UTC), and a BOOLEAN label is read as 0/1. Every query (the window join,
+the drift and row-count scans, the label checks) reads these expressions, never the raw
+column, so a TIMESTAMPTZ prediction time and a TIMESTAMP_NS label time compare as instants.
 """
 
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -37,6 +45,16 @@ class SqlBuilder:
     # A temporary table holding the window, once materialised: queries read it instead of
     # joining predictions and labels again.
     window_table: str | None = None
+    # (spec key, type family) of the columns whose type is known, e.g.
+    # (("labels.label", "boolean"), ("predictions.timestamp", "timestamptz")).
+    column_types: tuple[tuple[str, str], ...] = ()
+
+    def with_column_types(self, families: dict[str, str]) -> "SqlBuilder":
+        """This builder, normalising the columns whose families are given."""
+        return replace(self, column_types=tuple(sorted(families.items())))
+
+    def _family(self, key: str) -> str | None:
+        return dict(self.column_types).get(key)
 
     # ------------------------------------------------------------------ quoting
     def ident(self, name: str) -> str:
@@ -55,6 +73,31 @@ class SqlBuilder:
         if source.table is not None:
             return ".".join(self.ident(part) for part in source.table.split("."))
         return f"(\n{self.spec.resolve_query(source)}\n)"
+
+    # ------------------------------------------------------------------ typed columns
+    def utc_timestamp(self, key: str, column_expr: str) -> str:
+        """``column_expr`` (the column behind spec key ``predictions.timestamp`` or
+        ``labels.timestamp``) as a naive timestamp meaning UTC."""
+        if self._family(key) == "timestamptz":
+            return f"({column_expr} AT TIME ZONE 'UTC')"
+        return column_expr
+
+    def pred_ts(self, alias: str = "p") -> str:
+        return self.utc_timestamp(
+            "predictions.timestamp", f"{alias}.{self.ident(self.spec.predictions.timestamp)}"
+        )
+
+    def label_ts(self, alias: str = "l") -> str:
+        return self.utc_timestamp(
+            "labels.timestamp", f"{alias}.{self.ident(self.spec.labels.timestamp)}"
+        )
+
+    def label_value(self, alias: str = "l") -> str:
+        """The label as a number: a BOOLEAN is 1 for true, 0 for false (NULL stays NULL)."""
+        column = f"{alias}.{self.ident(self.spec.labels.label)}"
+        if self._family("labels.label") == "boolean":
+            return f"CAST({column} AS INTEGER)"
+        return column
 
     # ------------------------------------------------------------------ pieces
     def slice_alias(self, index: int) -> str:
@@ -104,12 +147,12 @@ class SqlBuilder:
         p, lab = self.spec.predictions, self.spec.labels
         return {
             "pred_id": self.ident(p.id),
-            "pred_ts": self.ident(p.timestamp),
+            "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
             "pred_score": self.ident(p.score),
             "label_id": self.ident(lab.id),
-            "label_ts": self.ident(lab.timestamp),
-            "label": self.ident(lab.label),
+            "label_ts": self.label_ts("l"),
+            "label": self.label_value("l"),
             "predictions": self.source(p),
             "labels": self.source(lab),
         }
@@ -222,7 +265,7 @@ class SqlBuilder:
         for i, col in enumerate(numeric):
             q = f"p.{self.ident(col)}"
             finite = f"CASE WHEN {self.finite(q)} THEN {q} END"
-            ts = f"p.{self.ident(self.spec.predictions.timestamp)}"
+            ts = self.pred_ts("p")
             outputs += [
                 f"MIN({finite}) AS min_{i}",
                 f"MAX({finite}) AS max_{i}",

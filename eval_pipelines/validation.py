@@ -162,18 +162,31 @@ def _unusable_types(context: CheckContext) -> list[CheckResult]:
     """Probe each typed column with the operation the engine applies to it (``LIMIT 0``: the
     warehouse binds the expression without reading a row). Type names differ by engine; what
     the engine can compute with does not."""
-    spec = context.spec
+    spec, b = context.spec, context.builder
     p, lab = spec.predictions, spec.labels
+    # The expressions the queries apply to each column (booleans as 0/1, time zones to UTC).
     probes = [
         ("predictions.score", p, p.score, "{c} + 0", "numeric"),
-        ("predictions.timestamp", p, p.timestamp, "{c} + INTERVAL '1' SECOND", "a timestamp"),
-        ("labels.label", lab, lab.label, "{c} + 0", "numeric"),
-        ("labels.timestamp", lab, lab.timestamp, "{c} + INTERVAL '1' SECOND", "a timestamp"),
+        (
+            "predictions.timestamp",
+            p,
+            p.timestamp,
+            b.utc_timestamp("predictions.timestamp", "{c}") + " + INTERVAL '1' SECOND",
+            "a timestamp",
+        ),
+        ("labels.label", lab, lab.label, b.label_value("{a}") + " + 0", "numeric"),
+        (
+            "labels.timestamp",
+            lab,
+            lab.timestamp,
+            b.utc_timestamp("labels.timestamp", "{c}") + " + INTERVAL '1' SECOND",
+            "a timestamp",
+        ),
     ]
     results = []
     for key, source, column, expression, kind in probes:
-        probe = expression.format(c=f"s.{context.builder.ident(column)}")
-        sql = f"SELECT {probe} AS probe FROM {context.builder.source(source)} AS s LIMIT 0"
+        probe = expression.replace("{a}.", "s.").format(c=f"s.{b.ident(column)}")
+        sql = f"SELECT {probe} AS probe FROM {b.source(source)} AS s LIMIT 0"
         try:
             context.warehouse.query(sql, f"{key} type probe")
         except Exception:
@@ -317,8 +330,8 @@ class WarehouseExpectations:
         b, spec, window = context.builder, context.spec, context.window
         p, lab = spec.predictions, spec.labels
         in_window = (
-            f"p.{b.ident(p.timestamp)} >= {b.literal(window.start)} "
-            f"AND p.{b.ident(p.timestamp)} < {b.literal(window.end)}"
+            f"{b.pred_ts('p')} >= {b.literal(window.start)} "
+            f"AND {b.pred_ts('p')} < {b.literal(window.end)}"
         )
         if shared:
             window_sql = f"SELECT * FROM {b.window_table}"
@@ -342,7 +355,7 @@ class WarehouseExpectations:
         if weeks == 0:
             return {}, []
         p = spec.predictions
-        ts = f"p.{b.ident(p.timestamp)}"
+        ts = b.pred_ts("p")
         week = timedelta(days=7)
         sums = [
             f"SUM(CASE WHEN {ts} >= {b.literal(window.start - k * week)} AND {ts} < "

@@ -2,11 +2,11 @@
 -- shared-grid bin (numeric) or per value (categorical). NULL bins count missing values.
 WITH rows AS (
     SELECT
-        CASE WHEN p.{pred_ts} < {current_start} THEN 'reference' ELSE 'current' END AS period,
+        CASE WHEN {pred_ts} < {current_start} THEN 'reference' ELSE 'current' END AS period,
         {feature_exprs}
     FROM {predictions} AS p
-    WHERE p.{pred_ts} >= {reference_start}
-      AND p.{pred_ts} < {window_end}
+    WHERE {pred_ts} >= {reference_start}
+      AND {pred_ts} < {window_end}
       AND p.{pred_version} = {model_version}
 )
 SELECT

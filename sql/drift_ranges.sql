@@ -2,9 +2,9 @@
 -- windows, and the reference standard deviation (for the normalised Wasserstein distance).
 SELECT
     {range_outputs}
-    SUM(CASE WHEN p.{pred_ts} < {current_start} THEN 1 ELSE 0 END) AS n_reference,
-    SUM(CASE WHEN p.{pred_ts} >= {current_start} THEN 1 ELSE 0 END) AS n_current
+    SUM(CASE WHEN {pred_ts} < {current_start} THEN 1 ELSE 0 END) AS n_reference,
+    SUM(CASE WHEN {pred_ts} >= {current_start} THEN 1 ELSE 0 END) AS n_current
 FROM {predictions} AS p
-WHERE p.{pred_ts} >= {reference_start}
-  AND p.{pred_ts} < {window_end}
+WHERE {pred_ts} >= {reference_start}
+  AND {pred_ts} < {window_end}
   AND p.{pred_version} = {model_version}

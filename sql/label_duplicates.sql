@@ -5,7 +5,7 @@ FROM (
     FROM {labels} AS l
     WHERE l.{label_id} IN (
         SELECT p.{pred_id} FROM {predictions} AS p
-        WHERE p.{pred_ts} >= {window_start} AND p.{pred_ts} < {window_end}
+        WHERE {pred_ts} >= {window_start} AND {pred_ts} < {window_end}
     )
     GROUP BY l.{label_id}
     HAVING COUNT(*) > 1

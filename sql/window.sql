@@ -9,17 +9,17 @@ SELECT
     p.{pred_score} AS score,
     {slice_select}
     CASE
-        WHEN l.{label_ts} >= p.{pred_ts}
-         AND l.{label_ts} <= p.{pred_ts} + INTERVAL '{max_delay_seconds} seconds'
-        THEN l.{label}
+        WHEN {label_ts} >= {pred_ts}
+         AND {label_ts} <= {pred_ts} + INTERVAL '{max_delay_seconds} seconds'
+        THEN {label}
     END AS label,
     -- Why a label that exists does not count: reported by the input checks.
     CASE
-        WHEN l.{label_ts} < p.{pred_ts} THEN 'before_prediction'
-        WHEN l.{label_ts} > p.{pred_ts} + INTERVAL '{max_delay_seconds} seconds' THEN 'too_late'
+        WHEN {label_ts} < {pred_ts} THEN 'before_prediction'
+        WHEN {label_ts} > {pred_ts} + INTERVAL '{max_delay_seconds} seconds' THEN 'too_late'
     END AS label_excluded
 FROM {predictions} AS p
 LEFT JOIN {labels} AS l
     ON l.{label_id} = p.{pred_id}
-WHERE p.{pred_ts} >= {window_start}
-  AND p.{pred_ts} < {window_end}
+WHERE {pred_ts} >= {window_start}
+  AND {pred_ts} < {window_end}
