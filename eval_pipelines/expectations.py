@@ -36,6 +36,9 @@ from eval_pipelines.windows import Window
 RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
 EXAMPLES = 3
 LABEL_VALUES = (0, 1)
+# The predictions asset's prediction time as a naive UTC timestamp, whatever the column's type
+# (a TIMESTAMP WITH TIME ZONE maximum cannot be compared with the naive freshness bound).
+PREDICTION_TIME_UTC = "eval_prediction_time_utc"
 
 
 @dataclass
@@ -265,7 +268,7 @@ def predictions_plan(
                 "predictions_fresh",
                 "predictions",
                 p.timestamp,
-                E.ExpectColumnMaxToBeBetween(column=p.timestamp, min_value=newest_allowed),
+                E.ExpectColumnMaxToBeBetween(column=PREDICTION_TIME_UTC, min_value=newest_allowed),
                 False,
                 lambda r: _staleness_message(p.timestamp, window, allowed, r.get("observed_value")),
                 f"the newest {p.timestamp!r} is within {_duration(allowed)} of the window's end",

@@ -327,6 +327,8 @@ class WarehouseExpectations:
 
     @staticmethod
     def asset_queries(context: CheckContext, shared: bool) -> dict[str, str]:
+        from eval_pipelines import expectations as ex
+
         b, spec, window = context.builder, context.spec, context.window
         p, lab = spec.predictions, spec.labels
         in_window = (
@@ -342,7 +344,10 @@ class WarehouseExpectations:
             ids = f"SELECT p.{b.ident(p.id)} FROM {b.source(p)} AS p WHERE {in_window}"
         return {
             "window": window_sql,
-            "predictions": f"SELECT * FROM {b.source(p)} AS p WHERE {in_window}",
+            "predictions": (
+                f"SELECT p.*, {b.pred_ts('p')} AS {ex.PREDICTION_TIME_UTC} "
+                f"FROM {b.source(p)} AS p WHERE {in_window}"
+            ),
             "labels": f"SELECT l.* FROM {b.source(lab)} AS l WHERE l.{b.ident(lab.id)} IN ({ids})",
         }
 

@@ -118,6 +118,11 @@ def _assert_same_evaluation(plain, typed) -> None:
     _assert_frames_equal(plain.drift, typed.drift)
     _assert_frames_equal(plain.coverage, typed.coverage)
     assert plain.decide().to_dict() == typed.decide().to_dict()
+    # The same input checks with the same outcomes; freshness is read in UTC on both.
+    checks = [(r.name, r.passed, r.version) for r in plain.validation.results]
+    assert checks == [(r.name, r.passed, r.version) for r in typed.validation.results]
+    fresh = [r for r in typed.validation.results if r.name == "predictions_fresh"]
+    assert [(r.passed, r.observed) for r in fresh] == [(True, "2026-11-22 23:59:59.999999")]
 
 
 @pytest.fixture(scope="module")
