@@ -26,7 +26,8 @@ from assets.candidates import build_candidate_assets
 from assets.evaluation import build_weekly_assets
 from assets.jobs import build_weekly_job, build_weekly_schedule
 from assets.sensors import build_registry_sensor
-from assets.specs import load_specs
+from assets.spec_errors import build_spec_error_asset
+from assets.specs import SpecProblem, scan_specs
 from eval_pipelines.spec import EvalSpec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
@@ -53,13 +54,25 @@ def resources_from_env() -> dict:
     }
 
 
-def build_definitions(specs: list[EvalSpec] | None = None) -> Definitions:
-    specs = load_specs() if specs is None else specs
+def build_definitions(
+    specs: list[EvalSpec] | None = None, problems: list[SpecProblem] | None = None
+) -> Definitions:
+    """The code location for ``specs`` (default: every spec of the specs folder that loads).
+
+    A spec that does not load (``problems``; found by ``scan_specs`` when ``specs`` is not
+    given) is one ``<file stem>/spec_error`` asset whose check fails with its SpecError; the
+    good models keep their assets, job, schedule requests and registry sensor."""
+    if specs is None:
+        scanned = scan_specs()
+        specs, problems = scanned.specs, scanned.problems
+    errors = [build_spec_error_asset(problem) for problem in problems or []]
     weekly = [build_weekly_assets(spec) for spec in specs]
     candidates = [build_candidate_assets(spec) for spec in specs]
+    if not specs:  # every spec is broken: only the errors to show, nothing to schedule
+        return Definitions(assets=errors, resources=resources_from_env())
     weekly_job = build_weekly_job(AssetSelection.assets(*weekly))
     return Definitions(
-        assets=[*weekly, *(c.asset for c in candidates)],
+        assets=[*weekly, *(c.asset for c in candidates), *errors],
         resources=resources_from_env(),
         jobs=[weekly_job, *(c.job for c in candidates)],
         schedules=[build_weekly_schedule(weekly_job, specs)],
