@@ -35,6 +35,9 @@ TYPED_SQL = {
         "SELECT prediction_id, label, CAST(timezone('UTC', labeled_at) AS TIMESTAMPTZ) "
         "AS labeled_at FROM labels"
     ),
+    "time_labels": (
+        "SELECT prediction_id, label, CAST(labeled_at AS TIME) AS labeled_at FROM labels"
+    ),
     "text_labels": (
         "SELECT prediction_id, CAST(label AS VARCHAR) AS label, labeled_at FROM labels"
     ),
@@ -258,6 +261,17 @@ def test_validate_spec_connect_names_a_varchar_label(warehouse, tmp_path, capsys
     assert "labels.label: column 'label' in table 'text_labels' has type VARCHAR" in error
     assert "expected BOOLEAN, an integer or a DECIMAL" in error
     assert "Traceback" not in error
+
+
+def test_validate_spec_connect_lists_the_accepted_timestamp_types(warehouse, tmp_path, capsys):
+    spec = _spec_file(tmp_path, warehouse, "typed_predictions", "time_labels")
+    assert cli.main(["validate-spec", "--connect", str(spec)]) == cli.EXIT_VALIDATION
+    error = capsys.readouterr().err
+    assert "labels.timestamp: column 'labeled_at' in table 'time_labels' has type TIME;" in error
+    for accepted in ("TIMESTAMP_NS", "TIMESTAMPTZ_NS", "TIMESTAMP WITH TIME ZONE", "DATE"):
+        assert accepted in error
+    # The TIMESTAMPTZ_NS prediction time is accepted: only the label time is named.
+    assert "predictions.timestamp" not in error
 
 
 def test_validate_spec_connect_names_a_missing_column_and_table(warehouse, tmp_path, capsys):
