@@ -308,6 +308,7 @@ PG_TYPED = [
         "labels",
         {"label": "boolean USING label <> 0"},
     ),
+    ("decimal_labels", "labels", {"label": "numeric(3, 1)"}),
     ("text_labels", "labels", {"label": "text"}),
 ]
 
@@ -347,6 +348,9 @@ def test_postgresql_boolean_timestamptz_timestamp(warehouse, plain, postgres_url
         pg_plain = evaluate(_spec(postgres_url), WEEK)
         pg_typed = evaluate(_spec(postgres_url, "typed_predictions", "typed_labels"), WEEK)
         _assert_same_evaluation(pg_plain, pg_typed)
+        pg_decimal = evaluate(_spec(postgres_url, labels="decimal_labels"), WEEK)
+        _assert_frames_equal(pg_plain.metrics, pg_decimal.metrics)
+        _assert_frames_equal(pg_plain.comparison, pg_decimal.comparison)
         # ... and the same as DuckDB (the parity test's tolerance: PostgreSQL sums NUMERIC).
         assert pg_typed.fingerprint == plain.fingerprint
         for left, right in (
