@@ -61,8 +61,8 @@ class ThresholdStats:
 class ScoreHistogram:
     """Rows and score sums per label and equal-width score bin, ordered by score.
 
-    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``; ``calibration_bin[C]`` maps each score
-    bin to its equal-width calibration bin (calibration bins are unions of score bins).
+    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``; each of the ``calibration_bins``
+    equal-width calibration bins is the union of ``C / calibration_bins`` adjacent score bins.
     """
 
     count: np.ndarray
@@ -72,11 +72,6 @@ class ScoreHistogram:
     @property
     def n(self) -> np.ndarray:
         return self.count.sum(axis=(-1, -2))
-
-    @property
-    def calibration_bin(self) -> np.ndarray:
-        bins = self.count.shape[-1]
-        return np.arange(bins) * self.calibration_bins // bins
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

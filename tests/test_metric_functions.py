@@ -225,11 +225,6 @@ def test_average_precision_with_a_single_row_in_the_top_cell():
     assert m.average_precision_from_histograms(np.array([0.0, 1.0]), np.array([1.0, 0.0])) == 0.5
 
 
-def test_calibration_bins_are_unions_of_score_bins():
-    stats = m.ScoreHistogram(np.zeros((2, 12)), np.zeros((2, 12)), calibration_bins=4)
-    np.testing.assert_array_equal(stats.calibration_bin, np.repeat(np.arange(4), 3))
-
-
 def test_counts_over_leading_axes():
     count = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
     np.testing.assert_array_equal(

@@ -135,3 +135,49 @@ def test_label_coverage_counts_late_and_missing_labels_as_unlabeled(tmp_path):
     coverage = result.coverage.set_index(["model_version", "slice"]).loc[("v2", "overall")]
     assert coverage["coverage"] == pytest.approx(expected, abs=1e-12)
     assert coverage["rows"] == 2000
+
+
+def test_metrics_artifact_columns_counts_and_status(tmp_path):
+    """What a user reads in metrics.parquet besides the values: the documented columns, the
+    labeled and positive counts of each slice, and its status against min_slice_size."""
+    rng = np.random.default_rng(99)
+    predictions, labels = random_window(rng, 1500)
+    # One request from a country no other request has: a slice of exactly one labeled row.
+    lone = predictions[predictions["prediction_id"] == predictions["prediction_id"].iloc[0]]
+    lone = lone.assign(prediction_id="lone0001", country="IS")
+    labels = pd.concat(
+        [labels, labels.iloc[:1].assign(prediction_id="lone0001", labeled_at=lone["ts"].iloc[0])]
+    )
+    predictions = pd.concat([predictions, lone], ignore_index=True)
+    rows = evaluated_rows(predictions, labels)
+    rows = rows[rows["label"].notna()]
+    by_slice = {
+        (version, f"country={country}"): part
+        for (version, country), part in rows.groupby(["model_version", "country"])
+    }
+    # min_slice_size equal to one slice's labeled rows: that slice is "ok", smaller ones not.
+    edge = len(by_slice[("v2", "country=BR")])
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    spec = parse_spec(base_spec(url, slices=["country"], min_slice_size=edge))
+    frame = evaluate(spec, WEEK).metrics
+    assert list(frame.columns) == [
+        "model_version",
+        "slice",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n",
+        "n_positive",
+        "status",
+        "error_bound",
+    ]
+    assert frame.index.equals(pd.RangeIndex(len(frame)))
+    recall = frame[frame["metric"] == "recall"].set_index(["model_version", "slice"])
+    for key, part in by_slice.items():
+        row = recall.loc[key]
+        assert (row["n"], row["n_positive"]) == (len(part), int(part["label"].sum())), key
+        expected = "ok" if len(part) >= edge else "too_small"
+        assert row["status"] == expected, key
+    assert recall.loc[("v2", "country=IS"), "n"] == 1
+    assert recall.loc[("v2", "country=IS"), "status"] == "too_small"
