@@ -10,7 +10,9 @@ Three GX assets, one suite each (docs/validation.md has the full table):
     ``min_label_coverage`` (warning: immature labels are normal).
 ``predictions``
     The predictions source restricted to the window's time range: rows per version within
-    bounds learned from previous weeks, freshness of the newest prediction (warning).
+    bounds learned from previous weeks; and, from the window's prediction times read in UTC
+    (``prediction_time``, whatever the column's type), freshness of the newest prediction
+    (warning).
 ``labels``
     The labels of the window's predictions: label and timestamp not NULL (warnings: such
     labels silently count as unlabeled).
@@ -39,6 +41,7 @@ LABEL_VALUES = (0, 1)
 # The predictions asset's prediction time as a naive UTC timestamp, whatever the column's type
 # (a TIMESTAMP WITH TIME ZONE maximum cannot be compared with the naive freshness bound).
 PREDICTION_TIME_UTC = "eval_prediction_time_utc"
+PREDICTION_TIME_ASSET = "prediction_time"
 
 
 @dataclass
@@ -260,21 +263,31 @@ def predictions_plan(
                 version=version,
             )
         )
-    if settings.max_staleness is not None:
-        allowed = settings.max_staleness
-        newest_allowed = window.end - allowed
-        plan.append(
-            Planned(
-                "predictions_fresh",
-                "predictions",
-                p.timestamp,
-                E.ExpectColumnMaxToBeBetween(column=PREDICTION_TIME_UTC, min_value=newest_allowed),
-                False,
-                lambda r: _staleness_message(p.timestamp, window, allowed, r.get("observed_value")),
-                f"the newest {p.timestamp!r} is within {_duration(allowed)} of the window's end",
-            )
-        )
     return plan
+
+
+def freshness_plan(spec: EvalSpec, window: Window, gx: Any) -> list[Planned]:
+    """The newest prediction time in the window (a warning), read from its own asset
+    (``PREDICTION_TIME_ASSET``: the prediction time in UTC, whatever the column's type, so
+    the predictions asset keeps exactly the source's columns for the user's expectations)."""
+    settings, p = spec.validation, spec.predictions
+    if settings.max_staleness is None:
+        return []
+    allowed = settings.max_staleness
+    newest_allowed = window.end - allowed
+    return [
+        Planned(
+            "predictions_fresh",
+            "predictions",
+            p.timestamp,
+            gx.expectations.ExpectColumnMaxToBeBetween(
+                column=PREDICTION_TIME_UTC, min_value=newest_allowed
+            ),
+            False,
+            lambda r: _staleness_message(p.timestamp, window, allowed, r.get("observed_value")),
+            f"the newest {p.timestamp!r} is within {_duration(allowed)} of the window's end",
+        )
+    ]
 
 
 def _staleness_message(column: str, window: Window, allowed: timedelta, newest: Any) -> str:

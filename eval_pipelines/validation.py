@@ -316,6 +316,7 @@ class WarehouseExpectations:
             )
         plans: dict[str, list] = {"window": ex.window_plan(spec, self.versions, gx)}
         plans["predictions"] = ex.predictions_plan(spec, window, bounds, gx)
+        plans[ex.PREDICTION_TIME_ASSET] = ex.freshness_plan(spec, window, gx)
         plans["labels"] = ex.labels_plan(spec, gx)
         for item in user:
             plans[item.table].append(item)
@@ -344,8 +345,9 @@ class WarehouseExpectations:
             ids = f"SELECT p.{b.ident(p.id)} FROM {b.source(p)} AS p WHERE {in_window}"
         return {
             "window": window_sql,
-            "predictions": (
-                f"SELECT p.*, {b.pred_ts('p')} AS {ex.PREDICTION_TIME_UTC} "
+            "predictions": f"SELECT * FROM {b.source(p)} AS p WHERE {in_window}",
+            ex.PREDICTION_TIME_ASSET: (
+                f"SELECT {b.pred_ts('p')} AS {ex.PREDICTION_TIME_UTC} "
                 f"FROM {b.source(p)} AS p WHERE {in_window}"
             ),
             "labels": f"SELECT l.* FROM {b.source(lab)} AS l WHERE l.{b.ident(lab.id)} IN ({ids})",

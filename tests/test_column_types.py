@@ -375,3 +375,36 @@ def test_postgresql_boolean_timestamptz_timestamp(warehouse, plain, postgres_url
         assert "labels.label: column 'label' in table 'text_labels' has type text" in error
     finally:
         engine.dispose()
+
+
+def test_the_predictions_asset_has_exactly_the_source_columns(warehouse):
+    """Freshness reads the UTC prediction time from its own asset: a user's table-level
+    expectation on ``predictions`` sees the source's columns and nothing else."""
+    raw = base_spec(
+        warehouse,
+        predictions={"table": "typed_predictions"},
+        labels={"table": "typed_labels", "max_delay": "14d"},
+        validation={
+            "expectations": [
+                {
+                    "type": "expect_table_columns_to_match_set",
+                    "table": "predictions",
+                    "column_set": [
+                        "prediction_id",
+                        "ts",
+                        "model_version",
+                        "score",
+                        "country",
+                        "device",
+                        "amount",
+                    ],
+                    "exact_match": True,
+                }
+            ]
+        },
+    )
+    result = evaluate(parse_spec(raw), WEEK)
+    user = [r for r in result.validation.results if r.name.startswith("user:")]
+    assert [(r.name, r.passed) for r in user] == [("user:expect_table_columns_to_match_set", True)]
+    fresh = [r for r in result.validation.results if r.name == "predictions_fresh"]
+    assert [(r.passed, r.table) for r in fresh] == [(True, "predictions")]
