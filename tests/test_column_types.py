@@ -23,6 +23,9 @@ TYPED_SQL = {
     "typed_predictions": (
         "SELECT * REPLACE (CAST(timezone('UTC', ts) AS TIMESTAMPTZ_NS) AS ts) FROM inference_logs"
     ),
+    "tz_predictions": (
+        "SELECT * REPLACE (CAST(timezone('UTC', ts) AS TIMESTAMPTZ) AS ts) FROM inference_logs"
+    ),
     "typed_labels": (
         "SELECT prediction_id, CAST(label AS BOOLEAN) AS label, "
         "CAST(labeled_at AS TIMESTAMP_NS) AS labeled_at FROM labels"
@@ -171,15 +174,17 @@ def test_boolean_labels_timestamptz_ns_predictions_timestamp_ns_labels(warehouse
     assert "CAST(l.label AS INTEGER)" in typed.queries["window"]
 
 
-def test_decimal_labels_and_millisecond_and_time_zone_label_times(warehouse, plain):
+def test_decimal_labels_time_zone_label_times_and_timestamptz_predictions(warehouse, plain):
     decimal = evaluate(_spec(warehouse, labels="decimal_labels"), WEEK)
     aware = evaluate(_spec(warehouse, "typed_predictions", "tz_labels"), WEEK)
-    for typed in (decimal, aware):
+    # What the issue saw fail with a Binder Error: TIMESTAMPTZ predictions, TIMESTAMP_NS labels.
+    mixed = evaluate(_spec(warehouse, "tz_predictions", "typed_labels"), WEEK)
+    for typed in (decimal, aware, mixed):
         _assert_frames_equal(plain.metrics, typed.metrics)
         _assert_frames_equal(plain.comparison, typed.comparison)
         _assert_frames_equal(plain.drift, typed.drift)
         _assert_frames_equal(plain.coverage, typed.coverage)
-    assert aware.fingerprint == plain.fingerprint
+    assert aware.fingerprint == mixed.fingerprint == plain.fingerprint
 
 
 def test_a_decimal_label_that_is_not_0_or_1_still_fails_the_label_check(tmp_path):
