@@ -26,7 +26,7 @@ from assets.candidates import build_candidate_assets
 from assets.evaluation import build_weekly_assets
 from assets.jobs import build_weekly_job, build_weekly_schedule
 from assets.sensors import build_registry_sensor
-from assets.spec_errors import build_spec_error_asset
+from assets.spec_errors import build_spec_error_asset, build_spec_errors_sensor
 from assets.specs import SpecProblem, scan_specs
 from eval_pipelines.spec import EvalSpec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
@@ -65,18 +65,20 @@ def build_definitions(
     if specs is None:
         scanned = scan_specs()
         specs, problems = scanned.specs, scanned.problems
-    errors = [build_spec_error_asset(problem) for problem in problems or []]
+    problems = problems or []
+    errors = [build_spec_error_asset(problem) for problem in problems]
+    error_sensors = [build_spec_errors_sensor(problems)] if problems else []
     weekly = [build_weekly_assets(spec) for spec in specs]
     candidates = [build_candidate_assets(spec) for spec in specs]
     if not specs:  # every spec is broken: only the errors to show, nothing to schedule
-        return Definitions(assets=errors, resources=resources_from_env())
+        return Definitions(assets=errors, resources=resources_from_env(), sensors=error_sensors)
     weekly_job = build_weekly_job(AssetSelection.assets(*weekly))
     return Definitions(
         assets=[*weekly, *(c.asset for c in candidates), *errors],
         resources=resources_from_env(),
         jobs=[weekly_job, *(c.job for c in candidates)],
         schedules=[build_weekly_schedule(weekly_job, specs)],
-        sensors=[build_registry_sensor(candidates)],
+        sensors=[build_registry_sensor(candidates), *error_sensors],
     )
 
 

@@ -15,10 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, Definitions, build_schedule_context, instance_for_test, materialize
+from dagster import (
+    AssetKey,
+    Definitions,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 
 from assets.definitions import build_definitions
-from assets.spec_errors import CHECK_NAME, ERROR_ASSET
+from assets.spec_errors import CHECK_NAME, ERROR_ASSET, SENSOR_NAME
 from assets.specs import PROJECT_ROOT, load_specs, redact, scan_specs
 from eval_pipelines.demo import build_demo_warehouse
 from eval_pipelines.errors import SpecError
@@ -195,6 +202,37 @@ def test_the_good_model_materializes_a_week_and_the_errors_fail_with_their_messa
             assert failure.step_failure_data.user_failure_data.description == message
             text = "\n".join(str(e.message) for e in failed.all_events)
             assert CANARY not in text
+
+
+def test_the_errors_sensor_turns_the_checks_red_without_a_run_once_per_change(specs_folder):
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    with instance_for_test() as instance:
+        first = sensor.evaluate_tick(build_sensor_context(instance=instance))
+        assert not first.run_requests
+        by_key = {e.asset_key: e for e in first.asset_events}
+        assert set(by_key) == set(ERROR_KEYS.values())
+        for stem, key in ERROR_KEYS.items():
+            evaluation = by_key[key]
+            assert (evaluation.check_name, evaluation.passed) == (CHECK_NAME, False)
+            assert evaluation.description == _engine_message(specs_folder / f"{stem}.yaml")
+            assert CANARY not in evaluation.description
+        again = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=first.cursor))
+        assert not again.asset_events and "already reported" in again.skip_message
+
+        (specs_folder / "syntax.yaml").write_text("model: [still broken\n")
+        changed = build_definitions().resolve_sensor_def(SENSOR_NAME)
+        tick = changed.evaluate_tick(build_sensor_context(instance=instance, cursor=first.cursor))
+        assert len(tick.asset_events) == len(BROKEN)
+
+    (specs_folder / "syntax.yaml").unlink()
+    (specs_folder / "unknown-key.yaml").unlink()
+    (specs_folder / "unset.yaml").unlink()
+    fixed = build_definitions()
+    assert SENSOR_NAME not in {s.name for s in fixed.sensors}
+    assert not [
+        k for k in fixed.resolve_asset_graph().get_all_asset_keys() if k.path[-1] == ERROR_ASSET
+    ]
 
 
 def test_the_password_never_reaches_the_ui_or_the_log(specs_folder, caplog):
