@@ -39,10 +39,10 @@ from assets.metadata import (
     markdown_table,
     significant_regressions,
 )
-from assets.partitions import weekly_partitions
+from assets.partitions import partitions_for
 from assets.specs import asset_prefix
 from eval_pipelines.errors import EvalError, ValidationFailed
-from eval_pipelines.gates import HOLD, SHIP
+from eval_pipelines.gates import HOLD, SHIP, no_reference_data
 from eval_pipelines.runner import ALERT_FAILED, RunOutcome, run_evaluation
 from eval_pipelines.spec import EvalSpec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
@@ -146,7 +146,7 @@ def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
         name=f"{prefix}__weekly_evaluation",
         specs=specs,
         check_specs=check_specs,
-        partitions_def=weekly_partitions,
+        partitions_def=partitions_for(spec),
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         can_subset=False,
@@ -254,7 +254,11 @@ def _check_results(
         "no_drift",
         outcomes,
         lambda o: drifted(o.evaluation.drift).empty,
-        lambda o: ", ".join(sorted(set(drifted(o.evaluation.drift)["feature"]))) or "none drifted",
+        lambda o: (
+            "not judged: no reference data (a first week)"
+            if no_reference_data(o.evaluation.drift)
+            else ", ".join(sorted(set(drifted(o.evaluation.drift)["feature"]))) or "none drifted"
+        ),
         AssetCheckSeverity.WARN,
     )
     decisions = {o.verdict.decision for o in outcomes.values()}

@@ -22,8 +22,10 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from eval_pipelines import drift_stats as ds
 from eval_pipelines.errors import EvalError
+from eval_pipelines.gates import no_reference_data
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
+from eval_pipelines.validation import CheckResult
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, reference_window
 
@@ -153,13 +155,15 @@ def compute_drift(
     ranges_sql = builder.drift_ranges(window, reference, version, numeric)
     queries["drift_ranges"] = ranges_sql
     ranges = warehouse.query(ranges_sql, "drift ranges").iloc[0]
-    n_reference, n_current = int(ranges["n_reference"] or 0), int(ranges["n_current"] or 0)
-    if n_reference == 0 or n_current == 0:
-        empty = "reference weeks" if n_reference == 0 else "current week"
+    n_current = int(ranges["n_current"] or 0)
+    if n_current == 0:
         raise EvalError(
-            f"drift: no predictions of version {version!r} in the {empty} "
+            f"drift: no predictions of version {version!r} in the current week "
             f"(reference {reference}, current {window}); drift cannot be computed"
         )
+    # A model's first weeks have no reference data: every row then has n_reference = 0 and
+    # no statistic, drift gates are inconclusive, and the run's validation results carry a
+    # note (reference_note) instead of the run failing.
     bins = spec.drift.bins
     grid = []
     for i, column in enumerate(numeric):
@@ -244,3 +248,19 @@ def compute_drift(
                 }
             )
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS), queries
+
+
+def reference_note(spec: EvalSpec, window: Window, drift: pd.DataFrame) -> CheckResult | None:
+    """The non-blocking note a run without reference data carries in its validation results."""
+    if spec.drift is None or not no_reference_data(drift):
+        return None
+    reference = reference_window(window, spec.drift.reference_weeks)
+    return CheckResult(
+        "drift_reference_data",
+        True,
+        f"skipped: no predictions in the reference weeks ({reference}, "
+        f"drift.reference_weeks={spec.drift.reference_weeks}); drift is judged once earlier "
+        "weeks hold predictions, drift gates are inconclusive",
+        blocking=False,
+        table="predictions",
+    )

@@ -242,13 +242,36 @@ def _metric_regression(
     return reasons
 
 
+def no_reference_data(rows: pd.DataFrame) -> bool:
+    """Drift rows with no reference rows at all (not merely missing values): a model's first
+    weeks. Drift is then not judged: gates are inconclusive and the report says why."""
+    if rows.empty or "n_reference" not in rows:
+        return False
+    missing = rows.get("missing_reference", 0)
+    return bool(((rows["n_reference"] == 0) & (missing == 0)).all())
+
+
 def _drift_gate(gate: DriftGate, drift: pd.DataFrame) -> list[Reason]:
     name = _describe(gate)
     rows = drift[drift["method"] == gate.drift] if not drift.empty else drift
     if gate.feature is not None and not rows.empty:
         rows = rows[rows["feature"] == gate.feature]
+    target = f"feature {gate.feature!r}" if gate.feature else "any feature"
+    scope = drift
+    if gate.feature is not None and not drift.empty:
+        scope = drift[drift["feature"] == gate.feature]
+    if no_reference_data(scope):
+        # A model's first weeks: nothing to compare with, which is neither drift nor stability.
+        return [
+            Reason(
+                name,
+                INCONCLUSIVE,
+                f"no reference data for {target}: no predictions in the reference weeks "
+                "(drift.reference_weeks); drift is judged once earlier weeks hold predictions",
+                feature=gate.feature,
+            )
+        ]
     if rows.empty:
-        target = f"feature {gate.feature!r}" if gate.feature else "any feature"
         return [Reason(name, HOLD, f"no {gate.drift} drift result for {target}")]
     reasons = []
     is_test = DRIFT_METHODS[gate.drift].statistic == "p_value"

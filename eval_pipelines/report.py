@@ -4,10 +4,15 @@ import math
 
 import pandas as pd
 
-from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict
+from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
 from eval_pipelines.metrics import METRICS
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.vocabulary import level_label
+
+SKIPPED_DRIFT = (
+    "- Drift not judged: no predictions in the reference weeks (a model's first weeks); "
+    "drift gates are inconclusive."
+)
 
 HEADLINE = {
     "ship": "SHIP: every gate passed.",
@@ -86,7 +91,9 @@ def summary(evaluation) -> list[str]:
         else:
             bullets.append("- No slice is significantly worse.")
     drift = evaluation.drift
-    if not drift.empty:
+    if no_reference_data(drift):
+        bullets.append(SKIPPED_DRIFT)
+    elif not drift.empty:
         drifted = sorted(set(drift[drift["default"] & drift["drifted"]]["feature"]))
         bullets.append(
             f"- Drifted since the reference weeks: {', '.join(drifted)}."
@@ -161,7 +168,9 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
             )
         )
     drift = evaluation.drift
-    if not drift.empty:
+    if no_reference_data(drift):
+        lines += ["## Drift (current week vs reference weeks)", "", SKIPPED_DRIFT[2:], ""]
+    elif not drift.empty:
         lines += ["## Drift (current week vs reference weeks)", ""]
         view = drift[drift["default"] | (drift["method"] == "psi")]
         lines.append(

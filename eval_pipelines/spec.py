@@ -13,7 +13,7 @@ import os
 import re
 import types
 import typing
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -279,6 +279,9 @@ class EvalSpec(_Strict):
     model: str
     task: Literal["binary_classification"] = "binary_classification"
     warehouse: str = "duckdb:///data/warehouse.duckdb"
+    # The Monday of the model's first week: its Dagster weekly partitions begin there.
+    # Unset: DEFAULT_START_WEEK (assets/partitions.py).
+    start_week: date | None = None
     predictions: PredictionsSpec
     labels: LabelsSpec
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
@@ -307,6 +310,17 @@ class EvalSpec(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
     # The warehouse URL as written, before ${VAR} expansion (what is hashed and recorded).
     warehouse_template: str = Field(default="", exclude=True)
+
+    @field_validator("start_week")
+    @classmethod
+    def _start_on_monday(cls, value: date | None) -> date | None:
+        if value is not None and value.weekday() != 0:
+            monday = value - timedelta(days=value.weekday())
+            raise ValueError(
+                f"{value.isoformat()} is a {value:%A}; weeks start on Monday "
+                f"(did you mean {monday.isoformat()}?)"
+            )
+        return value
 
     @field_validator("metrics")
     @classmethod
@@ -401,6 +415,8 @@ class EvalSpec(_Strict):
         """SHA-256 of the canonical spec (warehouse as written, before env expansion)."""
         payload = self.model_dump(mode="json")
         payload["warehouse"] = self.warehouse_template or self.warehouse
+        if payload.get("start_week") is None:  # unset: the hash of specs written before it
+            payload.pop("start_week", None)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -556,6 +556,75 @@ def test_drift_gate_without_any_drift_result_holds():
     assert gate_reasons(verdict) == [("hold", "no psi drift result for any feature")]
 
 
+FIRST_WEEK = (
+    "no reference data for {}: no predictions in the reference weeks "
+    "(drift.reference_weeks); drift is judged once earlier weeks hold predictions"
+)
+
+
+def first_week_rows(methods=("psi", "ks")):
+    """What compute_drift returns for a model's first week: no reference rows, no statistic."""
+    return drift_rows(
+        [
+            {"feature": f, "method": m, "n_reference": 0, "missing_reference": 0}
+            for f in ("amount", "age")
+            for m in methods
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("gate", "target"),
+    [
+        ({"drift": "psi", "max": 0.25}, "any feature"),
+        ({"drift": "ks", "min_p_value": 0.01}, "any feature"),
+        ({"drift": "psi", "feature": "age", "max": 0.25}, "feature 'age'"),
+        # A method the first week has no row of: still no reference data, not a missing result.
+        ({"drift": "wasserstein", "max": 0.1}, "any feature"),
+    ],
+)
+def test_drift_gate_without_reference_data_is_inconclusive(gate, target):
+    verdict = run([gate], drift=first_week_rows())
+    assert gate_reasons(verdict) == [("inconclusive", FIRST_WEEK.format(target))]
+    assert verdict.decision == "inconclusive"
+    assert verdict.reasons[-1].feature == gate.get("feature")
+
+
+def test_a_metric_hold_still_holds_in_a_first_week():
+    frame = metrics([auc(0.6)])
+    verdict = run(
+        [{"metric": "roc_auc", "min": 0.8}, {"drift": "psi", "max": 0.25}],
+        frame,
+        drift=first_week_rows(),
+    )
+    assert [r.outcome for r in verdict.reasons if r.gate != "min_label_coverage"] == [
+        "hold",
+        "inconclusive",
+    ]
+    assert verdict.decision == "hold"
+
+
+def test_a_feature_missing_in_the_reference_weeks_still_holds():
+    # Reference rows exist but every value of the feature is NULL there: missing, not a first week.
+    drift = drift_rows(
+        [{"feature": "amount", "method": "psi", "n_reference": 0, "missing_reference": 40}]
+    )
+    verdict = run([{"drift": "psi", "max": 0.25}], drift=drift)
+    assert gate_reasons(verdict) == [("hold", "psi of amount is missing")]
+
+
+def test_no_reference_for_one_feature_only_judges_the_others():
+    drift = drift_rows(
+        [
+            {"feature": "amount", "method": "psi", "statistic": 0.4},
+            {"feature": "age", "method": "psi", "n_reference": 0, "missing_reference": 0},
+        ]
+    )
+    verdict = run([{"drift": "psi", "feature": "amount", "max": 0.25}], drift=drift)
+    assert gate_reasons(verdict)[0][0] == "hold"
+    assert gate_reasons(verdict)[0][1].startswith("amount drifted (psi=0.4000 vs max 0.25")
+
+
 @pytest.mark.parametrize(
     ("labeled", "minimum", "outcome"),
     [(500, 0.5, "pass"), (499, 0.5, "inconclusive"), (0, 0.0, "inconclusive")],
