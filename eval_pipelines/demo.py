@@ -56,6 +56,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from eval_pipelines.windows import last_complete_week
+
 __all__ = [
     "AMOUNT_DRIFT_FACTOR",
     "CANDIDATE_VERSION",
@@ -74,6 +76,7 @@ __all__ = [
     "DemoSummary",
     "build_demo_warehouse",
     "demo_weeks",
+    "latest_demo_start",
 ]
 
 MODEL_NAME = "fraud_detector"
@@ -187,6 +190,19 @@ def demo_weeks(start: dt.date = DEMO_START, weeks: int = DEMO_NUM_WEEKS) -> list
     """
     _check_window(start, weeks)
     return [start + dt.timedelta(weeks=i) for i in range(weeks)]
+
+
+def latest_demo_start(now: dt.datetime | None = None, weeks: int = DEMO_NUM_WEEKS) -> dt.date:
+    """The ``start`` whose demo window ends with the last complete week at ``now`` (UTC).
+
+    ``build_demo_warehouse(path, start=latest_demo_start())`` writes the same rows as the
+    default build (same seed, same numbers), every timestamp shifted by whole weeks, so the
+    demo's last week is last week and the schedule's next tick finds data. Tests pin
+    ``DEMO_START`` (or pass ``now``) instead, so their dates never move.
+    """
+    moment = now or dt.datetime.now(dt.UTC)
+    last = dt.date.fromisoformat(last_complete_week(moment))
+    return last - dt.timedelta(weeks=weeks - 1)
 
 
 DEMO_WEEKS: tuple[dt.date, ...] = tuple(demo_weeks(DEMO_START, DEMO_NUM_WEEKS))

@@ -2,14 +2,16 @@
 first week with no reference data (issue 9)."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from eval_pipelines.cli import main
+from eval_pipelines.demo import DEMO_START, build_demo_warehouse, demo_weeks, latest_demo_start
 from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import load_spec, parse_spec, resolve_duckdb_path
 from tests.support.data import WEEK, base_spec, random_window, write_warehouse
@@ -239,3 +241,36 @@ def test_a_partition_before_the_demos_first_week_materializes(tmp_path):
     assert checks["release_gates"].severity.value == "WARN"
     assert checks["no_drift"].passed
     assert checks["no_drift"].description == "not judged: no reference data (a first week)"
+
+
+# ------------------------------------------------- the demo ends last week (item 2)
+
+
+@pytest.mark.parametrize(
+    ("now", "start"),
+    [
+        (datetime(2026, 12, 1, 12, tzinfo=UTC), date(2026, 10, 5)),  # a Tuesday
+        (datetime(2026, 11, 23, 0, tzinfo=UTC), date(2026, 9, 28)),  # the default's Monday
+        (datetime(2026, 11, 22, 23, 59, tzinfo=UTC), date(2026, 9, 21)),  # a week not ended
+    ],
+)
+def test_latest_demo_start_ends_the_demo_at_the_last_complete_week(now, start):
+    assert latest_demo_start(now) == start
+    assert demo_weeks(start)[-1] == start + timedelta(weeks=7)
+
+
+def test_a_shifted_demo_has_the_same_rows_with_shifted_dates(tmp_path):
+    shift = timedelta(weeks=9)
+    build_demo_warehouse(tmp_path / "fixed.duckdb", rows=4_000)
+    summary = build_demo_warehouse(tmp_path / "moved.duckdb", rows=4_000, start=DEMO_START + shift)
+    assert (summary.start, summary.end) == (date(2026, 11, 30), date(2027, 1, 25))
+    for table, stamp in (("inference_logs", "ts"), ("labels", "labeled_at")):
+        fixed, moved = (
+            duckdb.connect(str(tmp_path / name), read_only=True)
+            .execute(f"SELECT * FROM {table} ORDER BY ALL")
+            .df()
+            for name in ("fixed.duckdb", "moved.duckdb")
+        )
+        assert len(fixed) > 0
+        pd.testing.assert_frame_equal(fixed.drop(columns=stamp), moved.drop(columns=stamp))
+        assert ((moved[stamp] - fixed[stamp]) == pd.Timedelta(shift)).all()
