@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support.data import WEEK, base_spec, random_window, write_warehouse
 
 from eval_pipelines.cli import main
 from eval_pipelines.demo import DEMO_START, build_demo_warehouse, demo_weeks, latest_demo_start
 from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import load_spec, parse_spec, resolve_duckdb_path
-from tests.support.data import WEEK, base_spec, random_window, write_warehouse
 
 # ---------------------------------------------------------------- relative paths (item 5)
 
