@@ -16,12 +16,16 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     Definitions,
     build_schedule_context,
     build_sensor_context,
     instance_for_test,
     materialize,
+)
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecordStatus,
 )
 
 from assets.definitions import build_definitions
@@ -30,7 +34,6 @@ from assets.specs import PROJECT_ROOT, load_specs, redact, scan_specs
 from eval_pipelines.demo import build_demo_warehouse
 from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import load_spec
-from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
 WEEK = "2026-11-16"  # a demo week with four reference weeks before it
 CANARY = "Canary-9b1e-pw"
@@ -99,18 +102,6 @@ def _engine_message(path: Path) -> str:
     with pytest.raises(SpecError) as raised:
         load_spec(path)
     return str(raised.value)
-
-
-def _resources(warehouse: Path, root: Path) -> dict:
-    return {
-        "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
-        "artifacts": ArtifactStoreResource(root=str(root / "artifacts")),
-        "mlflow": MlflowResource(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-            artifact_location=str(root / "mlartifacts"),
-        ),
-        "alerts": AlertsResource(),
-    }
 
 
 def test_the_engine_messages_are_the_ones_expected(specs_folder):
@@ -217,6 +208,13 @@ def test_the_errors_sensor_turns_the_checks_red_without_a_run_once_per_change(sp
             assert (evaluation.check_name, evaluation.passed) == (CHECK_NAME, False)
             assert evaluation.description == _engine_message(specs_folder / f"{stem}.yaml")
             assert CANARY not in evaluation.description
+        for event in first.asset_events:  # what the sensor daemon does with them
+            instance.report_runless_asset_event(event)
+        for key in ERROR_KEYS.values():
+            [record] = instance.event_log_storage.get_asset_check_execution_history(
+                AssetCheckKey(key, CHECK_NAME), limit=1
+            )
+            assert record.status == AssetCheckExecutionRecordStatus.FAILED
         again = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=first.cursor))
         assert not again.asset_events and "already reported" in again.skip_message
 
