@@ -758,3 +758,23 @@ def test_equal_point_regressions_name_the_first_slice():
     verdict = run([{"metric": "recall", "max_regression": 0.02}], compared=frame)
     [reason] = [r for r in verdict.reasons if r.gate != "min_label_coverage"]
     assert reason.slice == "overall"
+
+
+def test_a_named_feature_without_reference_rows_is_inconclusive_beside_judged_features():
+    drift = drift_rows(
+        [
+            {"feature": "amount", "method": "psi", "statistic": NAN, "n_reference": 0},
+            {"feature": "age", "method": "psi", "statistic": 0.9},
+        ]
+    )
+    verdict = run([{"drift": "psi", "feature": "amount", "max": 0.25}], drift=drift)
+    [(outcome, message)] = gate_reasons(verdict)
+    assert outcome == "inconclusive"
+    assert message.startswith("no reference data for feature 'amount'")
+
+
+def test_no_reference_rows_without_a_missing_reference_column_is_still_a_first_week():
+    drift = drift_rows([{"feature": "amount", "method": "psi", "n_reference": 0}])
+    assert "missing_reference" not in drift
+    verdict = run([{"drift": "psi", "max": 0.25}], drift=drift)
+    assert [o for o, _ in gate_reasons(verdict)] == ["inconclusive"]
