@@ -20,11 +20,11 @@ run config; every variable has a working local default (README, "Configuration")
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar
+from dagster import Definitions, EnvVar
 
 from assets.candidates import build_candidate_assets
 from assets.evaluation import build_weekly_assets
-from assets.jobs import build_weekly_job, build_weekly_schedule
+from assets.jobs import build_weekly_jobs
 from assets.sensors import build_registry_sensor
 from assets.spec_errors import build_spec_error_asset, build_spec_errors_sensor
 from assets.specs import SpecProblem, scan_specs
@@ -72,12 +72,13 @@ def build_definitions(
     candidates = [build_candidate_assets(spec) for spec in specs]
     if not specs:  # every spec is broken: only the errors to show, nothing to schedule
         return Definitions(assets=errors, resources=resources_from_env(), sensors=error_sensors)
-    weekly_job = build_weekly_job(AssetSelection.assets(*weekly))
+    # One weekly job and schedule per calendar (start_week): a job has one partitioning.
+    weekly_jobs, schedules = build_weekly_jobs(weekly, specs)
     return Definitions(
         assets=[*weekly, *(c.asset for c in candidates), *errors],
         resources=resources_from_env(),
-        jobs=[weekly_job, *(c.job for c in candidates)],
-        schedules=[build_weekly_schedule(weekly_job, specs)],
+        jobs=[*weekly_jobs, *(c.job for c in candidates)],
+        schedules=schedules,
         sensors=[build_registry_sensor(candidates), *error_sensors],
     )
 

@@ -301,3 +301,25 @@ def test_dagster_definitions_validate_passes_on_the_folder(specs_folder, tmp_pat
     for stem in BROKEN:
         assert f"{stem}.yaml is not loaded" in output
     assert CANARY not in output
+
+
+def test_the_code_location_serves_models_of_different_calendars_beside_a_broken_spec(
+    specs_folder, warehouse_path
+):
+    early = GOOD.format(warehouse=warehouse_path).replace(
+        "model: good-model", "model: early-model\nstart_week: 2025-10-06"
+    )
+    (specs_folder / "early.yaml").write_text(early)
+    defs = build_definitions()
+    Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def("weekly_evaluation")
+    assert set(job.graph.node_dict) == {"good_model__weekly_evaluation"}
+    early_job = defs.resolve_job_def("weekly_evaluation_from_2025_10_06")
+    assert set(early_job.graph.node_dict) == {"early_model__weekly_evaluation"}
+    assert early_job.partitions_def.start.date().isoformat() == "2025-10-06"
+    assert {s.name for s in defs.schedules} == {
+        "weekly_evaluation_schedule",
+        "weekly_evaluation_from_2025_10_06_schedule",
+    }
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert set(ERROR_KEYS.values()) <= keys
