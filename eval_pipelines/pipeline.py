@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from eval_pipelines.column_types import check_column_types
+from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, reference_note
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.evaluation import (
     SliceMetrics,
@@ -234,10 +235,8 @@ def _evaluate_valid(
         validation.results.append(pairing_check(spec, stats, paired))
         timings["comparison_s"] = time.perf_counter() - started
 
-    drift = pd.DataFrame()
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)  # no drift section: the documented columns
     if spec.drift is not None:
-        from eval_pipelines.drift import compute_drift, reference_note
-
         started = time.perf_counter()
         drift, drift_queries = compute_drift(spec, window, warehouse, builder, stats.versions)
         queries.update(drift_queries)

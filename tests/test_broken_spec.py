@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import (
     AssetCheckKey,
@@ -323,3 +324,32 @@ def test_the_code_location_serves_models_of_different_calendars_beside_a_broken_
     }
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     assert set(ERROR_KEYS.values()) <= keys
+
+
+def test_a_spec_without_a_drift_section_materializes_a_week(tmp_path, warehouse_path, monkeypatch):
+    """Drift is optional: the weekly step and its no_drift check work without it (it used to
+    fail on the empty drift table's missing columns)."""
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    text = GOOD.format(warehouse=warehouse_path).replace(
+        "drift: {reference_weeks: 4, features: [amount]}\n", ""
+    )
+    assert "drift" not in text
+    (folder / "good.yaml").write_text(text)
+    monkeypatch.setenv("EVAL_SPECS_DIR", str(folder))
+    monkeypatch.setenv("EVAL_WAREHOUSE_URL", f"duckdb:///{warehouse_path}")
+    monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlartifacts"))
+    with instance_for_test() as instance:
+        result = (
+            build_definitions()
+            .resolve_job_def("weekly_evaluation")
+            .execute_in_process(partition_key=WEEK, instance=instance)
+        )
+        assert result.success
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["no_drift"].passed
+    drift = pd.read_parquet(tmp_path / "artifacts" / "good-model" / WEEK / "drift.parquet")
+    assert drift.empty
+    assert {"feature", "method", "statistic", "p_value", "drifted"} <= set(drift.columns)
