@@ -317,3 +317,32 @@ def test_q_values_and_outcomes_follow_the_rules(evaluated):
     assert (by_slice.loc["segment=gain"] == "improved").all()
     assert (by_slice.loc["segment=loss"] == "regressed").all()
     assert (by_slice.loc["segment=flat"] == "no significant change").sum() >= 6
+
+
+def test_comparison_columns_and_test_names_are_the_documented_ones(evaluated):
+    _, result = evaluated
+    comparison = result.comparison
+    assert list(comparison.columns) == [
+        "slice",
+        "metric",
+        "baseline",
+        "candidate",
+        "delta",
+        "delta_ci_low",
+        "delta_ci_high",
+        "p_value",
+        "q_value",
+        "test",
+        "n",
+        "outcome",
+    ]
+    assert comparison.index.equals(pd.RangeIndex(len(comparison)))
+    expected = {
+        "accuracy": "McNemar exact",
+        **{m: "paired cell bootstrap (Wald)" for m in ("roc_auc", "pr_auc", "ece")},
+    }
+    for row in comparison.itertuples(index=False):
+        if row.slice == "segment=tiny":
+            assert row.test == "not tested (slice too small)"
+        else:
+            assert row.test == expected.get(row.metric, "paired bucket bootstrap (t, K - 1 df)")

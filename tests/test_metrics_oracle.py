@@ -159,7 +159,12 @@ def test_metrics_artifact_columns_counts_and_status(tmp_path):
     edge = len(by_slice[("v2", "country=BR")])
     url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
     spec = parse_spec(base_spec(url, slices=["country"], min_slice_size=edge))
-    frame = evaluate(spec, WEEK).metrics
+    result = evaluate(spec, WEEK)
+    frame = result.metrics
+    # The same edge in the comparison: a slice of exactly min_slice_size rows is tested.
+    compared = result.comparison.set_index(["slice", "metric"]).loc[("country=BR", "recall")]
+    assert compared["n"] == edge
+    assert compared["outcome"] != "not tested"
     assert list(frame.columns) == [
         "model_version",
         "slice",

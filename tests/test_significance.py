@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from eval_pipelines.evaluation import SliceMetrics, comparison_table
 from eval_pipelines.resampling import (
     bucket_standard_error,
     bucket_weights,
@@ -11,6 +12,8 @@ from eval_pipelines.resampling import (
     percentile_interval,
 )
 from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
+from eval_pipelines.spec import parse_spec
+from eval_pipelines.sufficient import SliceKey, SufficientStatistics
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -89,3 +92,50 @@ def test_mcnemar_exact_is_one_when_the_discordant_pairs_split_evenly():
 def test_benjamini_hochberg_of_a_single_test_is_its_p_value():
     np.testing.assert_array_equal(benjamini_hochberg(np.array([0.03])), [0.03])
     np.testing.assert_array_equal(benjamini_hochberg(np.array([np.nan, 0.2])), [np.nan, 0.2])
+
+
+@pytest.mark.parametrize("level", [0.8, 0.95])
+def test_comparison_p_value_of_a_bucket_bootstrap_metric_is_the_documented_t_test(level):
+    """README: delta / (sqrt(K / (K - 1)) x SD of the replicates) against Student's t with
+    K - 1 df, whatever the interval level. Built from hand-made replicates of one slice."""
+    K, B = 16, 400
+    rng = np.random.default_rng(8)
+    point = np.array([[0.70, 0.74]])  # [slice, version]: baseline v1, candidate v2
+    raw = rng.normal(0, 0.01, size=(1, 2, B))  # replicate deviations theta*_r - theta_hat
+    raw[0, 1] += 0.6 * raw[0, 0]  # paired: the versions' replicates move together
+    stats_ = SufficientStatistics(
+        slices=[SliceKey((), ())],
+        versions=["v1", "v2"],
+        threshold_count=np.zeros((1, 2, K, 2, 2)),
+        log_loss_sum=np.zeros((1, 2, K, 2)),
+        squared_error_sum=np.zeros((1, 2, K, 2)),
+        unlabeled=np.zeros((1, 2, K)),
+        histogram_count=np.zeros((1, 2, 2, 10)),
+        histogram_score_sum=np.zeros((1, 2, 2, 10)),
+        calibration_bins=10,
+    )
+    result = SliceMetrics(
+        stats=stats_,
+        point={"recall": point},
+        deviation={"recall": deviation_scale(K, level) * raw},
+        error_bound={"recall": np.zeros((1, 2))},
+        n=np.array([[1000.0, 1000.0]]),
+        n_positive=np.array([[300.0, 300.0]]),
+    )
+    spec = parse_spec(
+        {
+            "model": "m",
+            "warehouse": "duckdb:///:memory:",
+            "predictions": {"table": "p"},
+            "labels": {"table": "l"},
+            "metrics": ["recall"],
+            "compare": {"baseline": "v1", "candidate": "v2"},
+            "confidence": {"level": level, "buckets": K},
+        }
+    )
+    [row] = comparison_table(result, spec, paired=None).itertuples(index=False)
+    difference = raw[0, 1] - raw[0, 0]
+    se = np.sqrt(K / (K - 1)) * difference.std(ddof=1)
+    assert row.delta == pytest.approx(0.04, abs=1e-15)
+    assert row.p_value == pytest.approx(2 * stats.t.sf(0.04 / se, K - 1), rel=1e-10)
+    assert row.test == "paired bucket bootstrap (t, K - 1 df)"
