@@ -404,10 +404,11 @@ def tests_for(mutant: Mutant, traces: dict[str, dict]) -> tuple[list[str], float
 # ------------------------------------------------------------------------------------------
 
 
-def _child(mutant: Mutant, tests: list[str]) -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+def _child(mutant: Mutant, tests: list[str], show: bool) -> None:
+    if not show:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
     try:
         apply_mutant(mutant)
     except Exception:
@@ -420,7 +421,9 @@ def _child(mutant: Mutant, tests: list[str]) -> None:
     os._exit(0 if code == 0 else 1)
 
 
-def run_mutants(mutants: list[Mutant], traces: dict[str, dict], workers: int) -> None:
+def run_mutants(
+    mutants: list[Mutant], traces: dict[str, dict], workers: int, show: bool = False
+) -> None:
     pending = list(mutants)
     running: dict[int, tuple[Mutant, float, float]] = {}
     done = 0
@@ -436,7 +439,7 @@ def run_mutants(mutants: list[Mutant], traces: dict[str, dict], workers: int) ->
             budget = 3 * cost + 30
             pid = os.fork()
             if pid == 0:
-                _child(mutant, tests)
+                _child(mutant, tests, show)
             running[pid] = (mutant, time.monotonic(), budget)
         finished, status = os.waitpid(-1, os.WNOHANG)
         if finished == 0:
@@ -484,10 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "mutation")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--line", type=int, help="only the mutants on this line (to rerun one)")
+    parser.add_argument("--show", action="store_true", help="show the tests' output")
     args = parser.parse_args(argv)
 
     targets = {m: t for m, t in TARGETS.items() if not args.module or m in args.module}
     mutants = [mutant for path in targets for mutant in enumerate_mutants(path)]
+    if args.line is not None:
+        mutants = [m for m in mutants if m.line == args.line]
     if args.list:
         for m in mutants:
             print(f"{m.module}:{m.line} {m.function}: {m.description}  | {m.source}")
@@ -515,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     traced = time.monotonic() - started
     for name in WARM:
         importlib.import_module(name)
-    run_mutants(mutants, traces, args.workers)
+    run_mutants(mutants, traces, args.workers, args.show)
     result = summary(mutants)
     result["seconds"] = {"trace": round(traced, 1), "total": round(time.monotonic() - started, 1)}
     (args.out / "mutants.json").write_text(json.dumps([asdict(m) for m in mutants], indent=1))
