@@ -59,6 +59,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_aa.py",
     ],
     "eval_pipelines/evaluation.py": [
+        "tests/test_significance.py",
         "tests/test_comparison_oracle.py",
         "tests/test_aa.py",
         "tests/test_pairing.py",
