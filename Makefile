@@ -41,7 +41,7 @@ ui: install
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false EVAL_REGISTRY_WEEK=2026-11-16 \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-# Mutation testing of the statistical core (docs/testing.md); not part of CI: about 15 minutes.
+# Mutation testing of the statistical core (docs/testing.md); not part of CI: about 25 minutes.
 mutate: install
 	GX_ANALYTICS_ENABLED=false $(BIN)/python tests/support/mutation.py
 
