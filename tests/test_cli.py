@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from support.data import METRICS_COLUMNS
 
 from eval_pipelines.cli import main
 from eval_pipelines.demo import build_demo_warehouse
@@ -60,15 +61,7 @@ def test_run_then_gate_finds_both_planted_truths(demo):
     assert not any(r["feature"] not in (None, "amount") for r in holds)
 
     metrics = pd.read_parquet(out / "metrics.parquet")
-    assert list(metrics.columns[:7]) == [
-        "model_version",
-        "slice",
-        "metric",
-        "value",
-        "ci_low",
-        "ci_high",
-        "n",
-    ]
+    assert list(metrics.columns) == METRICS_COLUMNS
     assert {"overall", "country=US", "country=US, device=ios"} <= set(metrics["slice"])
     overall = metrics.set_index(["model_version", "slice", "metric"])
     assert (

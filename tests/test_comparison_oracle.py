@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sklearn import metrics as skm
-from support.data import WEEK, WEEK_START, write_warehouse
+from support.data import COMPARISON_COLUMNS, WEEK, WEEK_START, ece_oracle, write_warehouse
 
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import parse_spec
@@ -72,17 +72,6 @@ HIGHER_IS_BETTER = {
 BINNED = ("roc_auc", "pr_auc")
 
 
-def ece_oracle(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """sum_b (n_b / N) |mean score_b - positive rate_b| over equal-width bins of [0, 1]."""
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            total += in_bin.sum() / len(y) * abs(p[in_bin].mean() - y[in_bin].mean())
-    return total
-
-
 def oracle_value(metric: str, y: np.ndarray, p: np.ndarray) -> float:
     predicted = (p >= THRESHOLD).astype(int)
     if metric == "accuracy":
@@ -102,7 +91,7 @@ def oracle_value(metric: str, y: np.ndarray, p: np.ndarray) -> float:
     if metric == "pr_auc":
         return skm.average_precision_score(y, p) if y.sum() > 0 else np.nan
     if metric == "ece":
-        return ece_oracle(y, p)
+        return ece_oracle(y, p, CALIBRATION_BINS)
     raise ValueError(metric)
 
 
@@ -322,20 +311,7 @@ def test_q_values_and_outcomes_follow_the_rules(evaluated):
 def test_comparison_columns_and_test_names_are_the_documented_ones(evaluated):
     _, result = evaluated
     comparison = result.comparison
-    assert list(comparison.columns) == [
-        "slice",
-        "metric",
-        "baseline",
-        "candidate",
-        "delta",
-        "delta_ci_low",
-        "delta_ci_high",
-        "p_value",
-        "q_value",
-        "test",
-        "n",
-        "outcome",
-    ]
+    assert list(comparison.columns) == COMPARISON_COLUMNS
     assert comparison.index.equals(pd.RangeIndex(len(comparison)))
     expected = {
         "accuracy": "McNemar exact",

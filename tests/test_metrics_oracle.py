@@ -9,22 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
-from support.data import WEEK, base_spec, evaluated_rows, random_window, write_warehouse
+from support.data import (
+    METRICS_COLUMNS,
+    WEEK,
+    base_spec,
+    ece_oracle,
+    evaluated_rows,
+    random_window,
+    write_warehouse,
+)
 
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import parse_spec
 
 EXACT = ["accuracy", "precision", "recall", "f1", "log_loss", "brier", "ece"]
-
-
-def ece_oracle(y: np.ndarray, p: np.ndarray, bins: int) -> float:
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            total += in_bin.sum() / len(y) * abs(p[in_bin].mean() - y[in_bin].mean())
-    return total
 
 
 def sklearn_value(metric: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float:
@@ -165,18 +163,7 @@ def test_metrics_artifact_columns_counts_and_status(tmp_path):
     compared = result.comparison.set_index(["slice", "metric"]).loc[("country=BR", "recall")]
     assert compared["n"] == edge
     assert compared["outcome"] != "not tested"
-    assert list(frame.columns) == [
-        "model_version",
-        "slice",
-        "metric",
-        "value",
-        "ci_low",
-        "ci_high",
-        "n",
-        "n_positive",
-        "status",
-        "error_bound",
-    ]
+    assert list(frame.columns) == METRICS_COLUMNS
     assert frame.index.equals(pd.RangeIndex(len(frame)))
     recall = frame[frame["metric"] == "recall"].set_index(["model_version", "slice"])
     for key, part in by_slice.items():

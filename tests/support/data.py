@@ -112,3 +112,45 @@ ARTIFACT_FILES = frozenset(
         "report.md",
     }
 )
+
+
+# The artifact columns as the README documents them ("Artifacts"), written out independently of
+# the writer's own lists.
+METRICS_COLUMNS = [
+    "model_version",
+    "slice",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_positive",
+    "status",
+    "error_bound",
+]
+COMPARISON_COLUMNS = [
+    "slice",
+    "metric",
+    "baseline",
+    "candidate",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_value",
+    "q_value",
+    "test",
+    "n",
+    "outcome",
+]
+
+
+def ece_oracle(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error from rows: ``sum_b (n_b / N) |mean score_b - positive
+    rate_b|`` over equal-width bins of [0, 1] (Naeini et al. 2015)."""
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        in_bin = index == b
+        if in_bin.any():
+            total += in_bin.sum() / len(y) * abs(p[in_bin].mean() - y[in_bin].mean())
+    return total
