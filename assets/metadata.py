@@ -14,6 +14,7 @@ from dagster import MetadataValue
 
 from eval_pipelines.gates import PASS
 from eval_pipelines.pipeline import Evaluation
+from eval_pipelines.reasons import group_reasons
 from eval_pipelines.runner import RunOutcome
 from eval_pipelines.spec import OVERALL
 
@@ -171,8 +172,8 @@ def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:
         "passed_reasons": MetadataValue.int(len(verdict.reasons) - len(open_reasons)),
         "reasons": MetadataValue.md(
             markdown_table(
-                ["outcome", "gate", "slice / feature", "message"],
-                ([r.outcome, r.gate, r.slice or r.feature, r.message] for r in open_reasons),
+                ["outcome", "gate", "results", "worst case"],
+                ([g.outcome, g.gate, g.count, g.message] for g in group_reasons(open_reasons)),
             )
             if open_reasons
             else "Every gate passed."

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from eval_pipelines.errors import EvalError
+from eval_pipelines.reasons import group_reasons
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +91,8 @@ def build_alert(
     blocks = [_section(head)]
 
     if holding:
-        lines = [f"• {_esc(r.get('message', ''))}" for r in holding]
+        # One bullet per gate (its worst slice, then "and N more"), so one cause is one line.
+        lines = [f"• {_esc(g.message)}" for g in group_reasons(holding)]
         blocks.append(_list_section(f"*Holding reasons ({len(holding)})*", lines, MAX_REASONS))
     if not regressions.empty:
         lines = [_regression_line(row) for row in regressions.itertuples(index=False)]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from eval_pipelines.errors import EvalError
+from eval_pipelines.reasons import group_reasons
 
 EXIT_CODES = {"ship": 0, "hold": 1, "inconclusive": 2}
 EXIT_ERROR = 3
@@ -25,11 +26,12 @@ DEMO_WEEK = "2026-11-16"
 def _print_verdict(verdict: dict, out: Path | None = None) -> None:
     decision = verdict["decision"]
     print(f"\nverdict: {decision.upper()}  ({verdict.get('model')}, week {verdict.get('window')})")
-    reasons = verdict.get("reasons", [])
-    width = max((len(r["gate"]) for r in reasons), default=4)
-    for reason in reasons:
-        marker = {"pass": "ok  ", "hold": "HOLD", "inconclusive": "??  "}[reason["outcome"]]
-        print(f"  {marker}  {reason['gate']:<{width}}  {reason['message']}")
+    # One line per gate and outcome, worst case first; verdict.json keeps every reason.
+    groups = group_reasons(verdict.get("reasons", []))
+    width = max((len(g.gate) for g in groups), default=4)
+    for group in groups:
+        marker = {"pass": "ok  ", "hold": "HOLD", "inconclusive": "??  "}[group.outcome]
+        print(f"  {marker}  {group.gate:<{width}}  {group.message}")
     if out is not None:
         print(f"\nartifacts: {out}")
         print(f"report:    {out / 'report.md'}")

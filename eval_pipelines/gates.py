@@ -31,6 +31,9 @@ class Reason:
     message: str
     slice: str | None = None
     feature: str | None = None
+    # Higher is worse, comparable within one gate and outcome (how far past the bound, how
+    # close to it for a pass): picks the line people see first (eval_pipelines/reasons.py).
+    severity: float = 0.0
 
 
 @dataclass
@@ -115,6 +118,7 @@ def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> li
                         f"{where}: only {row.n} labeled rows, below min_slice_size "
                         f"{spec.min_slice_size}",
                         slice=row.slice,
+                        severity=-float(row.n),
                     )
                 )
                 continue
@@ -135,9 +139,16 @@ def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> li
                 failed.append(f"above the maximum {gate.max}")
             outcome = HOLD if failed else PASS
             verb = " and ".join(failed) if failed else "within bounds"
+            # Distance past the nearest bound: positive when violated, negative margin when not.
+            past = [gate.min - row.value if gate.min is not None else -np.inf]
+            past.append(row.value - gate.max if gate.max is not None else -np.inf)
             reasons.append(
                 Reason(
-                    name, outcome, f"{where} = {_fmt(row.value)} is {verb} ({ci})", slice=row.slice
+                    name,
+                    outcome,
+                    f"{where} = {_fmt(row.value)} is {verb} ({ci})",
+                    slice=row.slice,
+                    severity=float(max(past)),
                 )
             )
     return reasons
@@ -181,6 +192,7 @@ def _metric_regression(
                         f"{where}: only {row.n} labeled rows in the comparison, below "
                         f"min_slice_size {spec.min_slice_size}",
                         slice=row.slice,
+                        severity=-float(row.n),
                     )
                 )
             continue
@@ -212,6 +224,7 @@ def _metric_regression(
                     f"{where} regressed by {regression:.4f} (tolerance {gate.max_regression}) "
                     f"but its significance could not be tested: {numbers}",
                     slice=row.slice,
+                    severity=float(regression - gate.max_regression),
                 )
             )
         elif regression > gate.max_regression and row.q_value <= alpha:
@@ -222,6 +235,7 @@ def _metric_regression(
                     f"{where} regressed significantly by {regression:.4f} (tolerance "
                     f"{gate.max_regression}): {numbers}",
                     slice=row.slice,
+                    severity=float(regression - gate.max_regression),
                 )
             )
         elif regression > worst_regression:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
 from eval_pipelines.metrics import METRICS
+from eval_pipelines.reasons import group_reasons
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.vocabulary import level_label
 
@@ -13,6 +14,8 @@ SKIPPED_DRIFT = (
     "- Drift not judged: no predictions in the reference weeks (a model's first weeks); "
     "drift gates are inconclusive."
 )
+
+MAX_CHANGES = 40  # significant changes shown; the rest are counted, all in comparison.parquet
 
 HEADLINE = {
     "ship": "SHIP: every gate passed.",
@@ -118,16 +121,23 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
             "",
         ]
     lines += [*map(_inline, summary(evaluation)), ""]
-    blocking = [r for r in verdict.reasons if r.outcome in (HOLD, INCONCLUSIVE)]
+    # Per gate and outcome the worst case and "and N more"; verdict.json lists every reason.
+    groups = group_reasons(verdict.reasons)
+    blocking = [g for g in groups if g.outcome in (HOLD, INCONCLUSIVE)]
     if blocking:
         lines += ["## Why", ""]
-        lines += [_inline(f"- **{r.outcome}** ({r.gate}): {r.message}") for r in blocking]
+        lines += [_inline(f"- **{g.outcome}** ({g.gate}): {g.message}") for g in blocking]
         lines.append("")
-    passed = [r for r in verdict.reasons if r.outcome == PASS]
+    passed = [g for g in groups if g.outcome == PASS]
     if passed:
         lines += ["## Gates that passed", ""]
-        lines += [_inline(f"- {r.gate}: {r.message}") for r in passed]
+        lines += [_inline(f"- {g.gate}: {g.message}") for g in passed]
         lines.append("")
+    if len(groups) < len(verdict.reasons):
+        lines += [
+            f"Every one of the {len(verdict.reasons)} gate results is listed in verdict.json.",
+            "",
+        ]
 
     headline = headline_metrics(evaluation.metrics, spec.confidence.level)
     lines += ["## Headline metrics (all traffic)", "", _table(headline)]
@@ -164,9 +174,15 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
                         ],
                         "q": shown["q_value"].map(lambda q: f"{q:.2g}"),
                     }
-                ).head(40)
+                ).head(MAX_CHANGES)
             )
         )
+        if len(shown) > MAX_CHANGES:
+            lines += [
+                "",
+                f"… and {len(shown) - MAX_CHANGES} more significant changes, left out here "
+                "(all in comparison.parquet).",
+            ]
     drift = evaluation.drift
     if no_reference_data(drift):
         lines += ["## Drift (current week vs reference weeks)", "", SKIPPED_DRIFT[2:], ""]

@@ -35,13 +35,14 @@ def verdict(decision: str, *holding: str) -> dict:
     ]
     reasons += [
         {
-            "gate": "{metric=roc_auc}",
+            # One gate per reason: reasons of one gate share a bullet (test_reasons.py).
+            "gate": f"{{metric=roc_auc, slice=s{i}}}",
             "outcome": "hold",
             "message": m,
-            "slice": None,
+            "slice": f"s{i}",
             "feature": None,
         }
-        for m in holding
+        for i, m in enumerate(holding)
     ]
     return {
         "decision": decision,
