@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from dagster import MetadataValue
 
+from eval_pipelines.drift_stats import drifted_rows
 from eval_pipelines.gates import PASS
 from eval_pipelines.pipeline import Evaluation
 from eval_pipelines.reasons import group_reasons
@@ -81,9 +82,8 @@ def significant_improvements(comparison: pd.DataFrame | None) -> int:
 
 
 def drifted(drift: pd.DataFrame) -> pd.DataFrame:
-    if drift.empty:
-        return drift
-    return drift[drift["drifted"].fillna(False).astype(bool)]
+    """Rows that make a feature drifted: the engine's one definition (drifted_rows)."""
+    return drifted_rows(drift)
 
 
 def mlflow_link(outcome: RunOutcome) -> dict[str, MetadataValue]:

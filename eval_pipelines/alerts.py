@@ -194,11 +194,13 @@ def _regressions(comparison: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _drifted(drift: pd.DataFrame | None) -> pd.DataFrame:
-    import pandas as pd
+    """The rows that make a feature drifted (drift_stats.drifted_rows, the one definition)."""
+    # Imported here like pandas: building an alert should not load scipy.
+    from eval_pipelines.drift_stats import drifted_rows
 
-    if drift is None or drift.empty or "drifted" not in drift:
-        return pd.DataFrame()
-    rows = drift[drift["drifted"].fillna(False).astype(bool)]
+    rows = drifted_rows(drift)
+    if rows.empty:
+        return rows
     if "default" in rows:
         rows = rows.assign(_default=rows["default"].fillna(False).astype(bool))
         rows = rows.sort_values(

@@ -1,29 +1,37 @@
 """Drift of features and scores: the current week against the reference weeks before it.
 
-Histograms are computed in SQL on a shared grid (``sql/drift_ranges.sql`` then
-``sql/drift_histograms.sql``: one scan for all features), so drift costs two aggregate queries
-whatever the row count. Numeric features get an equal-width grid of ``drift.bins`` bins
-spanning both windows; categorical features get one cell per value. The statistics themselves
-are in :mod:`eval_pipelines.drift_stats`.
+Histograms are computed in SQL (``sql/drift_ranges.sql`` then ``sql/drift_histograms.sql``:
+one scan for all features), so drift costs two aggregate queries whatever the row count.
+Numeric features are counted on two grids at once:
 
-PSI on a numeric feature uses about ten reference-quantile bins (deciles, as is conventional
-for PSI; Siddiqi 2006), formed by merging adjacent grid bins; the other methods use the full
-grid. Every applicable method is reported; ``default`` marks the size-aware method Evidently
-would choose (KS / chi-square up to 1000 reference rows, Wasserstein / Jensen-Shannon above;
-a numeric feature with at most 5 distinct values is tested as categorical, and a binary one
-with the z-test up to 1000 reference rows). The default is always reported.
+* a fine equal-width grid of ``drift.bins`` bins spanning both windows, for KS (exact up to
+  ties within a bin, see :func:`~eval_pipelines.drift_stats.ks_from_histograms`) and the
+  normed Wasserstein distance;
+* Evidently's bins, for the binned methods (PSI, Jensen-Shannon) and for a numeric feature
+  tested as categorical: with more than 20 distinct reference values, Sturges' equal-width
+  bins over both windows (:func:`~eval_pipelines.drift_stats.sturges_edges`), else one bin
+  per value (``utils.get_binned_data`` in Evidently 0.7).
+
+Categorical features get one cell per value. The statistics are in
+:mod:`eval_pipelines.drift_stats`. Every applicable method is reported; ``default`` marks the
+size-aware method Evidently would choose (KS / chi-square or z-test up to 1000 reference
+rows, Wasserstein / Jensen-Shannon above; a numeric feature with at most 5 distinct values is
+tested as categorical). ``decides`` marks the rows that make a feature drifted (its default
+method, and a method a drift gate applies to it, judged at the gate's bound):
+:func:`~eval_pipelines.drift_stats.drifted_rows` is the one definition every output reads.
+docs/drift.md states the rules and the remaining departures from Evidently.
 """
 
 import math
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 from eval_pipelines import drift_stats as ds
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import no_reference_data
-from eval_pipelines.spec import EvalSpec
+from eval_pipelines.spec import DriftGate, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.validation import CheckResult
 from eval_pipelines.warehouse import Warehouse
@@ -38,12 +46,15 @@ DRIFT_COLUMNS = [
     "threshold",
     "drifted",
     "default",
+    "decides",
     "n_reference",
     "n_current",
     "missing_reference",
     "missing_current",
 ]
-PSI_QUANTILES = 10
+# Evidently bins a numeric feature with more than this many distinct reference values with
+# Sturges' rule, one bin per value otherwise (utils.get_binned_data).
+MAX_VALUE_BINS = 20
 
 
 def drift_version(spec: EvalSpec, versions: list[str]) -> str:
@@ -60,50 +71,64 @@ def drift_version(spec: EvalSpec, versions: list[str]) -> str:
     )
 
 
-def feature_kinds(spec: EvalSpec, warehouse: Warehouse, builder: SqlBuilder) -> dict[str, str]:
-    """numeric or categorical per feature: declared in ``drift.categorical`` or inferred."""
+def feature_kinds(
+    spec: EvalSpec, warehouse: Warehouse, builder: SqlBuilder
+) -> tuple[dict[str, str], set[str]]:
+    """numeric or categorical per feature (declared in ``drift.categorical`` or inferred), and
+    the numeric features stored as integers (numpy's Sturges bins are at least 1 wide there)."""
     assert spec.drift is not None
     features = list(dict.fromkeys(spec.drift.features))
     if not features:
-        return {}
+        return {}, set()
     sample = warehouse.query(builder.feature_sample(features), "drift feature types")
-    kinds = {}
+    kinds, integers = {}, set()
     for column in features:
         series = sample[column] if column in sample else pd.Series(dtype=object)
         numeric = is_numeric_dtype(series) and not is_bool_dtype(series)
         kinds[column] = (
             "categorical" if column in spec.drift.categorical or not numeric else "numeric"
         )
-    return kinds
+        if kinds[column] == "numeric" and is_integer_dtype(series):
+            integers.add(column)
+    return kinds, integers
 
 
-def _psi_groups(reference: np.ndarray) -> np.ndarray:
-    """Map grid bins to about ten groups of equal reference mass (reference deciles)."""
-    total = reference.sum()
-    before = (np.cumsum(reference) - reference) / total if total else np.zeros(len(reference))
-    return np.minimum((before * PSI_QUANTILES).astype(int), PSI_QUANTILES - 1)
+def _gates_on(spec: EvalSpec, feature: str) -> list[DriftGate]:
+    return [g for g in spec.drift_gates if g.feature is None or g.feature == feature]
 
 
-def _methods_for(kind: str, spec: EvalSpec) -> list[str]:
+def _methods_for(kind: str, spec: EvalSpec, feature: str) -> list[str]:
+    """``drift.methods`` that apply to the kind, then gated methods not listed there."""
     assert spec.drift is not None
-    return [name for name in spec.drift.methods if ds.METHODS[name].applies_to(kind)]
+    gated = [g.drift for g in _gates_on(spec, feature)]
+    names = list(dict.fromkeys([*spec.drift.methods, *gated]))
+    return [name for name in names if ds.METHODS[name].applies_to(kind)]
 
 
-def _threshold(method: str, spec: EvalSpec) -> float:
+def threshold_for(method: str, feature: str, spec: EvalSpec) -> float:
+    """The threshold a (feature, method) row is judged at.
+
+    A drift gate's bound is the threshold of its method for the features it gates (a gate
+    naming the feature before a gate on every feature; the strictest of several), so the
+    gate, the row's ``drifted`` and the report can never disagree on that feature and
+    method. Otherwise ``drift.thresholds`` or Evidently's default for the method.
+    """
     assert spec.drift is not None
+    gates = [g for g in _gates_on(spec, feature) if g.drift == method]
+    named = [g for g in gates if g.feature == feature]
+    bounds = [g.max if g.max is not None else g.min_p_value for g in (named or gates)]
+    if bounds:
+        is_test = ds.METHODS[method].statistic == "p_value"
+        return float(max(bounds) if is_test else min(bounds))
     return spec.drift.thresholds.get(method, ds.METHODS[method].default_threshold)
 
 
 def _statistic(
-    method: str, kind: str, ref: np.ndarray, cur: np.ndarray, edges, ref_std
+    method: str, ref: np.ndarray, cur: np.ndarray, edges, ref_std
 ) -> tuple[float, float]:
     """(statistic, p_value); p_value is NaN for distance methods."""
     nan = float("nan")
     if method == "psi":
-        if kind == "numeric":
-            groups = _psi_groups(ref)
-            ref = np.bincount(groups, weights=ref, minlength=PSI_QUANTILES)
-            cur = np.bincount(groups, weights=cur, minlength=PSI_QUANTILES)
         return ds.psi(ref, cur), nan
     if method == "ks":
         return ds.ks_from_histograms(edges, ref, cur)
@@ -130,6 +155,15 @@ def _population_std(n, total, total_sq) -> float | None:
     return math.sqrt(max(0.0, float(total_sq) / int(n) - mean * mean))
 
 
+def _counts_by(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted keys, reference counts, current counts) of the rows grouped by ``key``."""
+    table = frame.pivot_table(index=key, columns="period", values="n", aggfunc="sum", fill_value=0)
+    table = table.sort_index()
+    ref = table.get("reference", pd.Series(0, index=table.index)).to_numpy(float)
+    cur = table.get("current", pd.Series(0, index=table.index)).to_numpy(float)
+    return table.index.to_numpy(), ref, cur
+
+
 def compute_drift(
     spec: EvalSpec,
     window: Window,
@@ -137,11 +171,11 @@ def compute_drift(
     builder: SqlBuilder,
     versions: list[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """One row per (feature, method): statistic, p-value, threshold, drifted."""
+    """One row per (feature, method): statistic, p-value, threshold, drifted, decides."""
     assert spec.drift is not None
     version = drift_version(spec, versions or [])
     reference = reference_window(window, spec.drift.reference_weeks)
-    kinds = feature_kinds(spec, warehouse, builder)
+    kinds, integers = feature_kinds(spec, warehouse, builder)
     columns = list(kinds)
     if spec.drift.include_score and spec.predictions.score not in kinds:
         kinds[spec.predictions.score] = "numeric"
@@ -172,7 +206,13 @@ def compute_drift(
             low, high = 0.0, 1.0
         low, high = float(low), float(high)
         width = (high - low) / bins if high > low else 1.0
-        grid.append((column, low, width, bins))
+        # Evidently's bins: Sturges over both windows above 20 distinct reference values,
+        # else one bin per value (edges None).
+        coarse = None
+        if int(ranges[f"ref_distinct_{i}"] or 0) > MAX_VALUE_BINS:
+            edges = ds.sturges_edges(low, high, int(ranges[f"count_{i}"]), column in integers)
+            coarse = tuple(float(e) for e in edges)
+        grid.append((column, low, width, bins, coarse))
 
     hist_sql = builder.drift_histograms(window, reference, version, grid, categorical)
     queries["drift_histograms"] = hist_sql
@@ -186,46 +226,49 @@ def compute_drift(
         part = frame[frame["grouping_id"] == grouping_mask(aliases, [alias])]
         present = part[part[alias].notna()]
         missing = part[part[alias].isna()].groupby("period")["n"].sum()
+        edges, ref_std, fine = None, None, None
         if kind == "numeric":
-            _, low, width, k = grid[position]
+            _, low, width, k, coarse = grid[position]
             edges = low + width * np.arange(k + 1)
-            ref = np.zeros(k)
-            cur = np.zeros(k)
-            for period, target in (("reference", ref), ("current", cur)):
+            fine_ref, fine_cur = np.zeros(k), np.zeros(k)
+            for period, target in (("reference", fine_ref), ("current", fine_cur)):
                 sub = present[present["period"] == period]
                 np.add.at(target, sub[alias].to_numpy(dtype=np.int64), sub["n"].to_numpy(float))
+            fine = (fine_ref, fine_cur)
             ref_std = _population_std(
                 ranges[f"ref_n_{position}"],
                 ranges[f"ref_sum_{position}"],
                 ranges[f"ref_sumsq_{position}"],
             )
+            if coarse is None:
+                _, ref, cur = _counts_by(present, f"b_{position}")
+                n_unique = int(((ref + cur) > 0).sum())
+            else:
+                ref, cur = np.zeros(len(coarse) - 1), np.zeros(len(coarse) - 1)
+                for period, target in (("reference", ref), ("current", cur)):
+                    sub = present[present["period"] == period]
+                    index = sub[f"b_{position}"].to_numpy(dtype=np.int64)
+                    np.add.at(target, index, sub["n"].to_numpy(float))
+                n_unique = MAX_VALUE_BINS + 1  # more than 20 distinct reference values
         else:
-            table = present.pivot_table(
-                index=alias, columns="period", values="n", aggfunc="sum", fill_value=0
-            )
-            ref = table.get("reference", pd.Series(0, index=table.index)).to_numpy(float)
-            cur = table.get("current", pd.Series(0, index=table.index)).to_numpy(float)
-            edges, ref_std = None, None
+            _, ref, cur = _counts_by(present, alias)
+            n_unique = int(((ref + cur) > 0).sum())
         n_ref, n_cur = int(ref.sum()), int(cur.sum())
-        # Distinct values, as Evidently counts them (both windows): exact for categories; for
-        # numeric features the occupied grid bins (exact while values fall in separate bins).
-        n_unique = max(1, int(((ref + cur) > 0).sum()))
-        default = ds.default_method(kind, n_ref, n_unique) if n_ref else None
-        methods = _methods_for(kind, spec)
+        default = ds.default_method(kind, n_ref, max(1, n_unique)) if n_ref else None
+        methods = _methods_for(kind, spec, column)
         if default is not None and default not in methods:
             methods.append(default)  # the size-aware default is always reported
+        gated = {g.drift for g in _gates_on(spec, column)}
         for method in methods:
             if n_ref == 0 or n_cur == 0:
                 statistic, p_value = float("nan"), float("nan")
-            elif kind == "numeric" and not ds.METHODS[method].applies_to("numeric"):
-                # A low-cardinality numeric feature tested as categorical: its values' cells.
-                occupied = (ref + cur) > 0
-                statistic, p_value = _statistic(
-                    method, "categorical", ref[occupied], cur[occupied], None, None
-                )
+            elif method in ("ks", "wasserstein"):
+                statistic, p_value = _statistic(method, *fine, edges, ref_std)
             else:
-                statistic, p_value = _statistic(method, kind, ref, cur, edges, ref_std)
-            threshold = _threshold(method, spec)
+                # Binned methods and a low-cardinality numeric feature tested as categorical
+                # read Evidently's bins (value cells for categorical features).
+                statistic, p_value = _statistic(method, ref, cur, None, None)
+            threshold = threshold_for(method, column, spec)
             drifted = (
                 False
                 if np.isnan(statistic)
@@ -241,6 +284,7 @@ def compute_drift(
                     "threshold": float(threshold),
                     "drifted": drifted,
                     "default": method == default,
+                    "decides": method == default or method in gated,
                     "n_reference": n_ref,
                     "n_current": n_cur,
                     "missing_reference": int(missing.get("reference", 0)),

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 __all__ = [
@@ -43,12 +44,16 @@ __all__ = [
     "DriftMethod",
     "chi_square",
     "default_method",
+    "drift_comparison",
     "drift_decision",
+    "drift_evidence",
+    "drifted_rows",
     "histogram_std",
     "jensen_shannon",
     "ks_from_histograms",
     "proportions_z_test",
     "psi",
+    "sturges_edges",
     "wasserstein_normed",
 ]
 
@@ -110,34 +115,38 @@ def _integer_total(arr: np.ndarray, name: str) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
+PSI_EMPTY_SHARE = 1e-4
+
+
+def _fill_empty(shares: np.ndarray) -> np.ndarray:
+    """Evidently's replacement of empty bins (``utils.get_binned_data(feel_zeroes=True)``)."""
+    smallest = float(shares[shares > 0].min())
+    fill = smallest / 1e6 if smallest <= PSI_EMPTY_SHARE else PSI_EMPTY_SHARE
+    return np.where(shares == 0, fill, shares)
+
+
+def psi(ref: np.ndarray, cur: np.ndarray) -> float:
     r"""Population Stability Index between two aligned histograms.
 
     .. math::
 
         \mathrm{PSI} = \sum_j (q_j - p_j)\,\ln\frac{q_j}{p_j},\qquad
-        p_j = \max\!\Big(\frac{r_j}{\sum r},\ \varepsilon\Big),\quad
-        q_j = \max\!\Big(\frac{c_j}{\sum c},\ \varepsilon\Big)
+        p_j = \frac{r_j}{\sum r},\quad q_j = \frac{c_j}{\sum c}
 
-    where ``r``/``c`` are the reference/current counts. Proportions are floored at
-    ``eps`` (default ``1e-4``, the floor Evidently uses when the smallest non-zero
-    proportion exceeds it) so that an empty bin contributes a large but finite term;
-    the floored proportions are *not* renormalised. PSI is symmetric in its arguments,
-    non-negative, and 0 iff the (floored) proportions coincide. It equals the symmetrised
-    Kullback-Leibler divergence ``KL(q||p) + KL(p||q)``.
-
-    Note: Evidently replaces zeros by ``min(nonzero) / 1e6`` when the smallest non-zero
-    proportion is ``<= 1e-4`` (``utils.get_binned_data``); with such tiny bins the two
-    implementations differ. Evidently's default threshold is 0.1 (drift if
-    ``PSI >= 0.1``); the credit-scoring rule of thumb reads ``< 0.1`` stable,
-    ``0.1-0.25`` moderate shift, ``>= 0.25`` major shift.
+    where ``r``/``c`` are the reference/current counts. An empty bin's share is replaced, in
+    each window separately, by ``1e-4``, or by ``min(non-zero share) / 1e6`` when the
+    smallest non-zero share is itself at most ``1e-4``; shares are not renormalised. This is
+    Evidently's rule (``legacy/calculations/stattests/utils.py::get_binned_data`` with
+    ``feel_zeroes=True``), so the values agree with Evidently's ``psi`` on the same bins.
+    PSI is symmetric, non-negative and 0 iff the (filled) shares coincide; it equals the
+    symmetrised Kullback-Leibler divergence ``KL(q||p) + KL(p||q)``. Evidently's default
+    threshold is 0.1 (drift if ``PSI >= 0.1``); the credit-scoring rule of thumb reads
+    ``< 0.1`` stable, ``0.1-0.25`` moderate shift, ``>= 0.25`` major shift.
 
     Parameters
     ----------
     ref, cur : array of shape (k,)
         Non-negative counts (or weights) per bin/category, aligned.
-    eps : float, default 1e-4
-        Floor applied to the proportions, ``0 < eps < 1``.
 
     Returns
     -------
@@ -152,10 +161,8 @@ def psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
        PhD thesis, Western Michigan University, 2018.
     """
     r, c = _pair(ref, cur)
-    if not (0 < eps < 1):
-        raise ValueError(f"eps must be in (0, 1), got {eps}")
-    p = np.maximum(r / r.sum(), eps)
-    q = np.maximum(c / c.sum(), eps)
+    p = _fill_empty(r / r.sum())
+    q = _fill_empty(c / c.sum())
     return float(np.sum((q - p) * np.log(q / p)))
 
 
@@ -164,7 +171,7 @@ def psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def jensen_shannon(ref: np.ndarray, cur: np.ndarray, base: float = 2.0) -> float:
+def jensen_shannon(ref: np.ndarray, cur: np.ndarray, base: float = math.e) -> float:
     r"""Jensen-Shannon *distance* between two aligned histograms.
 
     .. math::
@@ -173,21 +180,19 @@ def jensen_shannon(ref: np.ndarray, cur: np.ndarray, base: float = 2.0) -> float
         \qquad m = \tfrac12 (p + q),
 
     with ``p``/``q`` the normalised counts and ``KL(a||b) = sum_j a_j log_base(a_j / b_j)``
-    (terms with ``a_j = 0`` are 0). With ``base=2`` (default) the distance lies in
-    ``[0, 1]``; this matches ``scipy.spatial.distance.jensenshannon(p, q, base=2)``.
-    It is a metric (Endres & Schindelin 2003) and needs no smoothing of empty bins.
-
-    Note: Evidently's ``jensenshannon`` stat test calls scipy with ``base=None``
-    (natural log), whose range is ``[0, sqrt(ln 2)] ~ [0, 0.833]``; its default threshold
-    0.1 is on that scale. The base-2 distance is larger by a factor ``1/sqrt(ln 2) ~ 1.201``,
-    so Evidently's 0.1 corresponds to ``~0.1201`` here. Pass ``base=math.e`` to reproduce
-    Evidently's value.
+    (terms with ``a_j = 0`` are 0); this is ``scipy.spatial.distance.jensenshannon(p, q,
+    base)``. The default is the natural log, as in Evidently's ``jensenshannon`` stat test
+    (scipy with ``base=None``), so Evidently's default threshold 0.1 means the same here; the
+    distance then lies in ``[0, sqrt(ln 2)] ~ [0, 0.833]``. With ``base=2`` it lies in
+    ``[0, 1]`` and is larger by ``1/sqrt(ln 2) ~ 1.201`` (0.1 in natural log is 0.1201 in
+    base 2). It is a metric (Endres & Schindelin 2003) and needs no smoothing of empty bins
+    (Evidently does not fill them for this method either).
 
     Parameters
     ----------
     ref, cur : array of shape (k,)
         Non-negative counts (or weights), aligned.
-    base : float, default 2.0
+    base : float, default e
         Logarithm base (> 0 and != 1).
 
     Returns
@@ -285,22 +290,24 @@ def chi_square(ref: np.ndarray, cur: np.ndarray, correction: bool = False) -> tu
 
 
 def proportions_z_test(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-    r"""Two-sided z-test for equality of two proportions (binary categorical feature).
+    r"""Two-sided z-test for equality of two proportions: the first category against the rest.
 
-    ``ref`` and ``cur`` are counts over the same two categories (length 2; categories
-    empty in both windows are dropped, so length-1 input or one surviving category
-    gives ``(0.0, 1.0)``). With ``p_1 = ref[1]/n_ref``, ``p_2 = cur[1]/n_cur`` and the
-    pooled ``P = (ref[1] + cur[1]) / (n_ref + n_cur)``:
+    ``ref`` and ``cur`` are counts over the same categories, in sorted category order.
+    Categories empty in both windows are dropped; one surviving category gives
+    ``(0.0, 1.0)``. The tested proportion is the share of rows *not* in the first category
+    (for a binary feature: the share of the second), as Evidently's ``z`` stat test does
+    (``z_stattest.py``: ``sorted(keys)[0]`` against the rest, so a feature with more than two
+    categories is tested as "first category or not"). With ``p_1 = 1 - ref[0]/n_ref``,
+    ``p_2 = 1 - cur[0]/n_cur`` and the pooled ``P = (n_ref p_1 + n_cur p_2) / (n_ref + n_cur)``:
 
     .. math::
 
         z = \frac{p_1 - p_2}{\sqrt{P(1-P)\,(1/n_{ref} + 1/n_{cur})}}, \qquad
         p = 2\,\bar\Phi(|z|).
 
-    This is Evidently's default for binary categorical columns with ``<= 1000``
-    reference rows ("proportion difference test for independent samples based on
-    Z-score", ``z_stattest.py``); ``z^2`` equals the uncorrected Pearson statistic of
-    :func:`chi_square`, so the p-values coincide.
+    Evidently's default for binary categorical columns with ``<= 1000`` reference rows. For
+    two categories ``z^2`` equals the uncorrected Pearson statistic of :func:`chi_square`, so
+    the p-values coincide.
 
     Returns
     -------
@@ -316,13 +323,11 @@ def proportions_z_test(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     n2 = _integer_total(c, "cur")
     keep = (r + c) > 0
     r, c = r[keep], c[keep]
-    if r.size > 2:
-        raise ValueError(f"proportions_z_test needs at most 2 categories, got {r.size}")
     if r.size < 2:
         return 0.0, 1.0
-    p1 = r[1] / n1
-    p2 = c[1] / n2
-    pooled = (r[1] + c[1]) / (n1 + n2)
+    p1 = 1 - r[0] / n1
+    p2 = 1 - c[0] / n2
+    pooled = (n1 * p1 + n2 * p2) / (n1 + n2)
     z = float((p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)))
     return z, float(2 * stats.norm.sf(abs(z)))
 
@@ -565,14 +570,21 @@ class DriftMethod:
     kinds : tuple of str
         Feature kinds it applies to: ``"numeric"`` and/or ``"categorical"``.
     statistic : str
-        ``"p_value"`` (drift if ``p < threshold``) or ``"distance"`` (drift if
-        ``statistic >= threshold``).
+        ``"p_value"`` (the decision reads the p-value: drift when it is below the threshold)
+        or ``"distance"`` (drift when the statistic reaches the threshold).
     default_threshold : float
         Evidently's default.
     evidently_name : str
         The stat-test name Evidently uses.
     reference : str
         Paper and documentation the method and its default follow.
+    drifts_at_threshold : bool
+        Whether a value exactly at the threshold is drift, as in Evidently's stat test:
+        ``p <= t`` for ``ks``, ``p < t`` for ``chi_square`` and ``z_test``,
+        ``statistic >= t`` for the distances.
+    binned : bool
+        Whether the method reads Evidently's bins (:func:`sturges_edges`, or one bin per
+        value) on numeric features; ``ks`` and ``wasserstein`` read the fine grid instead.
     """
 
     name: str
@@ -581,6 +593,8 @@ class DriftMethod:
     default_threshold: float
     evidently_name: str
     reference: str
+    drifts_at_threshold: bool = True
+    binned: bool = False
 
     def applies_to(self, kind: str) -> bool:
         return kind in self.kinds
@@ -596,6 +610,7 @@ METHODS: dict[str, DriftMethod] = {
             0.05,
             "ks",
             "Kolmogorov 1933; Smirnov 1948. " + _EVIDENTLY_DOCS,
+            drifts_at_threshold=True,
         ),
         DriftMethod(
             "wasserstein",
@@ -613,6 +628,7 @@ METHODS: dict[str, DriftMethod] = {
             0.1,
             "psi",
             "Siddiqi 2006; Yurdakul 2018. " + _EVIDENTLY_DOCS,
+            binned=True,
         ),
         DriftMethod(
             "jensen_shannon",
@@ -620,8 +636,8 @@ METHODS: dict[str, DriftMethod] = {
             "distance",
             0.1,
             "jensenshannon",
-            "Lin 1991. Evidently applies 0.1 to the natural-log distance; "
-            "jensen_shannon() defaults to base 2. " + _EVIDENTLY_DOCS,
+            "Lin 1991; natural log, as Evidently's. " + _EVIDENTLY_DOCS,
+            binned=True,
         ),
         DriftMethod(
             "chi_square",
@@ -629,7 +645,8 @@ METHODS: dict[str, DriftMethod] = {
             "p_value",
             0.05,
             "chisquare",
-            "Pearson 1900. " + _EVIDENTLY_DOCS,
+            "Pearson 1900 (homogeneity; Evidently's is goodness of fit). " + _EVIDENTLY_DOCS,
+            drifts_at_threshold=False,
         ),
         DriftMethod(
             "z_test",
@@ -637,7 +654,9 @@ METHODS: dict[str, DriftMethod] = {
             "p_value",
             0.05,
             "z",
-            "Two-proportion z-test (Agresti 2013, sec. 3.1). " + _EVIDENTLY_DOCS,
+            "Two-proportion z-test, first category against the rest (Agresti 2013, "
+            "sec. 3.1). " + _EVIDENTLY_DOCS,
+            drifts_at_threshold=False,
         ),
     )
 }
@@ -702,17 +721,19 @@ def drift_decision(
     p_value: float | None = None,
     threshold: float | None = None,
 ) -> bool:
-    """Whether a method's result signals drift.
+    """Whether a method's result signals drift: the one comparison every output uses.
 
-    * p-value methods (``ks``, ``chi_square``, ``z_test``): drift iff
-      ``p_value < threshold`` (strict; default 0.05, i.e. a 0.95 confidence level).
-    * distance methods (``wasserstein``, ``jensen_shannon``, ``psi``): drift iff
-      ``statistic >= threshold`` (non-strict; default 0.1).
+    * ``ks``: drift iff ``p_value <= threshold`` (``ks_stattest.py``);
+    * ``chi_square``, ``z_test``: drift iff ``p_value < threshold``
+      (``chisquare_stattest.py``, ``z_stattest.py``);
+    * distances (``wasserstein``, ``jensen_shannon``, ``psi``): drift iff
+      ``statistic >= threshold`` (``wasserstein_distance_norm.py``, ``jensenshannon.py``,
+      ``psi.py``).
 
-    Both comparisons are the ones Evidently uses (``p_value < threshold`` in
-    ``ks_stattest.py``/``chisquare_stattest.py``/``z_stattest.py``; ``value >= threshold``
-    in ``wasserstein_distance_norm.py``/``jensenshannon.py``/``psi.py``), so a p-value
-    exactly at the threshold is *not* drift, a distance exactly at it *is*.
+    These are Evidently 0.7's comparisons (:attr:`DriftMethod.drifts_at_threshold`). The
+    drift rows (``drift.parquet``'s ``drifted``), the drift gates (with the gate's bound as
+    the threshold), the report, the alert and the Dagster ``no_drift`` check all decide
+    through this function; :func:`drifted_rows` says which rows decide for a feature.
 
     Parameters
     ----------
@@ -737,5 +758,83 @@ def drift_decision(
     if spec.statistic == "p_value":
         if p_value is None or not (0.0 <= float(p_value) <= 1.0):
             raise ValueError(f"{method} needs a p_value in [0, 1], got {p_value!r}")
-        return float(p_value) < thr
+        p = float(p_value)
+        return p <= thr if spec.drifts_at_threshold else p < thr
     return float(statistic) >= thr
+
+
+def drift_comparison(method: str, drifted: bool) -> str:
+    """The comparison sign a message shows, e.g. ``"<="`` for a drifted ``ks`` p-value."""
+    spec = METHODS[method]
+    if spec.statistic == "p_value":
+        if spec.drifts_at_threshold:
+            return "<=" if drifted else ">"
+        return "<" if drifted else ">="
+    return ">=" if drifted else "<"
+
+
+def drift_evidence(row) -> str:
+    """The numbers behind a row's decision, e.g. ``"ks p=0.003 <= 0.05"`` or
+    ``"wasserstein 0.31 >= 0.1"`` (``row`` has method, statistic, p_value, threshold, drifted).
+    """
+    sign = drift_comparison(row.method, bool(row.drifted))
+    if METHODS[row.method].statistic == "p_value":
+        return f"{row.method} p={row.p_value:.2g} {sign} {row.threshold:g}"
+    return f"{row.method} {row.statistic:.3g} {sign} {row.threshold:g}"
+
+
+def drifted_rows(drift: pd.DataFrame) -> pd.DataFrame:
+    """The rows that make their feature drifted: the one definition of a drifted feature.
+
+    A feature drifted when a row that *decides* for it drifted (``decides & drifted``): its
+    default method (:func:`default_method`) at its threshold (``drift.thresholds`` or the
+    method's default), or a method a drift gate applies to it, at the gate's bound. Other
+    rows (methods listed in ``drift.methods`` for information) never make a feature drifted.
+    The report's summary, the alert and the Dagster ``no_drift`` check read this; the drift
+    gates hold exactly on their own deciding rows.
+    """
+    if drift is None or drift.empty or "drifted" not in drift:
+        return pd.DataFrame(columns=list(drift.columns) if drift is not None else [])
+    # drift.parquet written before the `decides` column: the default method decided.
+    column = "decides" if "decides" in drift else "default" if "default" in drift else None
+    decides = drift[column] if column else pd.Series(True, index=drift.index)
+    keep = decides.eq(True) & drift["drifted"].eq(True)
+    return drift[keep]
+
+
+def sturges_edges(low: float, high: float, n: int, integer: bool = False) -> np.ndarray:
+    r"""Bin edges of ``numpy.histogram_bin_edges(values, bins="sturges")`` from aggregates.
+
+    Evidently bins a numeric feature with more than 20 distinct reference values this way
+    for PSI and Jensen-Shannon (``utils.get_binned_data``), over reference and current
+    values together. Only the ``n`` values, their minimum and maximum are needed:
+
+    .. math::
+
+        w = \frac{\max - \min}{\log_2 n + 1},\qquad
+        k = \left\lceil \frac{\max - \min}{w} \right\rceil,\qquad
+        e_i = \min + i\,\frac{\max - \min}{k}\ (i = 0..k),\ e_k = \max
+
+    (``k = ceil(log2 n) + 1`` up to rounding), computed with numpy's own operations so the
+    edges are identical to numpy's. For integer data numpy floors ``w`` at 1; when all
+    values are equal the single bin is ``[v - 0.5, v + 0.5]``. Values fall in
+    ``[e_i, e_{i+1})``, the last bin is closed.
+
+    References
+    ----------
+    .. [1] H. A. Sturges, "The choice of a class interval", J. Amer. Statist. Assoc.
+       21(153):65-66, 1926.
+    .. [2] numpy, ``lib/_histograms_impl.py`` (``_hist_bin_sturges``, ``_get_bin_edges``).
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive count of values, got {n}")
+    low, high = float(low), float(high)
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"need finite low <= high, got {low} and {high}")
+    if low == high:
+        return np.linspace(low - 0.5, high + 0.5, 2)
+    width = (high - low) / (np.log2(n) + 1.0)
+    if integer and width < 1:
+        width = 1
+    k = int(np.ceil((high - low) / width))
+    return np.linspace(low, high, k + 1)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
+from eval_pipelines.drift_stats import drift_comparison, drift_decision
 from eval_pipelines.metrics import METRICS
 from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
 from eval_pipelines.vocabulary import level_label
@@ -296,12 +297,16 @@ def _drift_gate(gate: DriftGate, drift: pd.DataFrame) -> list[Reason]:
                 Reason(name, HOLD, f"{gate.drift} of {row.feature} is missing", feature=row.feature)
             )
             continue
+        # The one drift decision (drift_stats.drift_decision) with the gate's bound as the
+        # threshold; drift.threshold_for gives the row the same threshold, so the gate, the
+        # row's `drifted` and the report agree on this feature and method.
+        limit = gate.min_p_value if is_test else gate.max
+        failed = drift_decision(gate.drift, row.statistic, row.p_value, limit)
+        sign = drift_comparison(gate.drift, failed)
         if is_test:
-            failed = value < gate.min_p_value
-            bound = f"p={value:.3g} vs min_p_value {gate.min_p_value}"
+            bound = f"p={value:.3g} {sign} min_p_value {gate.min_p_value}"
         else:
-            failed = value > gate.max
-            bound = f"{gate.drift}={value:.4f} vs max {gate.max}"
+            bound = f"{gate.drift}={value:.4f} {sign} max {gate.max}"
         counts = f"reference n={row.n_reference}, current n={row.n_current}"
         message = (
             f"{row.feature} drifted ({bound}; {counts})"

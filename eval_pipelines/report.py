@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 
+from eval_pipelines.drift_stats import drift_evidence, drifted_rows
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
 from eval_pipelines.metrics import METRICS
 from eval_pipelines.reasons import group_reasons
@@ -97,11 +98,17 @@ def summary(evaluation) -> list[str]:
     if no_reference_data(drift):
         bullets.append(SKIPPED_DRIFT)
     elif not drift.empty:
-        drifted = sorted(set(drift[drift["default"] & drift["drifted"]]["feature"]))
+        # One definition (drifted_rows): the default method at its threshold, and a gated
+        # method at the gate's bound; each drifted feature names the method and numbers.
+        evidence: dict[str, list[str]] = {}
+        for row in drifted_rows(drift).sort_values(["feature", "method"]).itertuples():
+            evidence.setdefault(row.feature, []).append(drift_evidence(row))
+        drifted = [f"{feature} ({', '.join(why)})" for feature, why in evidence.items()]
         bullets.append(
-            f"- Drifted since the reference weeks: {', '.join(drifted)}."
+            f"- Drifted since the reference weeks: {'; '.join(drifted)}."
             if drifted
-            else "- No feature drifted (by each feature's default method)."
+            else "- No feature drifted (by its default method at its threshold, or a drift "
+            "gate's method at the gate's bound)."
         )
     return bullets
 
@@ -188,7 +195,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         lines += ["## Drift (current week vs reference weeks)", "", SKIPPED_DRIFT[2:], ""]
     elif not drift.empty:
         lines += ["## Drift (current week vs reference weeks)", ""]
-        view = drift[drift["default"] | (drift["method"] == "psi")]
+        view = drift[drift.get("decides", drift["default"]) | (drift["method"] == "psi")]
         lines.append(
             _table(
                 pd.DataFrame(

@@ -260,6 +260,9 @@ class SqlBuilder:
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
+        """Per numeric feature: range and count over both windows, reference moments and the
+        number of distinct reference values (Evidently bins on it: one bin per value up to 20,
+        Sturges' bins above)."""
         outputs = []
         current_start = self.literal(window.start)
         for i, col in enumerate(numeric):
@@ -269,6 +272,7 @@ class SqlBuilder:
             outputs += [
                 f"MIN({finite}) AS min_{i}",
                 f"MAX({finite}) AS max_{i}",
+                f"COUNT({finite}) AS count_{i}",
             ]
             # Reference moments for its standard deviation (STDDEV_POP is order-dependent).
             in_reference = f"CASE WHEN {ts} < {current_start} AND {self.finite(q)} THEN {q} END"
@@ -276,6 +280,7 @@ class SqlBuilder:
                 f"COUNT({in_reference}) AS ref_n_{i}",
                 f"{self.exact_sum(in_reference)} AS ref_sum_{i}",
                 f"{self.exact_sum(f'{in_reference} * {in_reference}')} AS ref_sumsq_{i}",
+                f"COUNT(DISTINCT {in_reference}) AS ref_distinct_{i}",
             ]
         return template("drift_ranges").format(
             **self._common(),
@@ -286,17 +291,41 @@ class SqlBuilder:
             model_version=self.literal(version),
         )
 
+    @staticmethod
+    def double(value: float) -> str:
+        """A double literal that parses to exactly ``value`` on every engine (a bare ``0.1`` is
+        a DECIMAL in DuckDB and NUMERIC in PostgreSQL, converted with a possible rounding)."""
+        return f"CAST('{float(value)!r}' AS DOUBLE PRECISION)"
+
+    def _coarse_bin(self, value: str, edges: tuple[float, ...] | None) -> str:
+        """Evidently's bin of a finite value: its index on ``edges`` (``[e_i, e_i+1)``, last
+        bin closed, numpy's rule), or the value itself (one bin per value) without edges."""
+        as_double = f"CAST({value} AS DOUBLE PRECISION)"
+        if edges is None:
+            return as_double
+        inner = " ".join(
+            f"WHEN {as_double} < {self.double(edge)} THEN {i}" for i, edge in enumerate(edges[1:-1])
+        )
+        return f"CASE {inner} ELSE {len(edges) - 2} END" if inner else "0"
+
     def drift_histograms(
         self,
         window: Window,
         reference: Window,
         version: str,
-        numeric: list[tuple[str, float, float, int]],
+        numeric: list[tuple[str, float, float, int, tuple[float, ...] | None]],
         categorical: list[str],
     ) -> str:
-        """``numeric`` holds (column, grid low, bin width, bins) per feature."""
-        exprs, aliases = [], []
-        for i, (col, low, width, bins) in enumerate(numeric):
+        """``numeric`` holds (column, grid low, bin width, bins, coarse edges) per feature.
+
+        Each numeric feature is counted per (fine grid bin, coarse bin) in one grouping set:
+        the fine grid (``n_i``) serves KS and Wasserstein, the coarse bins (``b_i``: Sturges
+        bin index on the given edges, or the value itself when the edges are None) serve the
+        binned methods. Both are monotone in the value, so the set has at most
+        ``bins + len(edges)`` rows per period.
+        """
+        exprs, aliases, sets = [], [], []
+        for i, (col, low, width, bins, coarse) in enumerate(numeric):
             value = f"p.{self.ident(col)}"
             # Clamp before the cast (a value outside the grid must not overflow INTEGER);
             # NULL, NaN and infinite values stay NULL and are reported as missing.
@@ -304,20 +333,30 @@ class SqlBuilder:
                 f"CASE WHEN {self.finite(value)} THEN CAST(GREATEST(0, LEAST({bins - 1}, "
                 f"FLOOR(({value} - {low!r}) / {width!r}))) AS INTEGER) END AS n_{i}"
             )
+            exprs.append(
+                f"CASE WHEN {self.finite(value)} THEN {self._coarse_bin(value, coarse)} "
+                f"END AS b_{i}"
+            )
             aliases.append(f"n_{i}")
+            sets.append(["period", f"n_{i}", f"b_{i}"])
         for j, col in enumerate(categorical):
             exprs.append(f"CAST(p.{self.ident(col)} AS VARCHAR) AS c_{j}")
             aliases.append(f"c_{j}")
+            sets.append(["period", f"c_{j}"])
+        outputs = aliases[: len(numeric)] + [f"b_{i}" for i in range(len(numeric))]
+        outputs += aliases[len(numeric) :]
         return template("drift_histograms").format(
             **self._common(),
             feature_exprs=",\n        ".join(exprs),
-            feature_outputs="".join(f"{a},\n    " for a in aliases),
+            feature_outputs="".join(f"{a},\n    " for a in outputs),
             current_start=self.literal(window.start),
             reference_start=self.literal(reference.start),
             window_end=self.literal(window.end),
             model_version=self.literal(version),
+            # Only the feature columns: b_i always goes with n_i (and PostgreSQL's GROUPING
+            # takes at most 31 arguments).
             grouping_columns=", ".join(aliases),
-            grouping_sets=self._render_sets([["period", a] for a in aliases]),
+            grouping_sets=self._render_sets(sets),
         )
 
 

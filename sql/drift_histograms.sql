@@ -1,5 +1,6 @@
 -- Drift histograms, one scan for all features: per period (reference / current), counts per
--- shared-grid bin (numeric) or per value (categorical). NULL bins count missing values.
+-- (fine grid bin, Evidently bin) for numeric features (n_i, b_i: the Sturges bin or the value
+-- itself) and per value for categorical ones (c_j). NULL bins count missing values.
 WITH rows AS (
     SELECT
         CASE WHEN {pred_ts} < {current_start} THEN 'reference' ELSE 'current' END AS period,

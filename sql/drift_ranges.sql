@@ -1,5 +1,6 @@
 -- Shared grid for drift histograms: range of each numeric feature over reference + current
--- windows, and the reference standard deviation (for the normalised Wasserstein distance).
+-- windows with its count (Sturges' bin count), the reference standard deviation (for the
+-- normalised Wasserstein distance) and the number of distinct reference values.
 SELECT
     {range_outputs}
     SUM(CASE WHEN {pred_ts} < {current_start} THEN 1 ELSE 0 END) AS n_reference,

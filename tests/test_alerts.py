@@ -91,6 +91,7 @@ def drift(*drifted: bool) -> pd.DataFrame:
                 "threshold": 0.05 if test else 0.1,
                 "drifted": flag,
                 "default": test,
+                "decides": True,  # psi rows: a drift gate on psi applies to the feature
                 "n_reference": 40_000,
                 "n_current": 10_000,
                 "missing_reference": 0,
@@ -170,6 +171,16 @@ def test_drift_alone_alerts_with_statistic_vs_threshold() -> None:
     assert "feature_2" not in body
     # Evidently's default method (ks here) is listed first.
     assert body.index("feature_1") < body.index("feature_0")
+
+
+def test_drift_alerts_only_rows_that_decide_for_their_feature() -> None:
+    """The alert reads the one definition (drift_stats.drifted_rows): a method reported for
+    information that drifted, while the feature's default method did not, is no alert."""
+    informational = drift(True, False).assign(decides=[False, True])
+    assert build_alert(verdict("ship"), None, informational) is None
+    payload = build_alert(verdict("ship"), None, drift(True, False))
+    assert payload is not None
+    assert "`feature_0` psi" in "\n".join(texts(payload))
 
 
 def test_worst_regressions_first_and_long_lists_are_cut() -> None:

@@ -6,11 +6,13 @@ The oracles are computed here from the raw rows with numpy/scipy:
   p-value equal ``scipy.stats.ks_2samp`` on the raw rows;
 * every numeric feature: KS within the documented histogram bound of ``ks_2samp`` and the
   normed Wasserstein distance within ``bin width / std`` of
-  ``scipy.stats.wasserstein_distance / np.std(reference)``; Jensen-Shannon and PSI (reference
-  deciles formed from the grid, as ``eval_pipelines.drift`` documents) recomputed from numpy
-  histograms of the raw rows;
+  ``scipy.stats.wasserstein_distance / np.std(reference)``; Jensen-Shannon and PSI on
+  Evidently's bins recomputed from the raw rows with numpy (``np.histogram_bin_edges(...,
+  bins="sturges")`` over both windows above 20 distinct reference values, one bin per value
+  otherwise), including a zero-inflated feature whose reference deciles would collapse;
 * the categorical feature: ``scipy.stats.chi2_contingency``, ``scipy.spatial.distance.
-  jensenshannon`` and a hand-written PSI on the 2 x k table of non-NULL counts.
+  jensenshannon``, a hand-written PSI and the z-test (first category against the rest, as
+  ``chi2_contingency`` on the collapsed 2 x 2 table) on the table of non-NULL counts.
 
 Only the drift version's rows (``compare.candidate``) inside the reference weeks and the current
 week may count: ``v1`` rows and ``v2`` rows just outside the windows carry wild values that
@@ -19,6 +21,9 @@ would wreck every check if they leaked in.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,8 +31,11 @@ from scipy import stats
 from scipy.spatial import distance
 from support.data import WEEK, WEEK_START, base_spec, write_warehouse
 
-from eval_pipelines.drift_stats import wasserstein_normed
+from assets.metadata import drifted as dagster_drifted
+from eval_pipelines.alerts import build_alert
+from eval_pipelines.drift_stats import drifted_rows, wasserstein_normed
 from eval_pipelines.pipeline import evaluate
+from eval_pipelines.report import summary
 from eval_pipelines.spec import parse_spec
 from eval_pipelines.windows import reference_window, week_window
 
@@ -37,12 +45,11 @@ WEEK_END = WEEK_START + pd.Timedelta(days=7)  # 2026-11-23
 # items ranges over at most 0..20, so a width of at most 20/320 = 1/16: every integer gets its
 # own bin (two integers are >= 16 bins apart).
 BINS = 320
-NUMERIC = ["latency", "items", "amount"]
+NUMERIC = ["latency", "items", "amount", "refunds"]
 CATEGORICAL = ["channel"]
 REF_CHANNELS = (["A", "B", "C"], [0.5, 0.3, 0.2])
 CUR_CHANNELS = (["A", "B", "C", "D"], [0.35, 0.3, 0.25, 0.1])  # D only in the current week
-PSI_EPS = 1e-4
-PSI_GROUPS = 10
+PSI_EMPTY = 1e-4  # Evidently's share for an empty bin (utils.get_binned_data)
 
 
 # --------------------------------------------------------------------------------------
@@ -74,6 +81,7 @@ def _wild(ts: list[pd.Timestamp]) -> pd.DataFrame:
             "latency": np.full(n, -1e6),
             "items": np.full(n, 1_000_000, dtype=np.int64),
             "amount": np.full(n, 1e12),
+            "refunds": np.full(n, -1e9),
             "channel": np.array(["LEAKED"] * n, dtype=object),
         }
     )
@@ -89,6 +97,12 @@ def build_rows(seed: int, per_week: tuple[int, int]) -> tuple[pd.DataFrame, pd.D
         n = int(rng.integers(*per_week))
         frames.append(_v2_week(rng, start, n, current=week == REFERENCE_WEEKS))
     rows = pd.concat(frames, ignore_index=True)
+    # Zero-inflated: 70% zeros, the rest moves up in the current week (own generator, so the
+    # other columns keep their draws).
+    zrng = np.random.default_rng(seed + 1000)
+    current = (rows["ts"] >= WEEK_START).to_numpy()
+    nonzero = zrng.lognormal(np.where(current, 4.5, 3.0), 0.5)
+    rows["refunds"] = np.where(zrng.random(len(rows)) < 0.7, 0.0, nonzero)
     # Boundary timestamps: both window starts are inclusive.
     rows.loc[0, "ts"] = REF_START
     rows.loc[len(rows) - 1, "ts"] = WEEK_START
@@ -172,22 +186,26 @@ class Grid:
     def max_bin_mass(self) -> float:
         return float(max((self.ref / self.ref.sum()).max(), (self.cur / self.cur.sum()).max()))
 
-    def decile_psi(self) -> float:
-        """PSI over reference deciles: grid bin j joins group floor(10 * F_ref(e_j)), capped at 9,
-        F_ref(e_j) being the reference mass below the bin (exact integer arithmetic)."""
-        before = np.cumsum(self.ref) - self.ref
-        groups = np.minimum(PSI_GROUPS * before // self.ref.sum(), PSI_GROUPS - 1)
-        ref = np.bincount(groups, weights=self.ref, minlength=PSI_GROUPS)
-        cur = np.bincount(groups, weights=self.cur, minlength=PSI_GROUPS)
-        return hand_psi(ref, cur)
+
+def _filled(shares: np.ndarray) -> np.ndarray:
+    smallest = shares[shares > 0].min()
+    return np.where(shares == 0, smallest / 1e6 if smallest <= PSI_EMPTY else PSI_EMPTY, shares)
 
 
 def hand_psi(ref: np.ndarray, cur: np.ndarray) -> float:
     total = 0.0
-    for r, c in zip(ref / ref.sum(), cur / cur.sum(), strict=True):
-        p, q = max(r, PSI_EPS), max(c, PSI_EPS)
+    for p, q in zip(_filled(ref / ref.sum()), _filled(cur / cur.sum()), strict=True):
         total += (q - p) * np.log(q / p)
     return total
+
+
+def evidently_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently 0.7's binning of a numeric feature (utils.get_binned_data), with numpy."""
+    if len(np.unique(ref)) > 20:
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        return np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]
+    values = np.union1d(ref, cur)
+    return (ref[:, None] == values).sum(axis=0), (cur[:, None] == values).sum(axis=0)
 
 
 def category_counts(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +278,7 @@ def test_default_method_follows_the_reference_size(run):
     assert defaults["channel"] == ("jensen_shannon" if large else "chi_square")
     # The planted drift is caught by the default method; the stable features are not flagged.
     flagged = drift[drift["default"]].set_index("feature")["drifted"]
-    assert flagged["latency"] and flagged["channel"]
+    assert flagged["latency"] and flagged["channel"] and flagged["refunds"]
     assert not flagged["items"] and not flagged["amount"] and not flagged["score"]
 
 
@@ -310,20 +328,35 @@ def test_numeric_wasserstein_within_bound_of_scipy_on_raw_rows(run, feature):
 
 
 @pytest.mark.parametrize("feature", [*NUMERIC, "score"])
-def test_numeric_jensen_shannon_and_decile_psi_from_raw_histograms(run, feature):
+def test_numeric_jensen_shannon_and_psi_on_evidently_bins_from_raw_rows(run, feature):
     ref = run["reference"][feature].to_numpy()
     cur = run["current"][feature].to_numpy()
-    grid = Grid(ref, cur, BINS)
+    r, c = evidently_bins(ref, cur)
+    both = np.concatenate([ref, cur])
+    sturges = 1 + np.ceil(np.log2(both.size))
+    assert len(r) == (len(np.unique(both)) if feature == "items" else sturges)
     drift = run["drift"]
-    js = distance.jensenshannon(grid.ref, grid.cur, base=2)
+    js = distance.jensenshannon(r, c)  # natural log, as Evidently
     assert drift.loc[(feature, "jensen_shannon"), "statistic"] == pytest.approx(js, abs=1e-12)
     psi = drift.loc[(feature, "psi"), "statistic"]
-    assert psi == pytest.approx(grid.decile_psi(), rel=1e-12, abs=1e-15)
-    if run["size"] == "large":
-        if feature == "latency":
-            assert psi > 0.25
-        else:
-            assert psi < 0.05
+    assert psi == pytest.approx(hand_psi(r, c), rel=1e-12, abs=1e-15)
+    if feature in ("latency", "refunds"):
+        assert psi > 0.25 and drift.loc[(feature, "psi"), "drifted"]
+    elif run["size"] == "large":
+        assert psi < 0.05  # no drift planted: sampling noise stays far below 0.1
+        assert js < 0.05
+
+
+def test_zero_inflated_feature_keeps_its_bins(run):
+    """Reference deciles collapse to a few groups when 70% of the values are 0; Sturges' bins
+    over the range keep the non-zero part's shape, so its shift shows in PSI."""
+    ref, cur = run["reference"]["refunds"].to_numpy(), run["current"]["refunds"].to_numpy()
+    assert 0.65 < (ref == 0).mean() < 0.75
+    r, c = evidently_bins(ref, cur)
+    deciles = np.unique(np.quantile(ref, np.linspace(0, 1, 11)))
+    assert len(deciles) - 1 <= 4  # what the reference deciles of the old PSI collapsed to
+    assert len(r) >= 10 and np.count_nonzero(r + c) >= 5  # Sturges' bins over both windows
+    assert run["drift"].loc[("refunds", "psi"), "statistic"] > 1.0
 
 
 def test_categorical_against_scipy_and_hand_psi(run):
@@ -336,12 +369,30 @@ def test_categorical_against_scipy_and_hand_psi(run):
     assert row["statistic"] == pytest.approx(chi2, rel=1e-10)
     assert row["p_value"] == pytest.approx(p, rel=1e-10, abs=1e-300)
     assert row["drifted"]
-    js = distance.jensenshannon(r / r.sum(), c / c.sum(), base=2)
+    js = distance.jensenshannon(r / r.sum(), c / c.sum())
     assert drift.loc[("channel", "jensen_shannon"), "statistic"] == pytest.approx(js, abs=1e-12)
     psi = hand_psi(r, c)
     assert drift.loc[("channel", "psi"), "statistic"] == pytest.approx(psi, rel=1e-12)
     assert psi > 0.25  # the new category alone adds (0.1 - 1e-4) ln(0.1 / 1e-4) ~ 0.69
     assert set(drift.loc["channel"].index) == {"psi", "jensen_shannon", "chi_square"}
+
+
+def test_z_test_on_four_categories_is_first_category_against_the_rest(tmp_path):
+    """`z_test` in drift.methods with a 4-category feature runs (it used to exit 70): category
+    "A" (the first in sorted order, as Evidently's z-test) against the rest."""
+    predictions, labels = build_rows(seed=12, per_week=SIZES["small"])
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    spec = drift_spec(url, methods=["z_test", "chi_square"])
+    drift = evaluate(parse_spec(spec), WEEK).drift.set_index(["feature", "method"])
+    ref, cur = windows_of(predictions)
+    r, c = category_counts(ref["channel"], cur["channel"])
+    collapsed = np.array([[r[0], r[1:].sum()], [c[0], c[1:].sum()]])
+    chi2, p, _, _ = stats.chi2_contingency(collapsed, correction=False)
+    row = drift.loc[("channel", "z_test")]
+    assert row["statistic"] ** 2 == pytest.approx(chi2, rel=1e-10)
+    assert row["p_value"] == pytest.approx(p, rel=1e-9)
+    # fewer "A" rows in the current week: a positive z (share of the rest grew... in cur)
+    assert row["statistic"] < 0 and row["drifted"] == (p < 0.05)
 
 
 # --------------------------------------------------------------------------------------
@@ -397,3 +448,44 @@ def test_null_numeric_values_are_reported_missing(tmp_path):
     assert (row["missing_reference"], row["missing_current"]) == (3, 2)
     assert row["n_reference"] == ref["latency"].notna().sum()
     assert row["n_current"] == cur["latency"].notna().sum()
+
+
+# --------------------------------------------------------------------------------------
+# one definition of "drifted": rows, gates, summary, alert
+# --------------------------------------------------------------------------------------
+
+
+def test_gate_row_summary_and_alert_agree_on_a_gated_method(tmp_path):
+    """A drift gate's bound is its method's threshold for the features it gates: the row's
+    `drifted`, the gate's outcome, the summary bullet and the alert say the same thing."""
+    predictions, labels = build_rows(seed=11, per_week=SIZES["large"])
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    raw = drift_spec(url)
+    # latency drifts (its planted shift), channel too; amount's PSI passes 0.25 easily.
+    raw["gates"] = [
+        {"drift": "psi", "max": 0.25},
+        {"drift": "ks", "feature": "amount", "min_p_value": 0.01},
+    ]
+    evaluation = evaluate(parse_spec(raw), WEEK)
+    drift = evaluation.drift.set_index(["feature", "method"])
+    psi = drift.xs("psi", level="method")
+    assert (psi["threshold"] == 0.25).all() and psi["decides"].all()
+    assert drift.loc[("amount", "ks"), "threshold"] == 0.01
+    assert drift.loc[("amount", "ks"), "decides"]
+    assert not drift.loc[("latency", "ks"), "decides"]  # informational: no gate, not default
+    verdict = evaluation.decide()
+    gated = {(r.gate, r.feature): r.outcome for r in verdict.reasons if r.feature}
+    for feature, row in psi.iterrows():
+        assert gated[("{drift=psi, max=0.25}", feature)] == ("hold" if row["drifted"] else "pass")
+    assert psi.loc["latency", "drifted"] and not psi.loc["amount", "drifted"]
+    [bullet] = [b for b in summary(evaluation) if "drift" in b.lower()]
+    drifted = set(drifted_rows(evaluation.drift)["feature"])
+    assert drifted == {"latency", "channel", "refunds"}
+    for feature in [*NUMERIC, *CATEGORICAL, "score"]:
+        assert (f"{feature} (" in bullet) == (feature in drifted), feature
+    assert "latency (jensen_shannon" not in bullet  # not a deciding method for latency
+    # the Dagster no_drift check reads assets.metadata.drifted
+    assert set(dagster_drifted(evaluation.drift)["feature"]) == drifted
+    alert = json.dumps(build_alert(asdict(verdict), None, evaluation.drift))
+    assert all(f"`{feature}`" in alert for feature in drifted)
+    assert "`amount`" not in alert and "`score`" not in alert

@@ -11,6 +11,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.spatial import distance
@@ -21,11 +22,13 @@ from eval_pipelines.drift_stats import (
     chi_square,
     default_method,
     drift_decision,
+    drifted_rows,
     histogram_std,
     jensen_shannon,
     ks_from_histograms,
     proportions_z_test,
     psi,
+    sturges_edges,
     wasserstein_normed,
 )
 
@@ -241,7 +244,7 @@ def test_wasserstein_hand_example_and_floor():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_jensen_shannon_matches_scipy_base2(seed):
+def test_jensen_shannon_matches_scipy_natural_log_as_evidently(seed):
     rng = np.random.default_rng(6000 + seed)
     k = int(rng.integers(1, 40))
     ref = rng.integers(0, 100, k).astype(float)
@@ -250,15 +253,18 @@ def test_jensen_shannon_matches_scipy_base2(seed):
     cur[rng.random(k) < 0.25] = 0
     ref[0] += 1
     cur[-1] += 1
+    # Evidently calls scipy with base=None (natural log); the default here is the same
     got = jensen_shannon(ref, cur)
-    assert got == pytest.approx(distance.jensenshannon(ref, cur, base=2), abs=1e-12)
-    assert 0.0 <= got <= 1.0
-    nat = jensen_shannon(ref, cur, base=math.e)
-    assert nat == pytest.approx(distance.jensenshannon(ref, cur), abs=1e-12)
+    assert got == pytest.approx(distance.jensenshannon(ref, cur), abs=1e-12)
+    assert 0.0 <= got <= math.sqrt(math.log(2)) + 1e-15
+    base2 = jensen_shannon(ref, cur, base=2)
+    assert base2 == pytest.approx(distance.jensenshannon(ref, cur, base=2), abs=1e-12)
 
 
 def test_jensen_shannon_extremes():
-    assert jensen_shannon([3, 0], [0, 5]) == pytest.approx(1.0, abs=1e-15)
+    # disjoint supports: sqrt(ln 2) in natural log, 1 in base 2
+    assert jensen_shannon([3, 0], [0, 5]) == pytest.approx(math.sqrt(math.log(2)), abs=1e-15)
+    assert jensen_shannon([3, 0], [0, 5], base=2) == pytest.approx(1.0, abs=1e-15)
     assert jensen_shannon([1, 2, 3], [10, 20, 30]) == 0.0
 
 
@@ -323,8 +329,19 @@ def test_z_test_hand_example():
     assert z == pytest.approx(-0.2 / math.sqrt(0.0048), rel=1e-14)
     assert p == pytest.approx(2 * stats.norm.sf(0.2 / math.sqrt(0.0048)), rel=1e-14)
     assert proportions_z_test([4, 0], [9, 0]) == (0.0, 1.0)
-    with pytest.raises(ValueError, match="at most 2"):
-        proportions_z_test([1, 2, 3], [1, 2, 3])
+
+
+def test_z_test_more_than_two_categories_is_first_category_against_the_rest():
+    # Evidently's z-test (z_stattest.py) compares sorted(keys)[0] with the rest: categories
+    # (a, b, c) with ref (70, 20, 10) and cur (50, 30, 20) is the binary (70, 30) vs (50, 50)
+    # of the hand example above.
+    z, p = proportions_z_test([70, 20, 10], [50, 30, 20])
+    assert z == pytest.approx(-0.2 / math.sqrt(0.0048), rel=1e-14)
+    assert p == pytest.approx(2 * stats.norm.sf(0.2 / math.sqrt(0.0048)), rel=1e-14)
+    # a category empty in both windows is dropped before "first" is chosen
+    assert proportions_z_test([0, 70, 20, 10], [0, 50, 30, 20]) == (z, p)
+    # the split between the other categories does not matter
+    assert proportions_z_test([70, 5, 25], [50, 45, 5]) == pytest.approx((z, p), rel=1e-14)
 
 
 # --------------------------------------------------------------------------------------
@@ -341,15 +358,22 @@ def test_psi_hand_worked_example():
 
 
 def test_psi_hand_worked_example_with_empty_bin():
-    # ref p = (1.0, 0.0 -> floored to 1e-4), cur q = (0.9, 0.1); floored values not renormalised
+    # ref p = (1.0, 0.0 -> 1e-4), cur q = (0.9, 0.1); filled values not renormalised
     # PSI = (0.9 - 1.0) ln(0.9/1.0) + (0.1 - 0.0001) ln(0.1/0.0001)
     #     = (-0.1)(-0.1053605157) + 0.0999 * 6.9077552790
     #     = 0.0105360516 + 0.6900847524 = 0.7006208040
     assert psi([200, 0], [180, 20]) == pytest.approx(0.7006208040, abs=1e-10)
-    # a larger floor shrinks the empty-bin term: (0.1 - 0.01) ln(10) = 0.2072326584
-    assert psi([200, 0], [180, 20], eps=0.01) == pytest.approx(
-        0.0105360516 + 0.2072326584, abs=1e-9
-    )
+
+
+def test_psi_empty_bin_next_to_a_tiny_share_as_evidently():
+    # Evidently (utils.get_binned_data): when the smallest non-zero share is <= 1e-4 an empty
+    # bin gets that share / 1e6, and a tiny non-zero share is kept (not floored at 1e-4).
+    # ref p = (0.99995, 0.00005, 0 -> 5e-11), cur q = (0.5, 0.25, 0.25)
+    p = np.array([0.99995, 0.00005, 5e-11])
+    q = np.array([0.5, 0.25, 0.25])
+    expected = float(np.sum((q - p) * np.log(q / p)))  # hand formula on the filled shares
+    assert psi([199_990, 10, 0], [2, 1, 1]) == pytest.approx(expected, rel=1e-12)
+    assert expected > 6.0  # ln(0.25 / 5e-11) = 22.3 dominates
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -414,8 +438,6 @@ def test_invalid_edges_and_parameters():
         chi_square([1.5, 2, 3], [1, 2, 3])
     with pytest.raises(ValueError, match="ref_std"):
         wasserstein_normed(_EDGES3, [1, 2, 3], [1, 2, 3], ref_std=-1.0)
-    with pytest.raises(ValueError, match="eps"):
-        psi([1, 2], [2, 1], eps=0.0)
     with pytest.raises(ValueError, match="base"):
         jensen_shannon([1, 2], [2, 1], base=1.0)
 
@@ -482,10 +504,14 @@ def test_default_method_invalid(kind, n_ref, n_unique):
 
 
 def test_drift_decision_rules():
-    # p-value methods: strict p < threshold
+    # KS: p <= threshold (Evidently's ks_stattest.py); chi-square and z: p < threshold
     assert drift_decision("ks", 0.3, 0.049)
-    assert not drift_decision("ks", 0.3, 0.05)
+    assert drift_decision("ks", 0.3, 0.05)
+    assert not drift_decision("ks", 0.3, 0.0501)
+    assert not drift_decision("chi_square", 10.0, 0.05)
+    assert drift_decision("chi_square", 10.0, 0.0499)
     assert not drift_decision("chi_square", 10.0, 0.2)
+    assert not drift_decision("z_test", 3.0, 0.02, threshold=0.02)
     assert drift_decision("z_test", 3.0, 0.01, threshold=0.02)
     # distance methods: statistic >= threshold
     assert drift_decision("wasserstein", 0.1, None)
@@ -521,3 +547,52 @@ def test_end_to_end_small_numeric_feature_uses_ks():
     assert method == "ks"
     stat, p = ks_from_histograms(edges, _hist(a, edges), _hist(b, edges))
     assert drift_decision(method, stat, p)
+
+
+# --------------------------------------------------------------------------------------
+# Evidently's bins and the one definition of a drifted feature
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sturges_edges_equal_numpy_from_count_and_range(seed):
+    rng = np.random.default_rng(12_000 + seed)
+    n = int(rng.integers(2, 300_000))
+    values = rng.lognormal(size=n) * rng.uniform(1e-3, 1e3) - rng.uniform(0, 50)
+    integer = seed % 3 == 0
+    if integer:
+        values = np.round(values / values.max() * 30).astype(np.int64)  # width floored at 1
+    oracle = np.histogram_bin_edges(values, bins="sturges")
+    got = sturges_edges(values.min(), values.max(), values.size, integer=integer)
+    np.testing.assert_array_equal(got, oracle)
+
+
+def test_sturges_edges_constant_values_and_powers_of_two():
+    np.testing.assert_array_equal(
+        sturges_edges(3.0, 3.0, 10), np.histogram_bin_edges(np.full(10, 3.0), bins="sturges")
+    )
+    for n in (2, 1024, 2**20):  # log2(n) + 1 is an integer: no extra bin from rounding
+        values = np.linspace(0.0, 1.0, n)
+        oracle = np.histogram_bin_edges(values, bins="sturges")
+        np.testing.assert_array_equal(sturges_edges(0.0, 1.0, n), oracle)
+        assert len(oracle) - 1 == int(np.ceil(np.log2(n))) + 1
+    with pytest.raises(ValueError, match="positive"):
+        sturges_edges(0.0, 1.0, 0)
+
+
+def test_drifted_rows_reads_only_deciding_rows():
+    drift = pd.DataFrame(
+        {
+            "feature": ["a", "a", "b", "b", "c"],
+            "method": ["wasserstein", "ks", "wasserstein", "psi", "jensen_shannon"],
+            "drifted": [False, True, False, True, True],
+            "default": [True, False, True, False, True],
+            "decides": [True, False, True, True, True],
+        }
+    )
+    # a: only an informational KS row drifted; b: its gated PSI row drifted; c: its default
+    got = drifted_rows(drift)
+    assert got[["feature", "method"]].to_numpy().tolist() == [["b", "psi"], ["c", "jensen_shannon"]]
+    older = drift.drop(columns="decides")  # drift.parquet written before `decides`
+    assert list(drifted_rows(older)["feature"]) == ["c"]
+    assert drifted_rows(drift.iloc[:0]).empty

@@ -521,12 +521,18 @@ def test_one_significant_regression_among_passing_slices_holds_without_a_pass_re
 @pytest.mark.parametrize(
     ("method", "row", "gate", "outcome"),
     [
-        ("psi", {"statistic": 0.25}, {"max": 0.25}, "pass"),  # the bound itself passes
+        # The gate decides with drift_decision, Evidently's comparisons: a distance at the
+        # bound is drift, a KS p-value at min_p_value is drift, a chi-square/z one is not.
+        ("psi", {"statistic": 0.25}, {"max": 0.25}, "hold"),
+        ("psi", {"statistic": 0.2499}, {"max": 0.25}, "pass"),
         ("psi", {"statistic": 0.2501}, {"max": 0.25}, "hold"),
         ("psi", {"statistic": NAN}, {"max": 0.25}, "hold"),  # a NaN statistic never passes
         ("wasserstein", {"statistic": 0.01, "p_value": 0.0}, {"max": 0.1}, "pass"),
-        ("ks", {"statistic": 0.9, "p_value": 0.01}, {"min_p_value": 0.01}, "pass"),
+        ("ks", {"statistic": 0.9, "p_value": 0.01}, {"min_p_value": 0.01}, "hold"),
+        ("ks", {"statistic": 0.9, "p_value": 0.0101}, {"min_p_value": 0.01}, "pass"),
         ("ks", {"statistic": 0.0, "p_value": 0.0099}, {"min_p_value": 0.01}, "hold"),
+        ("chi_square", {"statistic": 4.0, "p_value": 0.05}, {"min_p_value": 0.05}, "pass"),
+        ("z_test", {"statistic": 2.0, "p_value": 0.0499}, {"min_p_value": 0.05}, "hold"),
         ("ks", {"statistic": 0.1, "p_value": NAN}, {"min_p_value": 0.01}, "hold"),
         ("chi_square", {"statistic": 1.0, "p_value": 0.5}, {"min_p_value": 0.05}, "pass"),
     ],
@@ -622,7 +628,7 @@ def test_no_reference_for_one_feature_only_judges_the_others():
     )
     verdict = run([{"drift": "psi", "feature": "amount", "max": 0.25}], drift=drift)
     assert gate_reasons(verdict)[0][0] == "hold"
-    assert gate_reasons(verdict)[0][1].startswith("amount drifted (psi=0.4000 vs max 0.25")
+    assert gate_reasons(verdict)[0][1].startswith("amount drifted (psi=0.4000 >= max 0.25")
 
 
 @pytest.mark.parametrize(
