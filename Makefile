@@ -6,15 +6,23 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint format bench ui mutate clean
 
+# The first install takes a minute or two: say what is happening, and let pip list each package
+# it collects (only the pip upgrade stays quiet). Nothing is printed once the stamp is fresh.
+DIRECT_DEPS = import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print(len(p["dependencies"]) + len(p["optional-dependencies"]["dev"]))
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/python || { echo "==> creating the virtualenv $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> upgrading pip in $(VENV)"
+	@$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing eval-pipelines (editable) and its $$($(BIN)/python -c '$(DIRECT_DEPS)') direct dependencies with theirs: about a minute the first time"
+	$(BIN)/pip install -e '.[dev]'
 	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/eval-pipelines"
 
 install: $(STAMP)
 
 demo: install
+	@echo "==> eval-pipelines demo: builds the demo warehouse if needed, evaluates its last week"
 	GX_ANALYTICS_ENABLED=false $(BIN)/eval-pipelines demo
 
 lint: install

@@ -4,20 +4,76 @@
 status (0 ship, 1 hold, 2 inconclusive) so a CI job can gate a release with
 ``eval-pipelines run ... && eval-pipelines gate DIR``. Errors caused by input are printed as
 one sentence (exit 3; 4 when input checks failed), never as a traceback.
+
+Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the README)::
+
+    0    run, validate-spec, demo-warehouse, demo: done (run exits 0 whatever the
+         verdict); gate: ship
+    1    gate: hold
+    2    gate: inconclusive
+    3    input error: bad spec or --week, unreachable warehouse, missing table, a folder
+         without a readable verdict.json, a failed upload (one sentence on stderr)
+    4    input checks failed: the week's data did not pass its checks (no metrics), or
+         validate-spec --connect found a missing column or a type it does not accept
+    64   usage error: unknown flag, missing required option or argument (usage on stderr)
+    70   internal error: a bug in eval-pipelines (--debug shows the traceback)
+    130  interrupted (Ctrl-C)
+
+Streams: stdout holds the result (the verdict, or with ``--json`` one JSON document and
+nothing else); errors and progress go to stderr. Progress lines (:mod:`eval_pipelines.progress`)
+appear when stderr is a terminal, never under ``--quiet``, and always under ``--progress`` or
+``EVAL_PROGRESS=1``.
 """
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
+from typing import NoReturn
 
-from eval_pipelines.errors import EvalError
+from eval_pipelines.errors import EvalError, ValidationFailed
+from eval_pipelines.progress import choose as choose_progress
 from eval_pipelines.reasons import group_reasons
 
 EXIT_CODES = {"ship": 0, "hold": 1, "inconclusive": 2}
-EXIT_ERROR = 3
-EXIT_VALIDATION = 4
+EXIT_ERROR = EvalError.exit_code  # 3
+EXIT_VALIDATION = ValidationFailed.exit_code  # 4
+# sysexits.h: EX_USAGE, EX_SOFTWARE; 130 = 128 + SIGINT, what a shell reports for Ctrl-C.
+EXIT_USAGE = 64
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+EXIT_STATUS_HELP = """\
+exit status:
+  0    run, validate-spec, demo-warehouse, demo: done (run exits 0 whatever the
+       verdict); gate: ship
+  1    gate: hold
+  2    gate: inconclusive
+  3    input error: bad spec or --week, unreachable warehouse, missing table, a folder
+       without a readable verdict.json, a failed upload (one sentence on stderr)
+  4    input checks failed: the week's data did not pass its checks (no metrics), or
+       validate-spec --connect found a missing column or a type it does not accept
+  64   usage error: unknown flag, missing required option or argument (usage on stderr)
+  70   internal error: a bug in eval-pipelines (--debug shows the traceback)
+  130  interrupted (Ctrl-C)
+
+progress: long steps of `run` are reported on stderr with their elapsed time when stderr
+is a terminal; --quiet silences them, --progress or EVAL_PROGRESS=1 forces them on.
+"""
+# What `run --json` and `gate --json` list under "paths", when the folder has them.
+ARTIFACT_FILES = {
+    "report": "report.md",
+    "verdict": "verdict.json",
+    "run": "run.json",
+    "validation": "validation.json",
+    "metrics": "metrics.parquet",
+    "comparison": "comparison.parquet",
+    "drift": "drift.parquet",
+    "coverage": "coverage.parquet",
+}
 DEMO_SPEC = Path("evals/fraud_detector.yaml")
 DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
 DEMO_WEEK = "2026-11-16"
@@ -37,6 +93,15 @@ def _print_verdict(verdict: dict, out: Path | None = None) -> None:
         print(f"report:    {out / 'report.md'}")
 
 
+def _artifact_paths(folder: Path) -> dict[str, str]:
+    folder = folder.resolve()
+    paths = {"folder": str(folder)}
+    for key, name in ARTIFACT_FILES.items():
+        if (folder / name).is_file():
+            paths[key] = str(folder / name)
+    return paths
+
+
 def _tracker(uri: str | None):
     """The MLflow tracker for ``--mlflow``: a URI, ``local`` (the SQLite store in out/mlflow)."""
     if not uri:
@@ -50,7 +115,9 @@ def _tracker(uri: str | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from eval_pipelines.runner import Publishing, run_evaluation
+    """Evaluate the week; print the verdict, or under ``--json`` leave the run's document in
+    ``args.document`` for :func:`main` (``cmd_demo`` passes none of the output flags)."""
+    from eval_pipelines.runner import ALERT_FAILED, Publishing, run_evaluation
     from eval_pipelines.spec import load_spec
     from eval_pipelines.warehouse import Warehouse
     from eval_pipelines.windows import week_window
@@ -67,6 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
         webhook_url=os.environ.get("EVAL_ALERT_WEBHOOK_URL"),
     )
+    quiet = getattr(args, "quiet", False)
+    progress = choose_progress(sys.stderr, quiet=quiet, forced=getattr(args, "progress", False))
     started = time.perf_counter()
     with Warehouse(spec.warehouse) as warehouse:
         outcome = run_evaluation(
@@ -78,7 +147,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_key=f"{spec.model}/week/{week}",
             run_name=f"{spec.model} week {week}",
             tags={"eval.trigger": "cli"},
+            progress=progress,
         )
+    if getattr(args, "json", False):
+        mlflow_run = outcome.mlflow_run
+        args.document = {
+            **outcome.verdict.to_dict(),
+            "paths": _artifact_paths(outcome.folder),
+            "report_uri": outcome.report_uri,
+            "mlflow_run": None
+            if mlflow_run is None
+            else {
+                "run_id": mlflow_run.run_id,
+                "experiment_id": mlflow_run.experiment_id,
+                "url": mlflow_run.url,
+            },
+            "alert": outcome.alert,
+            "elapsed_s": round(time.perf_counter() - started, 3),
+            "exit_code": 0,
+        }
+        return 0
+    if quiet:
+        if outcome.alert.startswith(ALERT_FAILED):  # the one line --quiet must not swallow
+            print(f"alert:     {outcome.alert}", file=sys.stderr)
+        return 0
     _print_verdict(outcome.verdict.to_dict(), outcome.folder)
     if outcome.report_uri != str(outcome.folder / "report.md"):
         print(f"published: {outcome.report_uri}")
@@ -97,9 +189,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from eval_pipelines.artifacts import read_verdict
 
     verdict = read_verdict(args.dir)
-    if not args.quiet:
+    code = EXIT_CODES.get(verdict.get("decision"), EXIT_ERROR)
+    if args.json:
+        args.document = {**verdict, "paths": _artifact_paths(args.dir), "exit_code": code}
+    elif not args.quiet:
         _print_verdict(verdict)
-    return EXIT_CODES.get(verdict.get("decision"), EXIT_ERROR)
+    return code
 
 
 def cmd_validate_spec(args: argparse.Namespace) -> int:
@@ -169,11 +264,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which a CI gate would read as "inconclusive"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("eval-pipelines")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eval-pipelines",
         description="Evaluate a model from its warehouse logs and gate its release.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -195,11 +308,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="also publish the artifacts to s3://bucket/prefix (credentials from the "
         "environment; $AWS_ENDPOINT_URL for S3-compatible stores)",
     )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document on stdout and nothing else: decision, model, window, "
+        "candidate, baseline, reasons, paths of the artifacts, report_uri, mlflow_run, alert "
+        "(on an error: error and exit_code)",
+    )
+    noise = run.add_mutually_exclusive_group()
+    noise.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print neither progress nor the verdict (errors still go to stderr)",
+    )
+    noise.add_argument(
+        "--progress",
+        action="store_true",
+        help="report each step on stderr even when it is not a terminal "
+        "(also EVAL_PROGRESS=1; default: only on a terminal)",
+    )
     run.set_defaults(func=cmd_run)
 
     gate = sub.add_parser("gate", help="exit 0 on ship, 1 on hold, 2 on inconclusive")
     gate.add_argument("dir", type=Path, help="a run's --out folder")
     gate.add_argument("--quiet", action="store_true", help="print nothing")
+    gate.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document on stdout: the verdict, the paths of the artifacts and "
+        "exit_code",
+    )
     gate.set_defaults(func=cmd_gate)
 
     check = sub.add_parser(
@@ -231,30 +369,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _execute(args: argparse.Namespace) -> tuple[int, str | None]:
+    """Run the command: its exit status and, when it failed, the message put on stderr."""
+    try:
+        return args.func(args), None
+    except EvalError as exc:
+        code, message = exc.exit_code, f"error: {exc}"
+    except KeyboardInterrupt:
+        code, message = EXIT_INTERRUPTED, "interrupted; no artifacts were written"
+    except Exception as exc:
+        if args.debug:
+            raise
+        code, message = (
+            EXIT_INTERNAL,
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in eval-pipelines, not in your input; rerun with --debug for the "
+            "traceback and report it.",
+        )
+    print(message, file=sys.stderr)
+    return code, message
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except EvalError as exc:
-        from eval_pipelines.errors import ValidationFailed
-
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_VALIDATION if isinstance(exc, ValidationFailed) else EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted; no artifacts were written", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in eval-pipelines, not in your input; rerun with --debug for the "
-            "traceback and report it.",
-            file=sys.stderr,
-        )
-        return 70
+    if not getattr(args, "json", False):
+        return _execute(args)[0]
+    # stdout must parse as one JSON document: whatever else is printed meanwhile, by us or by
+    # a library, goes to stderr. A failed command still prints a document: its error.
+    stdout = sys.stdout
+    args.document = None
+    with contextlib.redirect_stdout(sys.stderr):
+        code, error = _execute(args)
+    if error is not None:
+        args.document = {
+            "decision": None,
+            "error": error.removeprefix("error: "),
+            "exit_code": code,
+        }
+    stdout.write(json.dumps(args.document, indent=2, default=str) + "\n")
+    stdout.flush()
+    return code
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ run them as separate steps and a notebook user can call :func:`evaluate` once.
 """
 
 import hashlib
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +21,7 @@ from eval_pipelines.evaluation import (
     metrics_table,
 )
 from eval_pipelines.gates import Verdict, decide
+from eval_pipelines.progress import SILENT, Progress
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
 from eval_pipelines.sufficient import (
@@ -169,12 +169,21 @@ def window_fingerprint(validation: ValidationReport) -> dict[str, Any]:
     }
 
 
-def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = None) -> Evaluation:
-    """Validate the window, then compute metrics, comparison and drift for one week."""
+def evaluate(
+    spec: EvalSpec,
+    week: str | Window,
+    warehouse: Warehouse | None = None,
+    progress: Progress = SILENT,
+) -> Evaluation:
+    """Validate the window, then compute metrics, comparison and drift for one week.
+
+    ``progress`` times each step into ``Evaluation.timings`` and may report it (the CLI's
+    lines on stderr); the default only times.
+    """
     window = week if isinstance(week, Window) else week_window(week)
     if warehouse is None:
         with Warehouse(spec.warehouse) as owned:
-            return evaluate(spec, window, owned)
+            return evaluate(spec, window, owned, progress)
     builder = SqlBuilder(spec, warehouse.dialect)
     timings: dict[str, float] = {}
     queries: dict[str, str] = {}
@@ -193,13 +202,16 @@ def evaluate(spec: EvalSpec, week: str | Window, warehouse: Warehouse | None = N
             return replace(builder, window_table=window_table)
         return builder
 
-    started = time.perf_counter()
-    builder = builder.with_column_types(check_column_types(spec, window, warehouse, builder))
     try:
-        validation, builder = validate_window(spec, window, warehouse, builder, materialize)
-        timings["validation_s"] = time.perf_counter() - started
-        validation.raise_if_failed()
-        return _evaluate_valid(spec, window, warehouse, builder, validation, queries, timings)
+        with progress.step("input checks", timings, "validation_s"):
+            builder = builder.with_column_types(
+                check_column_types(spec, window, warehouse, builder)
+            )
+            validation, builder = validate_window(spec, window, warehouse, builder, materialize)
+            validation.raise_if_failed()
+        return _evaluate_valid(
+            spec, window, warehouse, builder, validation, queries, timings, progress
+        )
     finally:
         for table in created:
             warehouse.drop_temporary_table(table)
@@ -213,37 +225,36 @@ def _evaluate_valid(
     validation: ValidationReport,
     queries: dict[str, str],
     timings: dict[str, float],
+    progress: Progress = SILENT,
 ) -> Evaluation:
     """Metrics, comparison and drift of a window that passed its input checks."""
-    started = time.perf_counter()
-    check_slice_cardinality(spec, window, warehouse, builder)
-    stats, queries["sufficient_statistics"] = collect_statistics(spec, window, warehouse, builder)
-    timings["aggregate_s"] = time.perf_counter() - started
+    with progress.step("aggregate query", timings, "aggregate_s"):
+        check_slice_cardinality(spec, window, warehouse, builder)
+        stats, queries["sufficient_statistics"] = collect_statistics(
+            spec, window, warehouse, builder
+        )
 
-    started = time.perf_counter()
-    result: SliceMetrics = compute_slice_metrics(stats, spec)
-    metrics = metrics_table(result, spec)
-    timings["metrics_s"] = time.perf_counter() - started
+    with progress.step("metrics and bootstrap intervals", timings, "metrics_s"):
+        result: SliceMetrics = compute_slice_metrics(stats, spec)
+        metrics = metrics_table(result, spec)
 
     comparison = None
     if spec.compare is not None:
-        started = time.perf_counter()
-        paired, queries["paired_outcomes"] = collect_paired_cells(
-            spec, window, warehouse, builder, stats.slices
-        )
-        comparison = comparison_table(result, spec, paired)
-        validation.results.append(pairing_check(spec, stats, paired))
-        timings["comparison_s"] = time.perf_counter() - started
+        with progress.step("paired comparison", timings, "comparison_s"):
+            paired, queries["paired_outcomes"] = collect_paired_cells(
+                spec, window, warehouse, builder, stats.slices
+            )
+            comparison = comparison_table(result, spec, paired)
+            validation.results.append(pairing_check(spec, stats, paired))
 
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)  # no drift section: the documented columns
     if spec.drift is not None:
-        started = time.perf_counter()
-        drift, drift_queries = compute_drift(spec, window, warehouse, builder, stats.versions)
-        queries.update(drift_queries)
-        note = reference_note(spec, window, drift)
-        if note is not None:  # a first week: drift skipped, said where the row counts say so
-            validation.results.append(note)
-        timings["drift_s"] = time.perf_counter() - started
+        with progress.step("drift", timings, "drift_s"):
+            drift, drift_queries = compute_drift(spec, window, warehouse, builder, stats.versions)
+            queries.update(drift_queries)
+            note = reference_note(spec, window, drift)
+            if note is not None:  # a first week: drift skipped, said where the row counts say so
+                validation.results.append(note)
 
     return Evaluation(
         statistics={

@@ -31,6 +31,7 @@ from pathlib import Path
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import Verdict
 from eval_pipelines.pipeline import Evaluation, evaluate
+from eval_pipelines.progress import SILENT, Progress
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.tracking import TrackedRun, Tracker, TrackingError, tracking_errors
 from eval_pipelines.warehouse import Warehouse
@@ -76,8 +77,12 @@ def run_evaluation(
     run_name: str,
     tags: Mapping[str, str] | None = None,
     log: Callable[[str], None] = lambda message: None,
+    progress: Progress = SILENT,
 ) -> RunOutcome:
-    """Evaluate ``week`` and publish the results; EvalError on bad input or a failed upload."""
+    """Evaluate ``week`` and publish the results; EvalError on bad input or a failed upload.
+
+    ``progress`` reports each step (the CLI's lines on stderr); the default is silent.
+    """
     from eval_pipelines.artifacts import write_artifacts
 
     tracker = publishing.tracker
@@ -86,7 +91,10 @@ def run_evaluation(
     if tracker is not None:
         # Enough to find a failed run by model and week, before anything is computed.
         run_tags = {"eval.model": spec.model, "eval.week": window.label, **(tags or {})}
-        with tracking_errors(tracker, f"starting the MLflow run {run_key!r}"):
+        with (
+            progress.step("starting the MLflow run"),
+            tracking_errors(tracker, f"starting the MLflow run {run_key!r}"),
+        ):
             run = tracker.start(
                 run_key,
                 model=spec.model,
@@ -100,16 +108,18 @@ def run_evaluation(
                 f"new run {run.run_id} (the old run is tagged eval.superseded_by)"
             )
     try:
-        evaluation = evaluate(spec, window, warehouse)
+        evaluation = evaluate(spec, window, warehouse, progress)
         verdict = evaluation.decide()
-        folder = write_artifacts(evaluation, verdict, out)
+        with progress.step("writing artifacts"):
+            folder = write_artifacts(evaluation, verdict, out)
         report_uri = str(folder / "report.md")
         if publishing.s3_url:
             from eval_pipelines.object_store import publish_folder
 
-            published = publish_folder(
-                folder, publishing.s3_url, endpoint_url=publishing.s3_endpoint_url
-            )
+            with progress.step("publishing to S3"):
+                published = publish_folder(
+                    folder, publishing.s3_url, endpoint_url=publishing.s3_endpoint_url
+                )
             report_uri = f"{published.rstrip('/')}/report.md"
             log(f"artifacts published to {published}")
         if tracker is not None and run is not None:
@@ -117,7 +127,7 @@ def run_evaluation(
                 f"publishing run {run.run_id} (the artifacts in {folder} are complete; "
                 "a re-run finishes the upload)"
             )
-            with tracking_errors(tracker, action):
+            with progress.step("publishing to MLflow"), tracking_errors(tracker, action):
                 tracker.publish(run, evaluation, verdict, folder)  # marks FAILED on error
             log(f"MLflow run {run.run_id} finished")
     except TrackingError:

@@ -1,6 +1,10 @@
 """The command line end to end on the demo warehouse, and its error behaviour."""
 
+import importlib.metadata
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +14,30 @@ import pytest
 import yaml
 from support.data import METRICS_COLUMNS
 
-from eval_pipelines.cli import main
+import eval_pipelines.cli
+from eval_pipelines.cli import (
+    EXIT_CODES,
+    EXIT_ERROR,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EXIT_VALIDATION,
+    main,
+)
 from eval_pipelines.demo import build_demo_warehouse
 
 WEEK = "2026-11-16"
-DEMO_SPEC = Path(__file__).resolve().parents[1] / "evals" / "fraud_detector.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SPEC = ROOT / "evals" / "fraud_detector.yaml"
+# What `run` reports on the demo spec (it compares two versions and checks drift), in order.
+DEMO_STEPS = [
+    "input checks",
+    "aggregate query",
+    "metrics and bootstrap intervals",
+    "paired comparison",
+    "drift",
+    "writing artifacts",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +52,48 @@ def demo(tmp_path_factory) -> dict:
     return {"root": root, "spec": spec_path, "raw": spec, "warehouse": warehouse}
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "eval_pipelines.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+def run_cli_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """The command with stderr on a pseudo-terminal, as typed in a shell: (exit, stdout, stderr).
+    stdout stays a pipe, so what a terminal user would see is told apart from the result."""
+    terminal, child_end = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "eval_pipelines.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=child_end,
+    ) as process:
+        os.close(child_end)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the command closed the terminal (it exited)
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stdout = process.stdout.read().decode()
+        code = process.wait(timeout=300)
+    os.close(terminal)
+    return code, stdout, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def progress_steps(stderr: str) -> list[str]:
+    """The steps announced on stderr, in order (lines ``[  3.2s] <step> ...``); each must also
+    have its ``[  5.3s] <step> done in 2.1s`` line."""
+    steps = re.findall(r"^\[ *\d+\.\ds\] (.+) \.\.\.$", stderr, flags=re.MULTILINE)
+    for step in steps:
+        assert re.search(rf"^\[ *\d+\.\ds\] {step} done in \d+\.\ds$", stderr, re.MULTILINE), step
+    return steps
 
 
 def test_run_then_gate_finds_both_planted_truths(demo):
@@ -43,6 +101,7 @@ def test_run_then_gate_finds_both_planted_truths(demo):
     result = run_cli("run", "--spec", str(demo["spec"]), "--week", WEEK, "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "verdict: HOLD" in result.stdout
+    assert progress_steps(result.stderr) == []  # stderr is not a terminal: no progress
     for name in (
         "metrics.parquet",
         "comparison.parquet",
@@ -177,3 +236,178 @@ def test_missing_spec_file(tmp_path, capsys):
     assert code == 3
     assert "cannot read spec" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_version_is_the_installed_package_version():
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"eval-pipelines {importlib.metadata.version('eval-pipelines')}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["run", "--spec", "s.yaml", "--week", WEEK, "--out", "o", "--bogus"], "--bogus"),
+        (["run", "--week", WEEK, "--out", "o"], "required: --spec"),
+        (["run", "--json", "--week", WEEK, "--out", "o"], "required: --spec"),
+        (
+            ["run", "--spec", "s.yaml", "--week", WEEK, "--out", "o", "--quiet", "--progress"],
+            "--progress",
+        ),
+        (["gate"], "required: dir"),
+        (["demo-warehouse", "--rows", "many"], "'many'"),
+        ([], "required: command"),
+    ],
+)
+def test_a_usage_error_has_its_own_exit_status_and_prints_usage_on_stderr(
+    tmp_path, args, complaint
+):
+    result = subprocess.run(
+        [sys.executable, "-m", "eval_pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == EXIT_USAGE
+    assert EXIT_USAGE not in {*EXIT_CODES.values(), EXIT_ERROR, EXIT_VALIDATION}
+    assert result.stdout == ""  # not even under --json: nothing ran
+    assert result.stderr.startswith("usage: eval-pipelines")
+    assert "error: " in result.stderr and complaint in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_json_is_the_only_thing_on_stdout_even_with_progress_forced_on(demo):
+    out = demo["root"] / "json"
+    result = run_cli(
+        "run",
+        "--spec",
+        str(demo["spec"]),
+        "--week",
+        WEEK,
+        "--out",
+        str(out),
+        "--json",
+        "--progress",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # all of stdout, so nothing else is on it
+    verdict = json.loads((out / "verdict.json").read_text())
+    for key in ("decision", "model", "window", "candidate", "baseline", "reasons"):
+        assert document[key] == verdict[key], key
+    assert (document["decision"], document["candidate"], document["baseline"]) == (
+        "hold",
+        "v2",
+        "v1",
+    )
+    paths = document["paths"]
+    assert paths["folder"] == str(out.resolve())
+    assert paths["report"] == document["report_uri"] == str(out.resolve() / "report.md")
+    assert {"verdict", "run", "metrics", "comparison", "drift"} <= set(paths)
+    assert all(Path(path).exists() for path in paths.values())
+    assert document["mlflow_run"] is None and document["exit_code"] == 0
+    assert "verdict:" not in result.stderr  # the human summary is not printed at all
+
+    assert progress_steps(result.stderr) == DEMO_STEPS
+    # the progress steps are the timed steps of run.json
+    run = json.loads((out / "run.json").read_text())
+    assert set(run["timings_s"]) == {
+        "validation_s",
+        "aggregate_s",
+        "metrics_s",
+        "comparison_s",
+        "drift_s",
+    }
+
+    gate = run_cli("gate", "--json", str(out))
+    assert gate.returncode == EXIT_CODES["hold"]
+    gated = json.loads(gate.stdout)
+    assert gated["decision"] == "hold" and gated["exit_code"] == gate.returncode
+    assert gated["reasons"] == verdict["reasons"]
+    assert gated["paths"] == paths
+    assert gate.stderr == ""
+
+
+def test_run_json_on_bad_input_is_an_error_document(demo, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", "--spec", str(demo["spec"]), "--week", "2026-11-17", "--out", str(out), "--json"
+    )
+    assert result.returncode == EXIT_ERROR
+    document = json.loads(result.stdout)
+    assert document["decision"] is None and document["exit_code"] == EXIT_ERROR
+    assert "2026-11-17 is a Tuesday" in document["error"]
+    assert result.stderr.startswith("error: week: 2026-11-17 is a Tuesday")
+    assert not out.exists()
+
+
+def test_progress_on_a_terminal_and_silent_under_quiet(demo):
+    out = demo["root"] / "terminal"
+    args = ["run", "--spec", str(demo["spec"]), "--week", WEEK, "--out", str(out)]
+    code, stdout, stderr = run_cli_on_a_terminal(*args)
+    assert code == 0, stderr
+    assert progress_steps(stderr) == DEMO_STEPS
+    assert "verdict: HOLD" in stdout and progress_steps(stdout) == []
+
+    code, stdout, stderr = run_cli_on_a_terminal(*args, "--quiet")
+    assert code == 0, stderr
+    assert (stdout, stderr) == ("", "")
+    assert json.loads((out / "verdict.json").read_text())["decision"] == "hold"
+
+
+def test_progress_forced_by_the_environment(demo, tmp_path):
+    result = run_cli(
+        "run",
+        *("--spec", str(demo["spec"]), "--week", WEEK, "--out", str(tmp_path / "out")),
+        env={"EVAL_PROGRESS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert progress_steps(result.stderr) == DEMO_STEPS
+    assert progress_steps(result.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "message"),
+    [
+        (ZeroDivisionError("boom"), EXIT_INTERNAL, "internal error: ZeroDivisionError: boom"),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
+    ],
+)
+def test_unexpected_failures_have_their_own_exit_status_and_json_stays_one_document(
+    tmp_path, monkeypatch, capsys, raised, code, message
+):
+    def read_verdict(folder):
+        print("a library talking on stdout")
+        raise raised
+
+    monkeypatch.setattr("eval_pipelines.artifacts.read_verdict", read_verdict)
+    assert main(["gate", str(tmp_path)]) == code
+    assert message in capsys.readouterr().err
+
+    assert main(["gate", "--json", str(tmp_path)]) == code
+    stdout, stderr = capsys.readouterr()
+    document = json.loads(stdout)
+    assert document["exit_code"] == code and message in document["error"]
+    assert "a library talking on stdout" in stderr and "Traceback" not in stderr
+
+
+def _listed_codes(text: str, row: str) -> set[int]:
+    return {int(code) for code in re.findall(row, text, flags=re.MULTILINE)}
+
+
+def test_the_exit_status_table_is_complete_and_documented_everywhere():
+    codes = {
+        *EXIT_CODES.values(),
+        EXIT_ERROR,
+        EXIT_VALIDATION,
+        EXIT_USAGE,
+        EXIT_INTERNAL,
+        EXIT_INTERRUPTED,
+    }
+    assert len(codes) == 8  # no two outcomes share a status
+    help_text = run_cli("--help").stdout
+    assert _listed_codes(help_text, r"^ {2}(\d+) {2,}\S") == codes
+    assert _listed_codes(eval_pipelines.cli.__doc__, r"^ {4}(\d+) {2,}\S") == codes
+    readme = (ROOT / "README.md").read_text()
+    cli_section = readme.split("\n## Command line\n")[1].split("\n## ")[0]
+    assert _listed_codes(cli_section, r"^\| `?(\d+)`? \|") == codes
