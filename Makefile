@@ -37,16 +37,21 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # The Dagster UI (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000) on the local
-# stores `make demo` fills. Ctrl-C stops both. The registry sensor evaluates the demo's
-# candidate on the demo's last week (EVAL_REGISTRY_WEEK; unset in production).
+# stores `make demo` fills. Ctrl-C stops both. The demo's calendar comes from its data: specs
+# without start_week (the demo's) begin at the week of their first prediction
+# (EVAL_DEFAULT_START_WEEK=earliest), and the registry sensor evaluates the demo's candidate on
+# the demo's last week (EVAL_REGISTRY_WEEK, read from data/warehouse.duckdb; unset in production).
 DAGSTER_HOME_DIR := $(abspath .dagster_home)
 ui: install
 	@mkdir -p $(DAGSTER_HOME_DIR) out/mlflow/artifacts
 	@cp deploy/dagster.local.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
-	@trap 'kill 0' INT TERM EXIT; \
+	@week=$$($(BIN)/python -c 'from eval_pipelines.demo import ui_registry_week as w; print(w("data/warehouse.duckdb"))') \
+		|| exit 1; \
+	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath out/mlflow/mlflow.db) \
 		--default-artifact-root $(abspath out/mlflow/artifacts) --host 127.0.0.1 --port 5000 & \
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false EVAL_REGISTRY_WEEK=2026-11-16 \
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) GX_ANALYTICS_ENABLED=false \
+		EVAL_DEFAULT_START_WEEK=earliest EVAL_REGISTRY_WEEK=$$week \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # Mutation testing of the statistical core (docs/testing.md); not part of CI: about 25 minutes.

@@ -76,7 +76,6 @@ ARTIFACT_FILES = {
 }
 DEMO_SPEC = Path("evals/fraud_detector.yaml")
 DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
-DEMO_WEEK = "2026-11-16"
 
 
 def _print_verdict(verdict: dict, out: Path | None = None) -> None:
@@ -235,20 +234,47 @@ def cmd_demo_warehouse(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the demo warehouse if missing, evaluate the demo week, register the demo models.
+    """Build the demo warehouse, evaluate its last week, register the demo models.
 
+    The demo's eight weeks end at ``--end-week`` (default: the last complete week, UTC, so
+    the calendar `make ui` shows has data in every week): the same seed and the same numbers
+    whatever the end, only the dates move. data/warehouse.duckdb is rebuilt when its weeks or
+    size differ from those asked for (a week later, `make demo` moves the demo to the new last
+    week) or with ``--rebuild``. ``--week`` evaluates another week (default: the last one).
     The run goes to the local MLflow store (out/mlflow), where the demo's champion (v1) and
     candidate (v2) are also registered, so `make ui` shows the run and the registry sensor
     evaluates the candidate.
     """
-    from eval_pipelines.demo import register_demo_models
-    from eval_pipelines.spec import load_spec
+    from datetime import timedelta
 
-    if not DEMO_WAREHOUSE.exists() or args.rebuild:
-        cmd_demo_warehouse(argparse.Namespace(path=DEMO_WAREHOUSE, rows=args.rows, seed=42))
+    from eval_pipelines.demo import (
+        DEMO_NUM_WEEKS,
+        build_demo_warehouse,
+        latest_demo_start,
+        read_demo_warehouse,
+        register_demo_models,
+    )
+    from eval_pipelines.spec import load_spec
+    from eval_pipelines.windows import week_window
+
+    if args.end_week:  # a bad --end-week fails before anything is written
+        end_week = week_window(args.end_week).start.date()
+        start = end_week - timedelta(weeks=DEMO_NUM_WEEKS - 1)
+    else:
+        start = latest_demo_start()
+        end_week = start + timedelta(weeks=DEMO_NUM_WEEKS - 1)
+    wanted = (start, end_week + timedelta(weeks=1), 2 * (args.rows // 2))
+    existing = read_demo_warehouse(DEMO_WAREHOUSE)
+    if args.rebuild or existing is None or (existing.start, existing.end, existing.rows) != wanted:
+        started = time.perf_counter()
+        summary = build_demo_warehouse(DEMO_WAREHOUSE, rows=args.rows, seed=42, start=start)
+        print(
+            f"demo warehouse: {summary.path} ({summary.rows:,} predictions, {summary.weeks} "
+            f"weeks {summary.start} to {end_week}) in {time.perf_counter() - started:.1f} s"
+        )
     run_args = argparse.Namespace(
         spec=DEMO_SPEC,
-        week=args.week,
+        week=args.week or end_week.isoformat(),
         out=Path(args.out),
         warehouse=None,
         mlflow="local",
@@ -360,8 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
     dw.add_argument("--seed", type=int, default=42)
     dw.set_defaults(func=cmd_demo_warehouse)
 
-    demo = sub.add_parser("demo", help="build the demo warehouse if needed and evaluate it")
-    demo.add_argument("--week", default=DEMO_WEEK)
+    demo = sub.add_parser(
+        "demo", help="build the demo warehouse (eight weeks up to last week) and evaluate it"
+    )
+    demo.add_argument(
+        "--end-week",
+        metavar="MONDAY",
+        help="the demo's last week, YYYY-MM-DD (default: the last complete week, UTC); "
+        "the same data whatever the week, only the dates move",
+    )
+    demo.add_argument("--week", help="the week to evaluate (default: the demo's last week)")
     demo.add_argument("--out", default="out/demo")
     demo.add_argument("--rows", type=int, default=200_000)
     demo.add_argument("--rebuild", action="store_true")

@@ -21,6 +21,12 @@ Design constraints and why they exist:
   :func:`os.replace`, so a reader (e.g. a running Dagster job) never sees a half-written
   warehouse and a crash never leaves a truncated file at ``path``.
 
+Dates: the rows depend on ``start`` only through the timestamps (shifted by whole weeks), so
+``eval-pipelines demo`` builds the window that ends at the last complete week
+(:func:`latest_demo_start`, so a newcomer's Dagster calendar has data in every week) while the
+tests build the fixed window from :data:`DEMO_START` and pin exact numbers on it.
+:func:`read_demo_warehouse` reads the window of a file already written back from its data.
+
 Tables (naive ``TIMESTAMP`` values are UTC):
 
 ``inference_logs``
@@ -50,6 +56,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
 import duckdb
@@ -77,6 +84,8 @@ __all__ = [
     "build_demo_warehouse",
     "demo_weeks",
     "latest_demo_start",
+    "read_demo_warehouse",
+    "ui_registry_week",
 ]
 
 MODEL_NAME = "fraud_detector"
@@ -207,6 +216,58 @@ def latest_demo_start(now: dt.datetime | None = None, weeks: int = DEMO_NUM_WEEK
 
 DEMO_WEEKS: tuple[dt.date, ...] = tuple(demo_weeks(DEMO_START, DEMO_NUM_WEEKS))
 """Week starts of the default demo window (2026-09-28 ... 2026-11-16)."""
+
+
+def read_demo_warehouse(path: str | os.PathLike[str]) -> DemoSummary | None:
+    """Describe a demo warehouse already written at ``path`` (``None`` when there is none).
+
+    The dates are read from the data (the Monday of the first and of the last prediction), so
+    they are right whichever ``start`` built the file; ``eval-pipelines demo`` compares them
+    with the weeks it wants and rebuilds only when they differ. One read-only connection, one
+    aggregate query.
+    """
+    target = Path(path)
+    if not target.is_file():
+        return None
+    with duckdb.connect(str(target), read_only=True) as con:
+        first, last, rows = con.execute(
+            "SELECT CAST(MIN(ts) AS DATE), CAST(MAX(ts) AS DATE), COUNT(*) FROM inference_logs"
+        ).fetchone()
+    if not rows:
+        return None
+    start = first - dt.timedelta(days=first.weekday())
+    end = last - dt.timedelta(days=last.weekday()) + dt.timedelta(weeks=1)
+    return DemoSummary(
+        path=target,
+        rows=rows,
+        requests=rows // 2,
+        weeks=(end - start).days // 7,
+        start=start,
+        end=end,
+    )
+
+
+def ui_registry_week(path: str | os.PathLike[str], now: dt.datetime | None = None) -> str:
+    """The week ``make ui`` pins the registry sensor to: the last week of the demo at ``path``.
+
+    Returns ``""`` (the sensor then takes the last complete week) when there is no demo
+    warehouse. Writes a one-line note to stderr when there is none, or when its last week is
+    not the last complete week at ``now`` (the demo was built an earlier week: ``make demo``
+    moves its weeks, otherwise the schedule's next tick asks for a week without data).
+    """
+    demo = read_demo_warehouse(path)
+    if demo is None:
+        print(f"note: no demo warehouse at {path}: run `make demo` first", file=sys.stderr)
+        return ""
+    last = (demo.end - dt.timedelta(weeks=1)).isoformat()
+    latest = last_complete_week(now or dt.datetime.now(dt.UTC))
+    if last != latest:
+        print(
+            f"note: the demo's weeks end at {last}, not at last week ({latest}): "
+            "`make demo` moves them",
+            file=sys.stderr,
+        )
+    return last
 
 
 def build_demo_warehouse(

@@ -280,8 +280,9 @@ class EvalSpec(_Strict):
     task: Literal["binary_classification"] = "binary_classification"
     warehouse: str = "duckdb:///data/warehouse.duckdb"
     # The Monday of the model's first week: its Dagster weekly partitions begin there.
-    # Unset: DEFAULT_START_WEEK (assets/partitions.py).
-    start_week: date | None = None
+    # ``earliest``: the week of the first prediction, read once when the code location loads.
+    # Unset: $EVAL_DEFAULT_START_WEEK, else DEFAULT_START_WEEK (assets/partitions.py).
+    start_week: date | Literal["earliest"] | None = None
     predictions: PredictionsSpec
     labels: LabelsSpec
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
@@ -311,10 +312,23 @@ class EvalSpec(_Strict):
     # The warehouse URL as written, before ${VAR} expansion (what is hashed and recorded).
     warehouse_template: str = Field(default="", exclude=True)
 
+    @field_validator("start_week", mode="before")
+    @classmethod
+    def _start_date_or_earliest(cls, value: Any) -> Any:
+        # One sentence for a bad value, not one per member of the union.
+        if isinstance(value, str) and value != "earliest":
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    "expected a Monday YYYY-MM-DD or 'earliest' (the week of the first prediction)"
+                ) from None
+        return value
+
     @field_validator("start_week")
     @classmethod
-    def _start_on_monday(cls, value: date | None) -> date | None:
-        if value is not None and value.weekday() != 0:
+    def _start_on_monday(cls, value: date | str | None) -> date | str | None:
+        if isinstance(value, date) and value.weekday() != 0:
             monday = value - timedelta(days=value.weekday())
             raise ValueError(
                 f"{value.isoformat()} is a {value:%A}; weeks start on Monday "

@@ -1,0 +1,120 @@
+"""``eval-pipelines demo`` dates its eight weeks to end at the last complete week (issue 9,
+item 2), and ``make ui``'s registry week is read back from the data.
+
+Every test pins its dates: ``--end-week``, or a fixed clock for the default. The demo runs in
+a scratch folder holding a copy of the demo spec (its warehouse, ``../data/warehouse.duckdb``,
+and the MLflow store, ``out/mlflow``, are relative to it), never in the checkout.
+"""
+
+import json
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from assets.specs import PROJECT_ROOT
+from eval_pipelines import demo
+from eval_pipelines.cli import main
+from eval_pipelines.demo import build_demo_warehouse, read_demo_warehouse, ui_registry_week
+
+ROWS = "20000"
+WAREHOUSE = Path("data/warehouse.duckdb")
+
+
+@pytest.fixture
+def demo_folder(tmp_path, monkeypatch) -> Path:
+    """A folder laid out like the checkout for the demo (evals/ only), as the working dir."""
+    (tmp_path / "evals").mkdir()
+    shutil.copy(PROJECT_ROOT / "evals" / "fraud_detector.yaml", tmp_path / "evals")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _demo(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["demo", "--rows", ROWS, *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _verdict(folder: Path) -> dict:
+    return json.loads((folder / "out" / "demo" / "verdict.json").read_text())
+
+
+def test_the_demo_ends_at_the_last_complete_week_and_moves_when_the_week_does(
+    demo_folder, monkeypatch, capsys
+):
+    # Wednesday 2026-11-25: the last complete week is the one of Monday 2026-11-16.
+    wednesday = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    at_wednesday = demo.latest_demo_start
+    monkeypatch.setattr(demo, "latest_demo_start", lambda: at_wednesday(wednesday))
+
+    code, out, err = _demo(capsys)
+
+    assert code == 0, err
+    assert "8 weeks 2026-09-28 to 2026-11-16" in out
+    assert "(fraud_detector, week 2026-11-16)" in out
+    assert _verdict(demo_folder)["window"] == "2026-11-16"
+    built = read_demo_warehouse(WAREHOUSE)
+    assert (built.start, built.end, built.rows) == (date(2026, 9, 28), date(2026, 11, 23), 20_000)
+
+    # The same week again: the warehouse is kept, only the evaluation runs.
+    code, out, err = _demo(capsys)
+    assert code == 0, err
+    assert "demo warehouse:" not in out
+    assert "week 2026-11-16" in out
+
+    # A week later the demo moves: same eight weeks, one week on.
+    code, out, err = _demo(capsys, "--end-week", "2026-11-23")
+    assert code == 0, err
+    assert "8 weeks 2026-10-05 to 2026-11-23" in out
+    assert _verdict(demo_folder)["window"] == "2026-11-23"
+    assert read_demo_warehouse(WAREHOUSE).start == date(2026, 10, 5)
+
+
+def test_a_demo_dated_later_gives_the_same_numbers(tmp_path, monkeypatch, capsys):
+    """Same seed, same numbers: only the dates move (the planted truths hold every time)."""
+    folders = {}
+    for end_week in ("2026-11-16", "2027-01-18"):
+        folder = tmp_path / end_week
+        (folder / "evals").mkdir(parents=True)
+        shutil.copy(PROJECT_ROOT / "evals" / "fraud_detector.yaml", folder / "evals")
+        monkeypatch.chdir(folder)
+        code, out, err = _demo(capsys, "--end-week", end_week)
+        assert code == 0, err
+        assert f"week {end_week})" in out
+        folders[end_week] = folder / "out" / "demo"
+
+    fixed, moved = folders["2026-11-16"], folders["2027-01-18"]
+    for name in ("metrics", "comparison", "drift", "coverage"):
+        expected = pd.read_parquet(fixed / f"{name}.parquet")
+        assert len(expected) > 0
+        pd.testing.assert_frame_equal(pd.read_parquet(moved / f"{name}.parquet"), expected)
+    before, after = (json.loads((f / "verdict.json").read_text()) for f in (fixed, moved))
+    assert (before.pop("window"), after.pop("window")) == ("2026-11-16", "2027-01-18")
+    assert after == before
+
+
+def test_a_bad_end_week_fails_in_one_sentence_before_anything_is_written(demo_folder, capsys):
+    code, _out, err = _demo(capsys, "--end-week", "2026-11-17")
+    assert code == 3
+    assert "2026-11-17 is a Tuesday" in err and "did you mean 2026-11-16" in err
+    assert not (demo_folder / "data").exists()
+
+
+def test_make_ui_pins_the_registry_sensor_to_the_demos_last_week(tmp_path, capsys):
+    path = tmp_path / "warehouse.duckdb"
+    monday_after = datetime(2026, 11, 23, 6, tzinfo=UTC)  # the demo's last week has just ended
+
+    assert ui_registry_week(path, monday_after) == ""
+    assert "no demo warehouse" in capsys.readouterr().err
+
+    build_demo_warehouse(path, rows=2_000)  # 2026-09-28 .. the week of 2026-11-16
+    assert ui_registry_week(path, monday_after) == "2026-11-16"
+    assert capsys.readouterr().err == ""
+
+    # A week later, the demo is a week behind: the week is still the data's, with a note.
+    assert ui_registry_week(path, datetime(2026, 12, 1, tzinfo=UTC)) == "2026-11-16"
+    note = capsys.readouterr().err
+    assert "end at 2026-11-16, not at last week (2026-11-23)" in note and "make demo" in note
