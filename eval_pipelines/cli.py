@@ -264,7 +264,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         start = latest_demo_start()
         end_week = start + timedelta(weeks=DEMO_NUM_WEEKS - 1)
     wanted = (start, end_week + timedelta(weeks=1), 2 * (args.rows // 2))
-    existing = read_demo_warehouse(DEMO_WAREHOUSE)
+    existing = None if args.rebuild else read_demo_warehouse(DEMO_WAREHOUSE)
     if args.rebuild or existing is None or (existing.start, existing.end, existing.rows) != wanted:
         started = time.perf_counter()
         summary = build_demo_warehouse(DEMO_WAREHOUSE, rows=args.rows, seed=42, start=start)

@@ -63,6 +63,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from eval_pipelines.errors import EvalError
 from eval_pipelines.windows import last_complete_week
 
 __all__ = [
@@ -229,10 +230,17 @@ def read_demo_warehouse(path: str | os.PathLike[str]) -> DemoSummary | None:
     target = Path(path)
     if not target.is_file():
         return None
-    with duckdb.connect(str(target), read_only=True) as con:
-        first, last, rows = con.execute(
-            "SELECT CAST(MIN(ts) AS DATE), CAST(MAX(ts) AS DATE), COUNT(*) FROM inference_logs"
-        ).fetchone()
+    try:
+        with duckdb.connect(str(target), read_only=True) as con:
+            first, last, rows = con.execute(
+                "SELECT CAST(MIN(ts) AS DATE), CAST(MAX(ts) AS DATE), COUNT(*) FROM inference_logs"
+            ).fetchone()
+    except duckdb.Error as exc:  # not ours: never overwrite it without being asked
+        reason = " ".join(str(exc).split())[:200]
+        raise EvalError(
+            f"{target} is not a readable demo warehouse ({reason}); move it away, or replace "
+            "it with `eval-pipelines demo --rebuild`"
+        ) from None
     if not rows:
         return None
     start = first - dt.timedelta(days=first.weekday())
@@ -255,7 +263,11 @@ def ui_registry_week(path: str | os.PathLike[str], now: dt.datetime | None = Non
     not the last complete week at ``now`` (the demo was built an earlier week: ``make demo``
     moves its weeks, otherwise the schedule's next tick asks for a week without data).
     """
-    demo = read_demo_warehouse(path)
+    try:
+        demo = read_demo_warehouse(path)
+    except EvalError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        return ""
     if demo is None:
         print(f"note: no demo warehouse at {path}: run `make demo` first", file=sys.stderr)
         return ""

@@ -11,6 +11,7 @@ import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -118,3 +119,21 @@ def test_make_ui_pins_the_registry_sensor_to_the_demos_last_week(tmp_path, capsy
     assert ui_registry_week(path, datetime(2026, 12, 1, tzinfo=UTC)) == "2026-11-16"
     note = capsys.readouterr().err
     assert "end at 2026-11-16, not at last week (2026-11-23)" in note and "make demo" in note
+
+
+def test_a_file_that_is_not_a_demo_warehouse_is_kept_unless_rebuild_is_asked(demo_folder, capsys):
+    (demo_folder / "data").mkdir()
+    with duckdb.connect(str(demo_folder / WAREHOUSE)) as con:
+        con.execute("CREATE TABLE my_table AS SELECT 42 AS answer")
+
+    code, _out, err = _demo(capsys, "--end-week", "2026-11-16")
+    assert code == 3
+    assert "data/warehouse.duckdb is not a readable demo warehouse" in err and "--rebuild" in err
+    with duckdb.connect(str(demo_folder / WAREHOUSE), read_only=True) as con:
+        assert con.execute("SELECT answer FROM my_table").fetchone() == (42,)
+    assert ui_registry_week(WAREHOUSE) == ""
+    assert "not a readable demo warehouse" in capsys.readouterr().err
+
+    code, _out, err = _demo(capsys, "--end-week", "2026-11-16", "--rebuild")
+    assert code == 0, err
+    assert read_demo_warehouse(WAREHOUSE).start == date(2026, 9, 28)
