@@ -92,7 +92,9 @@ def progress_steps(stderr: str) -> list[str]:
     have its ``[  5.3s] <step> done in 2.1s`` line."""
     steps = re.findall(r"^\[ *\d+\.\ds\] (.+) \.\.\.$", stderr, flags=re.MULTILINE)
     for step in steps:
-        assert re.search(rf"^\[ *\d+\.\ds\] {step} done in \d+\.\ds$", stderr, re.MULTILINE), step
+        assert re.search(
+            rf"^\[ *\d+\.\ds\] {re.escape(step)} done in \d+\.\ds$", stderr, re.MULTILINE
+        ), step
     return steps
 
 
