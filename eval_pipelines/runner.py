@@ -128,7 +128,8 @@ def run_evaluation(
                 "a re-run finishes the upload)"
             )
             with progress.step("publishing to MLflow"), tracking_errors(tracker, action):
-                tracker.publish(run, evaluation, verdict, folder)  # marks FAILED on error
+                # A new run replaces ``run`` when the week's results changed (tracking.py).
+                run = tracker.publish(run, evaluation, verdict, folder)  # FAILED on error
             log(f"MLflow run {run.run_id} finished")
     except TrackingError:
         raise  # publish() already tried to mark the run FAILED

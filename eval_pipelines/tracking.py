@@ -28,9 +28,11 @@ started here carries ``eval.superseded = false`` until it is superseded, so the 
 filter ``tags.`eval.superseded` = 'false'`` lists current runs only. Going back to an earlier
 spec starts another new run (the history stays linear; superseded runs are never revived).
 
-:meth:`Tracker.publish` logs, in this order, params, tags, metrics, the evaluated window as a
-dataset input and every file of the artifact folder, then marks the run ``FINISHED``. If any
-of it fails the run is marked ``FAILED`` with the error in the tag ``eval.error``.
+:meth:`Tracker.publish` logs, in this order, params, tags (with the results digest), metrics,
+the tables, the evaluated window as a dataset input and every file of the artifact folder,
+updates the trend run, then marks the week run ``FINISHED``. If any of it fails the run is
+marked ``FAILED`` with the error in the tag ``eval.error``; a re-run with the same results
+completes the same run.
 
 Params (immutable in MLflow)
 ----------------------------
@@ -47,47 +49,81 @@ as JSON to the tag ``eval.param_conflicts`` (removed again once they agree). The
 that passes the spec hash to :meth:`Tracker.start` (the runner does) never meets a conflict:
 a changed spec gets its own run (above); the conflict tag remains for callers that do not.
 
-Metrics: step, timestamp and key scheme
----------------------------------------
-Every metric of a week is logged at ``step = week_step(window.start)`` (weeks since Monday
-1970-01-05, so consecutive weeks are consecutive steps) and ``timestamp`` = the window start
-in ms since the epoch (UTC), so MLflow's charts compare runs week by week. MLflow's "latest
-value" of a metric is the entry with the largest ``(step, timestamp, value)``, not the last one
-written; publish number ``k`` of the same run (counted in the tag ``eval.publish_count``,
-starting at 0) therefore adds ``k`` ms to the timestamp, so a re-publish with changed numbers
-wins deterministically. NaN and infinite values are not logged. Keys:
+Layout: week runs nested under one trend run per model
+------------------------------------------------------
+MLflow users read a run's metrics as charts and an experiment's runs as a table. So:
 
-* ``{metric}/{version}``: the metric on all labeled rows (overall), e.g. ``roc_auc/v2``;
-  ``{metric}/{version}/ci_low`` and ``.../ci_high``: its confidence interval (overall only).
-* ``{metric}/{version}/{slice}``: the metric on one slice, e.g. ``recall/v2/device.android``.
-* ``delta/{metric}/{slice}``: candidate - baseline, ``slice`` includes ``overall``;
-  ``delta/{metric}/overall/ci_low`` and ``.../ci_high``: CI of the overall delta;
-  ``qvalue/{metric}/{slice}``: Benjamini-Hochberg q-value of the delta's test.
-* ``drift/{feature}/{method}``: the drift statistic; ``drift/{feature}/{method}/p_value`` for
-  test methods.
+* A **week run** (run key ``<model>/week/<week>``) logs the *headline* metrics only (below),
+  the per-slice results as MLflow tables (``tables/slices.json``, ``tables/comparison.json``,
+  ``tables/drift.json``: the JSON ``split`` format of ``MlflowClient.log_table``, listed in
+  the run's ``mlflow.loggedArtifacts`` tag, so ``load_table`` and the UI read them) and the
+  artifact folder (the Parquet files hold every number).
+* A **trend run** per model (run key ``<model>/trend``, tag ``eval.kind = trend``, run name
+  ``<model> weekly trend``) is the parent of the week runs (tag ``mlflow.parentRunId``) and
+  carries each week's headline metrics as one point per week: one chart per metric shows the
+  model's whole history. Registry candidate runs are not weekly and stay top level.
+* The experiment is tagged ``mlflow.experimentKind = custom_model_development`` when the
+  tracker first uses it (unless the tag is already set), so MLflow 3's UI opens it on the
+  runs page, not on the empty GenAI overview.
+
+Why a parent per model, not a run per model-month: MLflow charts one line per run, so a run
+per month cuts the trend into twelve segments a year, and a month run would hold several
+weeks' params (one spec each: the supersede rule below needs one run per week and spec). The
+parent holds no params; it is derived data, rebuilt from the week runs when needed.
+
+Metrics: step, timestamp and headline keys
+------------------------------------------
+Every metric of a week is logged at ``step = week_step(window.start)`` (weeks since Monday
+1970-01-05, so consecutive weeks are consecutive steps; 2026-11-16 is step 2967) and
+``timestamp`` = the window start in ms since the epoch (UTC), in the week run and in the trend
+run, so MLflow's step and time axes read as weeks. NaN and infinite values are not logged.
+Headline keys (the overall slice; everything per slice is in the tables):
+
+* ``{metric}/{version}``: the metric on all labeled rows, e.g. ``roc_auc/v2``;
+  ``{metric}/{version}/ci_low`` and ``.../ci_high``: its confidence interval. MLflow's UI
+  groups charts by the text before the first ``/``: one section per metric, a line per
+  version.
+* ``delta/{metric}/overall`` (candidate - baseline) and its ``/ci_low``, ``/ci_high``.
 * ``rows``, ``labeled_rows``, ``label_coverage``: the window (all versions), and
   ``rows/{version}``, ``labeled_rows/{version}``, ``label_coverage/{version}``.
 
+One point per week: re-runs replace, never duplicate
+----------------------------------------------------
+MLflow cannot delete or overwrite a metric point, and re-logging a step adds a second point.
+Each publish therefore computes ``eval.results_digest`` (SHA-256 of the headline metrics and
+the tables) and writes it to the run before anything else:
+
+* the run has no results yet (new, or failed before logging any): log into it;
+* the same digest (a retry, an idempotent re-run): log again into the same run; MLflow stores
+  an identical (key, value, step, timestamp) point once, and files are overwritten;
+* another digest (labels arrived, data changed, a partial publish of an older version of this
+  code): the numbers of the week changed under the same spec. A **new** week run replaces the
+  old one: it gets the old run's tags and ``eval.supersedes`` = the old id; the old run is
+  tagged ``eval.superseded = true``, ``eval.superseded_by``, ``eval.superseded_reason =
+  results changed`` and then **deleted** (soft: MLflow's "Deleted" view and ``mlflow runs
+  restore`` still have it until ``mlflow gc``). :meth:`Tracker.publish` returns the run it
+  published to. A spec change keeps the old run visible instead (below): it records what
+  another spec decided, while a same-spec re-run is a newer version of the same evaluation.
+
+The trend run records which week run and digest each of its weeks came from in the tag
+``eval.trend.<week>`` = ``<run id> <digest>``. A week whose tag is missing is appended (one
+point per key); the same tag means nothing to do; another tag means the week changed, and
+the trend run is **rebuilt**: a new trend run gets the current week runs' values (one point
+per week), the week runs (superseded ones too) are re-parented to it, and the old trend run
+is tagged superseded and deleted. Concurrent writers converge: the current trend run is the
+*oldest* non-superseded one, a writer that created a duplicate deletes it, and each writer
+checks after appending that its trend run is still current (else it writes again into the
+current one, at most five rounds).
+
 MLflow 3.17 allows only word characters, ``_ - . / :`` and spaces in metric names (``:`` not
 on Windows) and rejects names that ``posixpath.normpath`` would change; ``/`` separates the
-segments above. Every segment goes through :func:`name_token` (versions, features,
-methods, metrics) or :func:`slice_token` (slice labels such as ``country=US, device=ios``):
-
-* **plain** text is kept readable. A name is plain when it is ASCII word characters separated
-  by single ``.`` or ``-`` (``v2``, ``model-2.1``), at most 64 characters; it maps to itself.
-  A slice label is plain when every column and value is ASCII word characters, at most 120
-  characters; ``=`` becomes ``.`` and the ``, `` between columns becomes ``-``:
-  ``country=US, device=ios`` -> ``country.US-device.ios``. ``overall`` stays ``overall``.
-* anything else is **lossy**: ``=`` -> ``.``, ``, `` -> ``-``, every run of other characters
-  -> ``_``, cut to 48 characters, then ``--`` and the first 10 hex digits of the MD5 of the
-  original text: ``country=Côte d'Ivoire`` -> ``country.C_te_d_Ivoire--<md5>``.
-
-Collision safety: plain tokens never contain ``--`` (separators are single) and lossy tokens
-always do, so a plain token never equals a lossy one; plain tokens are injective (slice: ``.``
-and ``-`` only appear as separators, names: identity); two lossy tokens are equal only if
-their MD5 prefixes (40 bits) are. Slice tokens always contain a ``.`` or ``--`` (or are
-``overall``), so ``ci_low`` / ``ci_high`` / ``p_value`` can never be read as a slice. Keys stay
-below MLflow's 250-character key limit.
+segments above. Metric and version names go through :func:`name_token`: a **plain** name
+(ASCII word characters separated by single ``.`` or ``-``, at most 64 characters: ``v2``,
+``model-2.1``) maps to itself; anything else is **lossy**: every run of other characters ->
+``_``, cut to 48 characters, then ``--`` and the first 10 hex digits of the MD5 of the
+original text (``v2/rc 1`` -> ``v2_rc_1--<md5>``). Plain tokens never contain ``--`` and
+lossy tokens always do, so the two never collide; two lossy tokens are equal only if their
+MD5 prefixes (40 bits) are. Keys stay below MLflow's 250-character key limit.
 
 Dataset input
 -------------
@@ -113,6 +149,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -152,6 +189,10 @@ if TYPE_CHECKING:
     from eval_pipelines.pipeline import Evaluation
 
 __all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
+    "PARENT_RUN_TAG",
+    "RESULTS_DIGEST_TAG",
     "RUN_KEY_TAG",
     "SPEC_HASH_TAG",
     "SUPERSEDED_BY_TAG",
@@ -162,11 +203,14 @@ __all__ = [
     "Tracker",
     "TrackingError",
     "evaluation_metrics",
+    "evaluation_tables",
     "evaluation_tags",
     "metric_key",
     "name_token",
-    "slice_token",
+    "results_digest",
     "spec_params",
+    "trend_run_key",
+    "week_run_key",
     "week_step",
     "window_dataset",
 ]
@@ -181,10 +225,51 @@ SPEC_HASH_TAG = "eval.spec_hash"
 SUPERSEDED_TAG = "eval.superseded"  # "true" on a run replaced by a newer spec, else "false"
 SUPERSEDED_BY_TAG = "eval.superseded_by"  # on the old run: the id of the run replacing it
 SUPERSEDES_TAG = "eval.supersedes"  # on the new run: the id of the run it replaced
+SUPERSEDED_REASON_TAG = "eval.superseded_reason"  # on a replaced week run: why
+RESULTS_DIGEST_TAG = "eval.results_digest"  # SHA-256 of the headline metrics and the tables
+KIND_TAG = "eval.kind"  # "week" under a trend run, "trend" on the trend run
+TREND_WEEK_TAG = "eval.trend."  # + week label, on the trend run: "<week run id> <digest>"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
+LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's list of a run's tables
+# MLflow 3's UI opens an experiment on the GenAI overview unless this tag says otherwise
+# (values from the UI bundle of 3.17: genai_development, custom_model_development, ...).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+RESULTS_CHANGED = "results changed"
+TREND_ROUNDS = 5
 _OWN_TAGS = frozenset(
-    {RUN_KEY_TAG, SPEC_HASH_TAG, SUPERSEDED_TAG, SUPERSEDED_BY_TAG, SUPERSEDES_TAG}
+    {
+        RUN_KEY_TAG,
+        SPEC_HASH_TAG,
+        SUPERSEDED_TAG,
+        SUPERSEDED_BY_TAG,
+        SUPERSEDES_TAG,
+        SUPERSEDED_REASON_TAG,
+        RESULTS_DIGEST_TAG,
+        KIND_TAG,
+    }
+)
+# Tags that describe one run's own state, not carried over to the run replacing it.
+_RUN_STATE_TAGS = frozenset(
+    {
+        SUPERSEDED_TAG,
+        SUPERSEDED_BY_TAG,
+        SUPERSEDES_TAG,
+        SUPERSEDED_REASON_TAG,
+        RESULTS_DIGEST_TAG,
+        PUBLISH_COUNT_TAG,
+        PARAM_CONFLICTS_TAG,
+        ERROR_TAG,
+        LOGGED_ARTIFACTS_TAG,
+    }
 )
 CI_LOW, CI_HIGH = "ci_low", "ci_high"
+# The per-slice results as MLflow tables (run-relative paths; MlflowClient.log_table's format).
+TABLES = {
+    "slices": "tables/slices.json",
+    "comparison": "tables/comparison.json",
+    "drift": "tables/drift.json",
+}
 
 # Limits of the installed MLflow (mlflow/utils/validation.py, 3.17).
 MAX_PARAM_VALUE = 6000
@@ -209,9 +294,8 @@ _CALLER_SYSTEM_TAGS = frozenset(
 _EPOCH_MONDAY = date(1970, 1, 5)
 _WORD = r"[A-Za-z0-9_]+"
 _PLAIN_NAME = re.compile(rf"{_WORD}(?:[.-]{_WORD})*")
-_PLAIN_SLICE = re.compile(rf"{_WORD}={_WORD}(?:, {_WORD}={_WORD})*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_MAX_NAME, _MAX_SLICE, _LOSSY_KEEP, _HASH_DIGITS = 64, 120, 48, 10
+_MAX_NAME, _LOSSY_KEEP, _HASH_DIGITS = 64, 48, 10
 _FILTER_UNSAFE = re.compile(r"['\"\\\n\r]")
 
 
@@ -327,6 +411,32 @@ def week_step(window_start: date | datetime) -> int:
     return (window_start - _EPOCH_MONDAY).days // 7
 
 
+def _week_point(week_start: date | datetime) -> tuple[int, int]:
+    """(step, timestamp in ms) of every metric point of the week starting ``week_start``."""
+    if isinstance(week_start, datetime):
+        week_start = naive_utc(week_start).date()
+    moment = datetime(week_start.year, week_start.month, week_start.day, tzinfo=UTC)
+    return week_step(week_start), max(0, int(moment.timestamp() * 1000))
+
+
+def week_run_key(model: str, week: str) -> str:
+    """The run key of ``model``'s evaluation of ``week``: the runs nested in the trend run."""
+    return f"{model}/week/{week}"
+
+
+def trend_run_key(model: str) -> str:
+    return f"{model}/trend"
+
+
+def _results_changed(run: Run, digest: str) -> bool:
+    """Whether publishing results with ``digest`` into ``run`` would change its numbers: it
+    holds another digest, or metrics without one (an older layout)."""
+    logged = run.data.tags.get(RESULTS_DIGEST_TAG)
+    if logged is None:
+        return bool(run.data.metrics)
+    return logged != digest
+
+
 def _lossy(text: str) -> str:
     readable = _UNSAFE.sub("_", text.replace(", ", "-").replace("=", "."))[:_LOSSY_KEEP]
     digest = hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_DIGITS]
@@ -346,24 +456,10 @@ def name_token(text: str) -> str:
     return _lossy(text)
 
 
-def slice_token(label: str) -> str:
-    """A slice label (``str(SliceKey)``, e.g. ``country=US, device=ios``) as one segment.
-
-    ``overall`` stays; plain labels become ``country.US-device.ios``; anything else gets the
-    lossy form with an MD5 suffix (module docstring).
-    """
-    label = str(label)
-    if label == OVERALL:
-        return OVERALL
-    if len(label) <= _MAX_SLICE and _PLAIN_SLICE.fullmatch(label):
-        return label.replace(", ", "-").replace("=", ".")
-    return _lossy(label)
-
-
 def metric_key(*parts: str) -> str:
     """Join already-tokenized segments with ``/`` (checked against MLflow's key limit)."""
     key = "/".join(parts)
-    if len(key) > MAX_KEY:  # cannot happen with tokens from name_token/slice_token
+    if len(key) > MAX_KEY:  # cannot happen with name_token segments
         raise TrackingError(f"metric key {key[:80]!r}... is longer than {MAX_KEY} characters")
     return key
 
@@ -481,7 +577,7 @@ def _finite(value: Any) -> float | None:
 
 
 def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
-    """Every number of the evaluation under the key scheme of the module docstring."""
+    """The headline metrics of a week (the overall slice; module docstring for the keys)."""
     values: dict[str, float] = {}
 
     def put(key: str, value: Any) -> None:
@@ -491,30 +587,20 @@ def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
         if number is not None:
             values[key] = number
 
-    for row in evaluation.metrics.itertuples(index=False):
+    metrics = evaluation.metrics
+    for row in metrics[metrics["slice"] == OVERALL].itertuples(index=False):
         metric, version = name_token(row.metric), name_token(row.model_version)
-        if row.slice == OVERALL:
-            put(metric_key(metric, version), row.value)
-            put(metric_key(metric, version, CI_LOW), row.ci_low)
-            put(metric_key(metric, version, CI_HIGH), row.ci_high)
-        else:
-            put(metric_key(metric, version, slice_token(row.slice)), row.value)
+        put(metric_key(metric, version), row.value)
+        put(metric_key(metric, version, CI_LOW), row.ci_low)
+        put(metric_key(metric, version, CI_HIGH), row.ci_high)
 
     comparison = evaluation.comparison
     if comparison is not None and not comparison.empty:
-        for row in comparison.itertuples(index=False):
-            metric, where = name_token(row.metric), slice_token(row.slice)
-            put(metric_key("delta", metric, where), row.delta)
-            put(metric_key("qvalue", metric, where), row.q_value)
-            if row.slice == OVERALL:
-                put(metric_key("delta", metric, where, CI_LOW), row.delta_ci_low)
-                put(metric_key("delta", metric, where, CI_HIGH), row.delta_ci_high)
-
-    if not evaluation.drift.empty:
-        for row in evaluation.drift.itertuples(index=False):
-            base = (name_token(row.feature), name_token(row.method))
-            put(metric_key("drift", *base), row.statistic)
-            put(metric_key("drift", *base, "p_value"), row.p_value)
+        for row in comparison[comparison["slice"] == OVERALL].itertuples(index=False):
+            metric = name_token(row.metric)
+            put(metric_key("delta", metric, OVERALL), row.delta)
+            put(metric_key("delta", metric, OVERALL, CI_LOW), row.delta_ci_low)
+            put(metric_key("delta", metric, OVERALL, CI_HIGH), row.delta_ci_high)
 
     fingerprint = evaluation.fingerprint
     rows, labeled = fingerprint.get("rows"), fingerprint.get("labeled_rows")
@@ -530,6 +616,33 @@ def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
             put(metric_key("labeled_rows", version), row.labeled)
             put(metric_key("label_coverage", version), row.coverage)
     return dict(sorted(values.items()))
+
+
+def evaluation_tables(evaluation: Evaluation) -> dict[str, str]:
+    """Run-relative path -> JSON text of each per-slice table, in ``MlflowClient.log_table``'s
+    format (pandas ``split`` orientation, no index; 15 significant digits, pandas' maximum,
+    where log_table keeps pandas' default 10). Empty frames keep their columns."""
+    frames = {
+        TABLES["slices"]: evaluation.metrics,
+        TABLES["comparison"]: evaluation.comparison,
+        TABLES["drift"]: evaluation.drift,
+    }
+    return {
+        path: frame.to_json(orient="split", index=False, date_format="iso", double_precision=15)
+        for path, frame in frames.items()
+        if frame is not None
+    }
+
+
+def results_digest(metrics: Mapping[str, float], tables: Mapping[str, str]) -> str:
+    """SHA-256 over the headline metrics (``repr`` of each float) and the tables' JSON: two
+    publishes of a week have the same digest exactly when MLflow would show the same numbers.
+    """
+    payload = json.dumps(
+        {"metrics": {k: repr(v) for k, v in sorted(metrics.items())}, "tables": dict(tables)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _source_of(source: Any) -> dict[str, str]:
@@ -646,6 +759,7 @@ class Tracker:
         http_timeout_s: int = HTTP_TIMEOUT_S,
         http_max_retries: int = HTTP_MAX_RETRIES,
         http_backoff_factor: int = HTTP_BACKOFF_FACTOR,
+        ui_url: str | None = None,
     ) -> None:
         configure_http(
             timeout_s=http_timeout_s,
@@ -659,6 +773,9 @@ class Tracker:
         self.experiment_prefix = experiment_prefix.rstrip("/")
         self.artifact_location = _artifact_uri(artifact_location)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        # Run links: the UI serving this store; a server's own URL by default. A local store
+        # has no UI unless one is named (e.g. `make ui`'s http://127.0.0.1:5000).
+        self.ui_url = ui_url or (tracking_uri if _is_http(tracking_uri) else None)
         self._experiments: dict[str, str] = {}
 
     # ---------------------------------------------------------------- experiments and runs
@@ -676,7 +793,9 @@ class Tracker:
         if experiment is None:
             try:
                 experiment_id = self.client.create_experiment(
-                    name, artifact_location=self.artifact_location
+                    name,
+                    artifact_location=self.artifact_location,
+                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
                 )
             except MlflowException as exc:  # created concurrently by another step
                 if exc.error_code != _EXISTS:
@@ -685,20 +804,24 @@ class Tracker:
                 if experiment is None:
                     raise
                 experiment_id = experiment.experiment_id
-        else:
+        if experiment is not None:
             experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
                 # The name stays taken until MLflow's garbage collection; tracking into it is
                 # an explicit wish (the caller configured this prefix), so bring it back.
                 _log.warning("restoring the deleted MLflow experiment %r", name)
                 self.client.restore_experiment(experiment_id)
+            if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
+                # An experiment made before this rule (or by hand): open it on runs too. A
+                # kind someone chose in the UI is kept.
+                self.client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         self._experiments[name] = experiment_id
         return experiment_id
 
     def _run_url(self, experiment_id: str, run_id: str) -> str | None:
-        if not _is_http(self.tracking_uri):
+        if not self.ui_url:
             return None
-        base = _scrub_text(self.tracking_uri).rstrip("/")  # no user:password@ in links
+        base = _scrub_text(self.ui_url).rstrip("/")  # no user:password@ in links
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def _current_run(self, run_key: str, experiment_id: str) -> Run | None:
@@ -761,6 +884,10 @@ class Tracker:
             all_tags[SPEC_HASH_TAG] = str(spec_hash)
         _filter_literal(run_key, "run_key")
         experiment_id = self.experiment_id(model)
+        week = tags.get("eval.week")
+        if week is not None and run_key == week_run_key(model, week):
+            all_tags[KIND_TAG] = "week"
+            all_tags[PARENT_RUN_TAG] = self._trend(model, experiment_id).info.run_id
         existing = self._current_run(run_key, experiment_id)
         if existing is None:
             return self._create(experiment_id, run_name, all_tags)
@@ -821,32 +948,85 @@ class Tracker:
     # ------------------------------------------------------------------------- publishing
     def publish(
         self, run: TrackedRun, evaluation: Evaluation, verdict: Verdict, folder: Path
-    ) -> None:
-        """Log params, tags, metrics, the window dataset and ``folder``; then FINISHED.
+    ) -> TrackedRun:
+        """Log params, tags, headline metrics, tables, the window dataset and ``folder``,
+        update the model's trend run (week runs); then FINISHED. Returns the run published
+        to: ``run``, or the run replacing it when the week's results changed (module
+        docstring, "One point per week").
 
-        On any error the run is marked FAILED (tag ``eval.error``) and the error re-raised.
+        On any error that run is marked FAILED (tag ``eval.error``) and the error re-raised.
         """
         folder = Path(folder)
+        target = run
         try:
             if not folder.is_dir():
                 raise TrackingError(f"artifact folder {folder} does not exist")
-            self._publish(run, evaluation, verdict, folder)
+            metrics = evaluation_metrics(evaluation)
+            tables = evaluation_tables(evaluation)
+            digest = results_digest(metrics, tables)
+            current = self.client.get_run(run.run_id)
+            if _results_changed(current, digest):
+                target = self._replace(run, current)
+                current = self.client.get_run(target.run_id)
+            self._publish(target, current, evaluation, verdict, folder, metrics, tables, digest)
         except BaseException as exc:
             try:
-                self.fail(run, f"publish failed: {type(exc).__name__}: {_reason(exc)}")
+                self.fail(target, f"publish failed: {type(exc).__name__}: {_reason(exc)}")
             except Exception as again:  # the original error matters more than this one
                 _log.warning(
                     "could not mark MLflow run %s as FAILED at %s: %s",
-                    run.run_id,
+                    target.run_id,
                     self.host,
                     _reason(again),
                 )
             raise
+        return target
+
+    def _replace(self, run: TrackedRun, current: Run) -> TrackedRun:
+        """A new run for ``run``'s key with its tags; ``run`` is tagged superseded (results
+        changed) and deleted. Created first, so a fault in between leaves the new run current.
+        """
+        old_id = run.run_id
+        tags = {
+            key: value
+            for key, value in current.data.tags.items()
+            if key not in _RUN_STATE_TAGS
+            and (not key.startswith("mlflow.") or key in _CALLER_SYSTEM_TAGS | {PARENT_RUN_TAG})
+        }
+        run_name = tags.pop("mlflow.runName", None)
+        tags |= {SUPERSEDES_TAG: old_id, SUPERSEDED_TAG: "false"}
+        created = self._create(run.experiment_id, run_name, tags, superseded=old_id)
+        self._log_tags(
+            old_id,
+            {
+                SUPERSEDED_TAG: "true",
+                SUPERSEDED_BY_TAG: created.run_id,
+                SUPERSEDED_REASON_TAG: RESULTS_CHANGED,
+            },
+        )
+        self.client.set_terminated(old_id, "FINISHED")  # it holds an earlier publish
+        self.client.delete_run(old_id)
+        _log.info(
+            "the results of MLflow run %s (%s) changed: run %s replaces it; %s is deleted",
+            old_id,
+            current.data.tags.get(RUN_KEY_TAG),
+            created.run_id,
+            old_id,
+        )
+        return created
 
     def _publish(
-        self, run: TrackedRun, evaluation: Evaluation, verdict: Verdict, folder: Path
+        self,
+        run: TrackedRun,
+        current_run: Run,
+        evaluation: Evaluation,
+        verdict: Verdict,
+        folder: Path,
+        metrics: Mapping[str, float],
+        tables: Mapping[str, str],
+        digest: str,
     ) -> None:
-        current = self.client.get_run(run.run_id).data
+        current = current_run.data
         publish_count = int(current.tags.get(PUBLISH_COUNT_TAG, "0") or 0)
 
         params, conflicts = {}, {}
@@ -861,6 +1041,7 @@ class Tracker:
 
         tags = evaluation_tags(evaluation, verdict)
         tags[PUBLISH_COUNT_TAG] = str(publish_count + 1)
+        tags[RESULTS_DIGEST_TAG] = digest
         if conflicts:
             _log.warning(
                 "MLflow run %s: params %s were logged with other values by an earlier attempt; "
@@ -874,23 +1055,224 @@ class Tracker:
             self.client.delete_tag(run.run_id, PARAM_CONFLICTS_TAG)
         self._log_tags(run.run_id, tags)
 
-        window = evaluation.window
-        step = week_step(window.start)
-        start_ms = int(window.start.replace(tzinfo=UTC).timestamp() * 1000)
-        timestamp = max(0, start_ms) + publish_count
-        metrics = [
-            Metric(key, value, timestamp, step)
-            for key, value in evaluation_metrics(evaluation).items()
-        ]
-        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
-            self.client.log_batch(run.run_id, metrics=list(chunk))
+        step, timestamp = _week_point(evaluation.window.start)
+        self._log_metrics(run.run_id, metrics, step, timestamp)
+        self._log_tables(run.run_id, tables, current.tags.get(LOGGED_ARTIFACTS_TAG))
 
         dataset = window_dataset(evaluation)
         context = InputTag(key="mlflow.data.context", value="evaluation")
         self.client.log_inputs(run.run_id, datasets=[DatasetInput(dataset, tags=[context])])
 
         self.client.log_artifacts(run.run_id, str(folder))
+        if current.tags.get(KIND_TAG) == "week":
+            self._update_trend(run, evaluation.spec.model, evaluation.window.label, metrics, digest)
         self.client.set_terminated(run.run_id, "FINISHED")
+
+    def _log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int, timestamp: int
+    ) -> None:
+        entries = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
+        for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=list(chunk))
+
+    def _log_tables(self, run_id: str, tables: Mapping[str, str], listed: str | None) -> None:
+        """Write the tables as ``MlflowClient.log_table`` does, but replacing the files:
+        log_table appends rows to an existing table, which a same-results re-publish would
+        duplicate. The run's ``mlflow.loggedArtifacts`` lists them as tables for the UI."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for path, text in tables.items():
+                target = Path(tmp, *path.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            self.client.log_artifacts(run_id, tmp)
+        entries = json.loads(listed or "[]")
+        wanted = entries + [
+            {"path": path, "type": "table"}
+            for path in tables
+            if {"path": path, "type": "table"} not in entries
+        ]
+        if wanted != entries:
+            self.client.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps(wanted))
+
+    # ------------------------------------------------------------------------ trend runs
+    def _trend_runs(self, model: str, experiment_id: str) -> list[Run]:
+        """The model's non-deleted, non-superseded trend runs, oldest first."""
+        runs: list[Run] = []
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{RUN_KEY_TAG}` = '{trend_run_key(model)}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=100,
+                page_token=page_token,
+            )
+            runs += [r for r in page if r.data.tags.get(SUPERSEDED_TAG) != "true"]
+            page_token = page.token
+            if not page_token:
+                break
+        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+    def _trend(self, model: str, experiment_id: str) -> Run:
+        """The model's current trend run (the oldest current one), created if there is none.
+
+        Two writers creating one at once both keep the oldest and the other's creator
+        deletes its own, so every writer ends on the same run.
+        """
+        runs = self._trend_runs(model, experiment_id)
+        if runs:
+            return runs[0]
+        created = self._create_trend(model, experiment_id, {})
+        runs = self._trend_runs(model, experiment_id)
+        if runs and runs[0].info.run_id != created:
+            self.client.delete_run(created)
+            return runs[0]
+        return self.client.get_run(created)
+
+    def _create_trend(self, model: str, experiment_id: str, tags: Mapping[str, str]) -> str:
+        created = self.client.create_run(
+            experiment_id,
+            run_name=f"{model} weekly trend",
+            tags={
+                RUN_KEY_TAG: trend_run_key(model),
+                "eval.model": model,
+                KIND_TAG: "trend",
+                SUPERSEDED_TAG: "false",
+                **tags,
+            },
+        )
+        # Finished at once: it is a container that later weeks log into (allowed on a
+        # finished run), never a job that is running.
+        self.client.set_terminated(created.info.run_id, "FINISHED")
+        return created.info.run_id
+
+    def trend_run(self, model: str) -> TrackedRun | None:
+        """The model's current trend run (parent of its week runs), None if there is none."""
+        experiment_id = self.experiment_id(model)
+        runs = self._trend_runs(model, experiment_id)
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
+        return TrackedRun(run_id, experiment_id, self._run_url(experiment_id, run_id))
+
+    def _update_trend(
+        self,
+        run: TrackedRun,
+        model: str,
+        week: str,
+        metrics: Mapping[str, float],
+        digest: str,
+    ) -> None:
+        """Put ``week``'s headline metrics into the model's trend run: appended when the week
+        is new there, nothing when the same run and digest are recorded, else a rebuild.
+        ``run`` ends as a child of the trend run that is current afterwards."""
+        experiment_id = run.experiment_id
+        tag, value = TREND_WEEK_TAG + week, f"{run.run_id} {digest}"
+        step, timestamp = _week_point(date.fromisoformat(week))
+        for _ in range(TREND_ROUNDS):
+            trend = self._trend(model, experiment_id)
+            trend_id = trend.info.run_id
+            logged = trend.data.tags.get(tag)
+            try:
+                if logged is None:
+                    self._log_metrics(trend_id, metrics, step, timestamp)
+                    self._log_tags(trend_id, {tag: value})
+                elif logged != value:
+                    rebuilt = self._rebuild_trend(model, trend, week, run.run_id, metrics, value)
+                    if rebuilt is None:  # another writer's rebuild won: write into that one
+                        continue
+                    trend_id = rebuilt
+            except MlflowException:
+                # Deleted by a concurrent rebuild while we wrote: write into the current one.
+                current = self._trend_runs(model, experiment_id)
+                if current and current[0].info.run_id == trend_id:
+                    raise
+                continue
+            current = self._trend_runs(model, experiment_id)
+            if current and current[0].info.run_id == trend_id:
+                self._log_tags(run.run_id, {PARENT_RUN_TAG: trend_id})
+                return
+        raise TrackingError(
+            f"the trend run of {model!r} kept being replaced by concurrent writers "
+            f"({TREND_ROUNDS} rounds); a re-run of week {week} updates it"
+        )
+
+    def _children(self, experiment_id: str, parent_id: str) -> list[Run]:
+        runs: list[Run] = []
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                page_token=page_token,
+            )
+            runs += list(page)
+            page_token = page.token
+            if not page_token:
+                return runs
+
+    def _rebuild_trend(
+        self,
+        model: str,
+        old: Run,
+        week: str,
+        run_id: str,
+        metrics: Mapping[str, float],
+        value: str,
+    ) -> str | None:
+        """A new trend run with one point per week: ``week`` from ``metrics``, every other
+        week from its newest current, FINISHED week run under ``old``. The children move to
+        it, ``old`` is tagged superseded and deleted. None if a concurrent rebuild won."""
+        experiment_id, old_id = old.info.experiment_id, old.info.run_id
+        children = self._children(experiment_id, old_id)
+        newest: dict[str, Run] = {}
+        for child in sorted(children, key=lambda r: r.info.start_time):
+            tags = child.data.tags
+            if (
+                tags.get(KIND_TAG) == "week"
+                and tags.get(SUPERSEDED_TAG) != "true"
+                and child.info.status == "FINISHED"
+                and RESULTS_DIGEST_TAG in tags
+                and "eval.week" in tags
+            ):
+                newest[tags["eval.week"]] = child
+        newest.pop(week, None)
+        week_tags = {TREND_WEEK_TAG + week: value}
+        points = []
+        for other, child in newest.items():
+            step, timestamp = _week_point(date.fromisoformat(other))
+            points += [Metric(k, v, timestamp, step) for k, v in child.data.metrics.items()]
+            digest = child.data.tags[RESULTS_DIGEST_TAG]
+            week_tags[TREND_WEEK_TAG + other] = f"{child.info.run_id} {digest}"
+        step, timestamp = _week_point(date.fromisoformat(week))
+        points += [Metric(k, v, timestamp, step) for k, v in metrics.items()]
+
+        new_id = self._create_trend(model, experiment_id, {SUPERSEDES_TAG: old_id})
+        for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(new_id, metrics=list(chunk))
+        self._log_tags(new_id, week_tags)
+        self._log_tags(old_id, {SUPERSEDED_TAG: "true", SUPERSEDED_BY_TAG: new_id})
+        current = self._trend_runs(model, experiment_id)
+        if not current or current[0].info.run_id != new_id:
+            self.client.delete_run(new_id)
+            return None
+        # Children that joined ``old`` while this ran are moved too; their writers see that
+        # ``old`` is no longer current and write their week into the new run themselves.
+        for child in {c.info.run_id for c in children + self._children(experiment_id, old_id)}:
+            self._log_tags(child, {PARENT_RUN_TAG: new_id})
+        self._log_tags(run_id, {PARENT_RUN_TAG: new_id})
+        self.client.delete_run(old_id)
+        _log.info(
+            "week %s of %r changed: trend run %s replaces %s (%d weeks)",
+            week,
+            model,
+            new_id,
+            old_id,
+            len(newest) + 1,
+        )
+        return new_id
 
     def fail(self, run: TrackedRun, message: str) -> None:
         """Record ``message`` (cut to MLflow's tag limit) as ``eval.error``; status FAILED."""

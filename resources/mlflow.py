@@ -1,8 +1,15 @@
 """MLflow lineage as a Dagster resource: a thin wrapper that builds the engine's Tracker.
 
+Run links in the asset metadata (``mlflow_run``) point at ``ui_url``: by default the
+tracking server itself, and for the default local store the MLflow UI that ``make ui``
+serves on it (http://127.0.0.1:5000). ``EVAL_MLFLOW_UI_URL`` names another UI; a store with
+no UI (another ``sqlite:///`` URI, unset ``EVAL_MLFLOW_UI_URL``) gives the run id as text.
+
 Not dagster-mlflow: that resource drives MLflow's global fluent state, which is shared by
 every step in a process; the Tracker talks to one ``MlflowClient`` with explicit run ids.
 """
+
+import os
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -14,6 +21,10 @@ from eval_pipelines.tracking import (
     HTTP_TIMEOUT_S,
     Tracker,
 )
+
+# `make ui` serves the default local store here.
+LOCAL_UI_URL = "http://127.0.0.1:5000"
+UI_URL_ENV = "EVAL_MLFLOW_UI_URL"
 
 
 class MlflowResource(ConfigurableResource):
@@ -37,6 +48,13 @@ class MlflowResource(ConfigurableResource):
     experiment_prefix: str = Field(
         default="eval-pipelines", description="Experiments are named <prefix>/<model>."
     )
+    ui_url: str | None = Field(
+        default=None,
+        description=(
+            "MLflow UI address for run links (unset: $EVAL_MLFLOW_UI_URL, else the tracking "
+            f"server, else {LOCAL_UI_URL} for the local store)."
+        ),
+    )
     http_timeout_s: int = Field(
         default=HTTP_TIMEOUT_S, ge=1, description="Timeout of one HTTP call to the server."
     )
@@ -55,9 +73,11 @@ class MlflowResource(ConfigurableResource):
             "http_max_retries": self.http_max_retries,
             "http_backoff_factor": self.http_backoff_factor,
         }
+        ui_url = self.ui_url or os.environ.get(UI_URL_ENV) or None
         if self.tracking_uri:
             return Tracker(
                 self.tracking_uri,
+                ui_url=ui_url,
                 registry_uri=self.registry_uri,
                 experiment_prefix=self.experiment_prefix,
                 artifact_location=self.artifact_location,
@@ -68,5 +88,6 @@ class MlflowResource(ConfigurableResource):
             registry_uri=self.registry_uri,
             experiment_prefix=self.experiment_prefix,
             artifact_location=self.artifact_location or local_artifact_location(),
+            ui_url=ui_url or LOCAL_UI_URL,
             **bounds,
         )

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -32,7 +33,6 @@ from eval_pipelines.tracking import (
     evaluation_metrics,
     metric_key,
     name_token,
-    slice_token,
     spec_params,
     week_step,
 )
@@ -80,6 +80,40 @@ def _overall(folder: Path, metric: str, version: str) -> float:
     return float(row["value"].iloc[0])
 
 
+def _headline_keys(folder: Path) -> set[str]:
+    """The metric keys a week run must have, from the Parquet files (not from our code)."""
+    metrics = pd.read_parquet(folder / "metrics.parquet").query("slice == 'overall'")
+    comparison = pd.read_parquet(folder / "comparison.parquet").query("slice == 'overall'")
+    keys = {"rows", "labeled_rows", "label_coverage"}
+    for row in metrics.dropna(subset=["value"]).itertuples():
+        keys.add(f"{row.metric}/{row.model_version}")
+    for row in metrics.dropna(subset=["ci_low"]).itertuples():
+        keys |= {f"{row.metric}/{row.model_version}/ci_low"}
+    for row in metrics.dropna(subset=["ci_high"]).itertuples():
+        keys |= {f"{row.metric}/{row.model_version}/ci_high"}
+    for row in comparison.dropna(subset=["delta"]).itertuples():
+        keys.add(f"delta/{row.metric}/overall")
+    for row in comparison.dropna(subset=["delta_ci_low"]).itertuples():
+        keys.add(f"delta/{row.metric}/overall/ci_low")
+    for row in comparison.dropna(subset=["delta_ci_high"]).itertuples():
+        keys.add(f"delta/{row.metric}/overall/ci_high")
+    for version in metrics["model_version"].unique():
+        keys |= {f"rows/{version}", f"labeled_rows/{version}", f"label_coverage/{version}"}
+    return keys
+
+
+def _load_table(uri: str, run_id: str, path: str) -> pd.DataFrame:
+    """``MlflowClient.load_table``, which finds runs through MLflow's global tracking URI."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = _fresh(uri)
+        experiment_id = client.get_run(run_id).info.experiment_id
+        return client.load_table(experiment_id, path, [run_id])
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def _check_published(uri: str, run_id: str, demo: Published) -> None:
     """What a user checks in the UI: status, tags, params, metrics, dataset, artifacts."""
     client = _fresh(uri)
@@ -110,25 +144,32 @@ def _check_published(uri: str, run_id: str, demo: Published) -> None:
     assert params["window.end"] == "2026-11-23T00:00:00"
     assert params["warehouse"] == evaluation.spec.warehouse_template
 
-    history = client.get_metric_history(run_id, "roc_auc/v2")
-    point = max(history, key=lambda m: m.timestamp)  # publish k of a run adds k ms
-    assert point.timestamp == WEEK_MS + len(history) - 1
+    [point] = client.get_metric_history(run_id, "roc_auc/v2")  # one point, however often
+    assert point.timestamp == WEEK_MS
     assert point.value == pytest.approx(_overall(demo.folder, "roc_auc", "v2"), rel=1e-12)
-    assert point.step == week_step(date(2026, 11, 16))
+    assert point.step == week_step(date(2026, 11, 16)) == 2967
     assert (
         run.data.metrics["roc_auc/v2/ci_low"] < point.value < run.data.metrics["roc_auc/v2/ci_high"]
     )
-    frame = pd.read_parquet(demo.folder / "metrics.parquet")
-    android = frame[
-        (frame["metric"] == "recall")
-        & (frame["model_version"] == "v2")
-        & (frame["slice"] == "device=android")
-    ]
-    assert run.data.metrics["recall/v2/device.android"] == pytest.approx(android["value"].iloc[0])
-    assert "recall/v2/country.US-device.ios" in run.data.metrics
-    assert "delta/recall/overall" in run.data.metrics
-    assert "drift/amount/psi" in run.data.metrics
+    # Headline metrics only: the overall slice per version, the overall deltas, the counts.
+    assert set(run.data.metrics) == _headline_keys(demo.folder)
     assert run.data.metrics["rows"] == evaluation.fingerprint["rows"]
+
+    # Everything per slice is in MLflow tables, read back with MLflow's own reader.
+    listed = json.loads(tags["mlflow.loggedArtifacts"])
+    assert {"path": "tables/slices.json", "type": "table"} in listed
+    for table, parquet in (("slices", "metrics"), ("comparison", "comparison"), ("drift", "drift")):
+        loaded = _load_table(uri, run_id, f"tables/{table}.json")
+        expected = pd.read_parquet(demo.folder / f"{parquet}.parquet")
+        pd.testing.assert_frame_equal(
+            loaded.reset_index(drop=True),
+            expected.reset_index(drop=True),
+            check_dtype=False,
+            rtol=1e-14,
+        )
+    slices = _load_table(uri, run_id, "tables/slices.json")
+    android = slices.query("metric == 'recall' and model_version == 'v2'")
+    assert "device=android" in set(android["slice"])
 
     datasets = [d.dataset for d in run.inputs.dataset_inputs]
     assert [d.digest for d in datasets] == [evaluation.fingerprint["content_hash"]]
@@ -138,7 +179,7 @@ def _check_published(uri: str, run_id: str, demo: Published) -> None:
     assert source["predictions"] == {"table": "inference_logs"}
     assert json.loads(datasets[0].profile)["rows"] == evaluation.fingerprint["rows"]
 
-    assert {a.path for a in client.list_artifacts(run_id)} >= ARTIFACT_FILES
+    assert {a.path for a in client.list_artifacts(run_id)} >= ARTIFACT_FILES | {"tables"}
     with tempfile.TemporaryDirectory() as target:
         downloaded = Path(client.download_artifacts(run_id, "verdict.json", target))
         assert json.loads(downloaded.read_text())["decision"] == demo.verdict.decision
@@ -163,6 +204,8 @@ def test_publish_to_server(mlflow_server, demo):
     assert got.data.tags["mlflow.runName"] == f"{MODEL} {WEEK}"
     experiment = client.get_experiment(run.experiment_id)
     assert experiment.name == f"{tracker.experiment_prefix}/{MODEL}"
+    # MLflow 3's UI opens the experiment on its runs, not on the GenAI overview.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_same_run_key_reuses_the_run(mlflow_server, demo):
@@ -179,9 +222,11 @@ def test_same_run_key_reuses_the_run(mlflow_server, demo):
     assert reused.data.tags["dagster.run_id"] == "b"
     assert reused.data.tags["mlflow.runName"] == "attempt 2"
 
-    tracker.publish(again, demo.evaluation, demo.verdict, demo.folder)  # params unchanged: ok
+    # Same results: the same run, and still one point per metric (MLflow stores an identical
+    # point once).
+    assert tracker.publish(again, demo.evaluation, demo.verdict, demo.folder) == first
     history = client.get_metric_history(first.run_id, "roc_auc/v2")
-    assert [m.timestamp for m in history] == [WEEK_MS, WEEK_MS + 1]
+    assert [m.timestamp for m in history] == [WEEK_MS]
     assert client.get_run(first.run_id).data.tags["eval.publish_count"] == "2"
     _check_published(mlflow_server, first.run_id, demo)  # one dataset input, all artifacts
 
@@ -190,12 +235,12 @@ def test_same_run_key_reuses_the_run(mlflow_server, demo):
     assert tracker.find_run(key, model=MODEL) == first
 
 
-def test_republished_numbers_win_even_when_smaller(mlflow_server, demo):
-    """MLflow's latest value is the max of (step, timestamp, value): the ms offset per publish
-    makes the newest publish win at the same weekly step."""
+def test_changed_results_replace_the_run_and_keep_one_point(mlflow_server, demo):
+    """MLflow cannot overwrite a metric point: a re-publish with other numbers (labels
+    arrived) goes to a new run of the key; the old one is tagged and deleted."""
     tracker = _tracker(mlflow_server)
-    run = tracker.start("k", model=MODEL, run_name="r", tags={})
-    tracker.publish(run, demo.evaluation, demo.verdict, demo.folder)
+    run = tracker.start("k", model=MODEL, run_name="r", tags={"dagster.run_id": "a"})
+    assert tracker.publish(run, demo.evaluation, demo.verdict, demo.folder) == run
     metrics = demo.evaluation.metrics.copy()
     overall_auc = (
         (metrics["metric"] == "roc_auc")
@@ -204,10 +249,27 @@ def test_republished_numbers_win_even_when_smaller(mlflow_server, demo):
     )
     metrics.loc[overall_auc, "value"] -= 0.25
     lowered = dataclasses.replace(demo.evaluation, metrics=metrics)
-    tracker.start("k", model=MODEL, run_name="r", tags={})
-    tracker.publish(run, lowered, demo.verdict, demo.folder)
-    latest = _fresh(mlflow_server).get_run(run.run_id).data.metrics["roc_auc/v2"]
-    assert latest == pytest.approx(_overall(demo.folder, "roc_auc", "v2") - 0.25)
+    again = tracker.start("k", model=MODEL, run_name="r", tags={"dagster.run_id": "b"})
+    assert again == run
+    replaced = tracker.publish(again, lowered, demo.verdict, demo.folder)
+
+    assert replaced.run_id != run.run_id and replaced.superseded == run.run_id
+    assert tracker.find_run("k", model=MODEL) == replaced
+    client = _fresh(mlflow_server)
+    [point] = client.get_metric_history(replaced.run_id, "roc_auc/v2")
+    assert point.value == pytest.approx(_overall(demo.folder, "roc_auc", "v2") - 0.25)
+    new = client.get_run(replaced.run_id)
+    assert new.info.status == "FINISHED"
+    assert new.data.tags["eval.supersedes"] == run.run_id
+    assert new.data.tags["dagster.run_id"] == "b"
+    assert new.data.tags["mlflow.runName"] == "r"
+    assert new.data.params["model"] == MODEL
+    old = client.get_run(run.run_id)
+    assert old.info.lifecycle_stage == "deleted"
+    assert old.data.tags["eval.superseded_by"] == replaced.run_id
+    assert old.data.tags["eval.superseded_reason"] == "results changed"
+    [kept] = client.get_metric_history(run.run_id, "roc_auc/v2")  # its record is intact
+    assert kept.value == pytest.approx(_overall(demo.folder, "roc_auc", "v2"))
 
 
 def test_changed_spec_on_a_reused_run_is_recorded_not_fatal(mlflow_server, demo):
@@ -368,55 +430,6 @@ def test_model_registry(mlflow_server, tmp_path):
 # ------------------------------------------------------------------------- key sanitizing
 
 
-SLICE_LABELS = [
-    "overall",
-    "country=US",
-    "country=US, device=ios",
-    "country=US & device=ios",
-    "country=US_device=ios",
-    "country=US.device",
-    "country=US-device",
-    "country=US, device=ios, plan=pro",
-    "name=O'Brien",
-    'name="quoted"',
-    "country=Côte d'Ivoire",
-    "country=Cote d_Ivoire",
-    "city=München",
-    "city=Munchen",
-    "note=line1\nline2",
-    "note=line1 line2",
-    "a=b=c",
-    "a=b, c=d",
-    "a=b,c=d",
-    "a=..",
-    "a=/",
-    "a=b/../c",
-    "x=" + "long" * 80,
-    "x=" + "long" * 79 + "lonG",
-    "",
-    "ci_low",
-]
-
-
-def test_slice_tokens_are_valid_and_distinct():
-    tokens = [slice_token(label) for label in SLICE_LABELS]
-    assert len(set(tokens)) == len(tokens)
-    for token in tokens:
-        key = metric_key(name_token("roc_auc"), name_token("v2"), token)
-        _validate_metric_name(key)
-        assert len(key) <= MAX_KEY
-        assert token not in ("ci_low", "ci_high", "p_value")
-    assert [slice_token(label) for label in SLICE_LABELS] == tokens  # deterministic
-
-
-def test_slice_tokens_stay_readable():
-    assert slice_token("overall") == "overall"
-    assert slice_token("device=android") == "device.android"
-    assert slice_token("country=US, device=ios") == "country.US-device.ios"
-    lossy = slice_token("country=Côte d'Ivoire")
-    assert lossy.startswith("country.C_te_d_Ivoire--") and len(lossy.split("--")[1]) == 10
-
-
 def test_name_tokens_are_valid_and_distinct():
     names = ["v2", "v2.1", "model-2", "v2/rc1", "v2 rc1", "..", ".", "", "ci_low", "é", "e"]
     tokens = [name_token(n) for n in names]
@@ -432,8 +445,7 @@ def test_every_metric_key_of_an_evaluation_is_valid(demo):
         _validate_metric_name(key)
         assert len(key) <= MAX_KEY and math.isfinite(value)
     assert metrics["roc_auc/v2"] == _overall(demo.folder, "roc_auc", "v2")
-    frame = demo.evaluation.metrics
-    assert sum(k.count("/") == 2 and k.split("/")[0] in set(frame["metric"]) for k in metrics) > 0
+    assert set(metrics) == _headline_keys(demo.folder)
 
 
 def test_params_are_flat_and_cut_to_the_limit(demo):
