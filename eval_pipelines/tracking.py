@@ -61,7 +61,9 @@ MLflow users read a run's metrics as charts and an experiment's runs as a table.
 * A **trend run** per model (run key ``<model>/trend``, tag ``eval.kind = trend``, run name
   ``<model> weekly trend``) is the parent of the week runs (tag ``mlflow.parentRunId``) and
   carries each week's headline metrics as one point per week: one chart per metric shows the
-  model's whole history. Registry candidate runs are not weekly and stay top level.
+  model's whole history. It is created by the model's first publish; a week run started
+  before it exists is nested when it publishes. Registry candidate runs are not weekly and
+  stay top level.
 * The experiment is tagged ``mlflow.experimentKind = custom_model_development`` when the
   tracker first uses it (unless the tag is already set), so MLflow 3's UI opens it on the
   runs page, not on the empty GenAI overview.
@@ -113,7 +115,7 @@ per week), the week runs (superseded ones too) are re-parented to it, and the ol
 is tagged superseded and deleted. Concurrent writers converge: the current trend run is the
 *oldest* non-superseded one, a writer that created a duplicate deletes it, and each writer
 checks after appending that its trend run is still current (else it writes again into the
-current one, at most five rounds).
+current one, at most ten rounds).
 
 MLflow 3.17 allows only word characters, ``_ - . / :`` and spaces in metric names (``:`` not
 on Windows) and rejects names that ``posixpath.normpath`` would change; ``/`` separates the
@@ -236,7 +238,7 @@ LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's list of a run's tabl
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 RESULTS_CHANGED = "results changed"
-TREND_ROUNDS = 5
+TREND_ROUNDS = 10
 _OWN_TAGS = frozenset(
     {
         RUN_KEY_TAG,
@@ -887,7 +889,11 @@ class Tracker:
         week = tags.get("eval.week")
         if week is not None and run_key == week_run_key(model, week):
             all_tags[KIND_TAG] = "week"
-            all_tags[PARENT_RUN_TAG] = self._trend(model, experiment_id).info.run_id
+            # Nested at once when the trend run exists; the first publish creates it (so a
+            # store where nothing was published yet holds no empty trend run).
+            trends = self._trend_runs(model, experiment_id)
+            if trends:
+                all_tags[PARENT_RUN_TAG] = trends[0].info.run_id
         existing = self._current_run(run_key, experiment_id)
         if existing is None:
             return self._create(experiment_id, run_name, all_tags)
@@ -1250,12 +1256,16 @@ class Tracker:
         points += [Metric(k, v, timestamp, step) for k, v in metrics.items()]
 
         new_id = self._create_trend(model, experiment_id, {SUPERSEDES_TAG: old_id})
-        for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
-            self.client.log_batch(new_id, metrics=list(chunk))
-        self._log_tags(new_id, week_tags)
-        self._log_tags(old_id, {SUPERSEDED_TAG: "true", SUPERSEDED_BY_TAG: new_id})
-        current = self._trend_runs(model, experiment_id)
-        if not current or current[0].info.run_id != new_id:
+        try:
+            for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
+                self.client.log_batch(new_id, metrics=list(chunk))
+            self._log_tags(new_id, week_tags)
+            self._log_tags(old_id, {SUPERSEDED_TAG: "true", SUPERSEDED_BY_TAG: new_id})
+            current = self._trend_runs(model, experiment_id)
+            won = bool(current) and current[0].info.run_id == new_id
+        except MlflowException:  # e.g. ``old`` deleted by a concurrent rebuild meanwhile
+            won = False
+        if not won:  # never leave a second current trend run behind
             self.client.delete_run(new_id)
             return None
         # Children that joined ``old`` while this ran are moved too; their writers see that

@@ -8,8 +8,10 @@ model's one trend run, and every chart (``get_metric_history``) must hold exactl
 per week, equal to the week's ``metrics.parquet`` (the artifact, not our MLflow code).
 """
 
+import dataclasses
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +28,7 @@ from eval_pipelines.runner import Publishing, RunOutcome, run_evaluation
 from eval_pipelines.spec import EvalSpec, load_spec
 from eval_pipelines.tracking import Tracker, week_step
 from eval_pipelines.warehouse import Warehouse
+from eval_pipelines.windows import week_window
 
 MODEL = "fraud_detector"
 SPEC_PATH = Path(__file__).resolve().parent.parent / "evals" / "fraud_detector.yaml"
@@ -207,3 +210,72 @@ def test_dagster_metadata_links_the_run_page(tmp_path, monkeypatch):
         f"http://127.0.0.1:5000/#/experiments/{run.experiment_id}/runs/{run.run_id}"
     )
     assert link["mlflow_run_id"] == MetadataValue.text(run.run_id)
+
+
+@pytest.fixture(scope="module")
+def published(warehouses, tmp_path_factory):
+    """One evaluated week (2026-11-16) with its artifact folder, reused for other weeks."""
+    from eval_pipelines.artifacts import write_artifacts
+    from eval_pipelines.pipeline import evaluate
+
+    evaluation = evaluate(_spec(f"duckdb:///{warehouses['full']}"), "2026-11-16")
+    verdict = evaluation.decide()
+    return evaluation, verdict, write_artifacts(evaluation, verdict, tmp_path_factory.mktemp("o"))
+
+
+def _as_week(evaluation, week: str, shift: float):
+    """``evaluation`` relabelled as ``week``, its overall v2 ROC AUC moved by ``shift``."""
+    metrics = evaluation.metrics.copy()
+    auc = (
+        (metrics["metric"] == "roc_auc")
+        & (metrics["model_version"] == "v2")
+        & (metrics["slice"] == "overall")
+    )
+    metrics.loc[auc, "value"] += shift
+    return dataclasses.replace(evaluation, window=week_window(week), metrics=metrics)
+
+
+def test_parallel_weeks_and_parallel_reruns_share_one_trend_run(mlflow_server, published):
+    """Four weeks published at once into a new experiment (each writer may create the trend
+    run), then all four re-published at once with other numbers (each rebuilds it)."""
+    evaluation, verdict, folder = published
+    prefix = f"parallel-{uuid.uuid4().hex[:8]}"
+    weeks = ["2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09"]
+    base = {w: _overall_of(evaluation) + 0.001 * i for i, w in enumerate(weeks)}
+
+    def publish(week: str, shift: float) -> str:
+        tracker = Tracker(mlflow_server, experiment_prefix=prefix)
+        run = tracker.start(
+            f"{MODEL}/week/{week}", model=MODEL, run_name=week, tags={"eval.week": week}
+        )
+        moved = _as_week(evaluation, week, base[week] - _overall_of(evaluation) + shift)
+        return tracker.publish(run, moved, verdict, folder).run_id
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    for shift in (0.0, -0.05):
+        with ThreadPoolExecutor(len(weeks)) as pool:
+            ids = pool.map(publish, weeks, [shift] * len(weeks))
+            run_ids = dict(zip(weeks, ids, strict=True))
+        experiment = client.get_experiment_by_name(f"{prefix}/{MODEL}")
+        [trend] = client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`eval.run_key` = '{MODEL}/trend'"
+        )
+        points = _points(client, trend.info.run_id, "roc_auc/v2")  # step -> values
+        assert sorted(points) == [week_step(date.fromisoformat(w)) for w in weeks]
+        for week in weeks:
+            [value] = points[week_step(date.fromisoformat(week))]
+            assert value == pytest.approx(base[week] + shift, rel=1e-12), week
+        for week, run_id in run_ids.items():
+            run = client.get_run(run_id)
+            assert run.data.tags["mlflow.parentRunId"] == trend.info.run_id, week
+            assert run.info.status == "FINISHED"
+
+
+def _overall_of(evaluation) -> float:
+    metrics = evaluation.metrics
+    row = metrics[
+        (metrics["metric"] == "roc_auc")
+        & (metrics["model_version"] == "v2")
+        & (metrics["slice"] == "overall")
+    ]
+    return float(row["value"].iloc[0])
