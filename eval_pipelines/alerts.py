@@ -23,6 +23,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
+from eval_pipelines.drift_stats import drift_comparison, drifted_rows
 from eval_pipelines.errors import EvalError
 from eval_pipelines.reasons import group_reasons
 
@@ -195,9 +197,6 @@ def _regressions(comparison: pd.DataFrame | None) -> pd.DataFrame:
 
 def _drifted(drift: pd.DataFrame | None) -> pd.DataFrame:
     """The rows that make a feature drifted (drift_stats.drifted_rows, the one definition)."""
-    # Imported here like pandas: building an alert should not load scipy.
-    from eval_pipelines.drift_stats import drifted_rows
-
     rows = drifted_rows(drift)
     if rows.empty:
         return rows
@@ -220,9 +219,11 @@ def _regression_line(row: Any) -> str:
 
 def _drift_line(row: Any) -> str:
     method = _esc(row.method)
-    if _finite(row.p_value):  # test methods decide on the p-value (drift if p < threshold)
+    # The sign of the method's own rule (ks drifts at p <= threshold, chi_square at p <).
+    sign = _esc(drift_comparison(row.method, True)) if row.method in DRIFT_METHODS else "<"
+    if _finite(row.p_value):  # test methods decide on the p-value
         numbers = (
-            f"p={_num(row.p_value, '.3g')} < {_num(row.threshold, 'g')} "
+            f"p={_num(row.p_value, '.3g')} {sign} {_num(row.threshold, 'g')} "
             f"(statistic {_num(row.statistic)})"
         )
     else:  # distance methods decide on the statistic (drift if statistic >= threshold)

@@ -215,8 +215,9 @@ class DriftGate(_Strict):
     """Hold when a feature drifts (every drift feature and the score, by default).
 
     Distance methods (psi, wasserstein, jensen_shannon) take ``max``: hold when the statistic
-    exceeds it. Test methods (ks, chi_square, z_test) take ``min_p_value``: hold when the
-    p-value is below it.
+    reaches it (``>=``). Test methods (ks, chi_square, z_test) take ``min_p_value``: hold when
+    the p-value is below it (``ks``: at or below it), Evidently's rules (docs/drift.md). The
+    bound is the method's threshold for the features the gate covers.
     """
 
     drift: DriftMethodName

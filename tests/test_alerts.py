@@ -167,7 +167,7 @@ def test_drift_alone_alerts_with_statistic_vs_threshold() -> None:
     body = "\n".join(texts(payload))
     assert "Drift (2)" in body
     assert "`feature_0` psi: 0.3100 ≥ threshold 0.1" in body
-    assert "`feature_1` ks: p=1e-06 < 0.05 (statistic 0.3100)" in body
+    assert "`feature_1` ks: p=1e-06 &lt;= 0.05 (statistic 0.3100)" in body
     assert "feature_2" not in body
     # Evidently's default method (ks here) is listed first.
     assert body.index("feature_1") < body.index("feature_0")
