@@ -87,11 +87,16 @@ def drifted(drift: pd.DataFrame) -> pd.DataFrame:
 
 
 def mlflow_link(outcome: RunOutcome) -> dict[str, MetadataValue]:
+    """The MLflow run page as a link (the run id as text when the store has no UI), and the
+    model's trend run (one point per week) when there is a UI to link to."""
     run = outcome.mlflow_run
     if run is None:
         return {}
     link = MetadataValue.url(run.url) if run.url else MetadataValue.text(run.run_id)
-    return {"mlflow_run": link, "mlflow_run_id": MetadataValue.text(run.run_id)}
+    links = {"mlflow_run": link, "mlflow_run_id": MetadataValue.text(run.run_id)}
+    if run.trend_url:
+        links["mlflow_trend"] = MetadataValue.url(run.trend_url)
+    return links
 
 
 def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:

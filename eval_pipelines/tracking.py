@@ -155,7 +155,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -495,6 +495,8 @@ class TrackedRun:
     url: str | None  # the run in the MLflow UI when the tracking URI is http(s); else None
     # Set by Tracker.start when this new run replaced the key's run of another spec version.
     superseded: str | None = field(default=None, compare=False)
+    # Set by Tracker.publish on a week run: the model's trend run in the UI (None: no UI).
+    trend_url: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -974,7 +976,12 @@ class Tracker:
             if _results_changed(current, digest):
                 target = self._replace(run, current)
                 current = self.client.get_run(target.run_id)
-            self._publish(target, current, evaluation, verdict, folder, metrics, tables, digest)
+            trend_id = self._publish(
+                target, current, evaluation, verdict, folder, metrics, tables, digest
+            )
+            if trend_id is not None:
+                trend_url = self._run_url(target.experiment_id, trend_id)
+                target = replace(target, trend_url=trend_url)
         except BaseException as exc:
             try:
                 self.fail(target, f"publish failed: {type(exc).__name__}: {_reason(exc)}")
@@ -1031,7 +1038,8 @@ class Tracker:
         metrics: Mapping[str, float],
         tables: Mapping[str, str],
         digest: str,
-    ) -> None:
+    ) -> str | None:
+        """Everything of one publish; returns the trend run's id for a week run."""
         current = current_run.data
         publish_count = int(current.tags.get(PUBLISH_COUNT_TAG, "0") or 0)
 
@@ -1070,9 +1078,12 @@ class Tracker:
         self.client.log_inputs(run.run_id, datasets=[DatasetInput(dataset, tags=[context])])
 
         self.client.log_artifacts(run.run_id, str(folder))
+        trend_id = None
         if current.tags.get(KIND_TAG) == "week":
-            self._update_trend(run, evaluation.spec.model, evaluation.window.label, metrics, digest)
+            model, week = evaluation.spec.model, evaluation.window.label
+            trend_id = self._update_trend(run, model, week, metrics, digest)
         self.client.set_terminated(run.run_id, "FINISHED")
+        return trend_id
 
     def _log_metrics(
         self, run_id: str, metrics: Mapping[str, float], step: int, timestamp: int
@@ -1168,7 +1179,7 @@ class Tracker:
         week: str,
         metrics: Mapping[str, float],
         digest: str,
-    ) -> None:
+    ) -> str:
         """Put ``week``'s headline metrics into the model's trend run: appended when the week
         is new there, nothing when the same run and digest are recorded, else a rebuild.
         ``run`` ends as a child of the trend run that is current afterwards."""
@@ -1197,7 +1208,7 @@ class Tracker:
             current = self._trend_runs(model, experiment_id)
             if current and current[0].info.run_id == trend_id:
                 self._log_tags(run.run_id, {PARENT_RUN_TAG: trend_id})
-                return
+                return trend_id
         raise TrackingError(
             f"the trend run of {model!r} kept being replaced by concurrent writers "
             f"({TREND_ROUNDS} rounds); a re-run of week {week} updates it"

@@ -147,9 +147,13 @@ def test_backfill_rerun_and_spec_change_leave_one_point_per_week(
     assert first_trend.data.tags["eval.kind"] == "trend"
     assert first_trend.data.params == {}  # the specs are in the week runs
     _assert_one_point_per_week(client, first_trend.info.run_id, outcomes)
-    assert mlflow_link(outcomes["2026-11-09"])["mlflow_run"] == MetadataValue.url(
+    links = mlflow_link(outcomes["2026-11-09"])
+    assert links["mlflow_run"] == MetadataValue.url(
         f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/"
         f"{outcomes['2026-11-09'].mlflow_run.run_id}"
+    )
+    assert links["mlflow_trend"] == MetadataValue.url(
+        f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{first_trend.info.run_id}"
     )
 
     # The same week again with the same data: the same runs, nothing new in any chart.
@@ -185,6 +189,7 @@ def test_backfill_rerun_and_spec_change_leave_one_point_per_week(
     assert kept.data.tags["eval.superseded"] == "true"
     assert kept.data.tags["mlflow.parentRunId"] == trend.info.run_id
     assert tracker.trend_run(MODEL).run_id == trend.info.run_id
+    assert mlflow_link(outcomes["2026-11-02"])["mlflow_trend"].value.endswith(trend.info.run_id)
 
 
 def test_dagster_metadata_links_the_run_page(tmp_path, monkeypatch):
