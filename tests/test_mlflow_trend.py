@@ -284,3 +284,28 @@ def _overall_of(evaluation) -> float:
         & (metrics["slice"] == "overall")
     ]
     return float(row["value"].iloc[0])
+
+
+def test_a_week_logged_in_the_old_layout_is_replaced_by_its_rerun(mlflow_server, published):
+    """Runs logged before this layout have a metric per slice and no results digest: the
+    week's next publish moves it to a new run of the headline layout, under the trend run."""
+    evaluation, verdict, folder = published
+    tracker = Tracker(mlflow_server, experiment_prefix=f"old-{uuid.uuid4().hex[:8]}")
+    key, week = f"{MODEL}/week/2026-11-16", {"eval.week": "2026-11-16"}
+    old = tracker.start(key, model=MODEL, run_name="old layout", tags=week)
+    tracker.client.log_metric(old.run_id, "recall/v2/device.android", 0.5, step=2967)
+    tracker.client.set_terminated(old.run_id, "FINISHED")
+
+    again = tracker.start(key, model=MODEL, run_name="new layout", tags=week)
+    assert again == old
+    new = tracker.publish(again, evaluation, verdict, folder)
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    assert new.run_id != old.run_id
+    assert client.get_run(old.run_id).info.lifecycle_stage == "deleted"
+    metrics = client.get_run(new.run_id).data.metrics
+    assert "recall/v2/device.android" not in metrics
+    assert metrics["roc_auc/v2"] == pytest.approx(_overall_of(evaluation), rel=1e-12)
+    trend = tracker.trend_run(MODEL)
+    assert client.get_run(new.run_id).data.tags["mlflow.parentRunId"] == trend.run_id
+    assert list(_points(client, trend.run_id, "roc_auc/v2")) == [2967]
