@@ -233,7 +233,8 @@ def _runs(base: dict, model: str) -> list:
     experiment = client.get_experiment_by_name(f"eval-pipelines/{model}")
     if experiment is None:
         return []
-    return client.search_runs([experiment.experiment_id])
+    # The model's week runs, not its trend run (the parent of the weeks, tracking.py).
+    return client.search_runs([experiment.experiment_id], filter_string="tags.`eval.kind` = 'week'")
 
 
 def _run(base: dict, folder: Path, spec: Path, week: str = WEEK, out: str = "out") -> int:
