@@ -5,7 +5,8 @@ TIMESTAMPTZ_NS prediction times, TIMESTAMP_NS label times, and a first week (202
 before the demo's calendar) with no history. The team writes a spec in its own folder (a
 relative warehouse path), checks it against the warehouse, evaluates the first and a later
 week with the CLI, then loads the specs folder in Dagster beside a broken spec and
-materializes the first week's partition.
+materializes the first week's partition; MLflow holds headline metrics and the slice
+tables, and re-running a week leaves one point per week on the trend.
 """
 
 import json
@@ -219,3 +220,45 @@ def test_dagster_loads_the_model_beside_a_broken_spec_and_runs_its_first_week(
         (tmp_path / "artifacts" / "card_fraud" / FIRST_WEEK / "verdict.json").read_text()
     )
     assert verdict["window"] == FIRST_WEEK and verdict["decision"] == "inconclusive"
+
+
+def test_mlflow_holds_headline_metrics_the_slice_table_and_one_point_per_week(
+    team, mlflow_server, tmp_path, capsys
+):
+    from mlflow.tracking import MlflowClient
+
+    def run(week: str) -> None:
+        out = tmp_path / week
+        args = ["run", "--spec", str(team["spec"]), "--week", week, "--out", str(out)]
+        assert main([*args, "--mlflow", mlflow_server]) == 0
+
+    for week in (LATER_WEEK, FIRST_WEEK, LATER_WEEK):  # a backfill, then a re-run
+        run(week)
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("eval-pipelines/card_fraud")
+    weeks = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`eval.kind` = 'week'"
+    )
+    live = [r for r in weeks if r.data.tags.get("eval.superseded") != "true"]
+    assert sorted(r.data.tags["eval.run_key"] for r in live) == [
+        f"card_fraud/week/{FIRST_WEEK}",
+        f"card_fraud/week/{LATER_WEEK}",
+    ]
+    for week_run in live:
+        keys = set(week_run.data.metrics)
+        # Headline only: nothing per slice (slices are in the table artifact).
+        assert f"roc_auc/{CANDIDATE}" in keys and f"roc_auc/{BASELINE}" in keys
+        assert not [k for k in keys if any(c in k for c in (*CATEGORIES, "channel", "app"))]
+        artifacts = {a.path for a in client.list_artifacts(week_run.info.run_id, "tables")}
+        assert "tables/slices.json" in artifacts
+        table = json.loads(
+            Path(
+                client.download_artifacts(week_run.info.run_id, "tables/slices.json", tmp_path)
+            ).read_text()
+        )
+        assert "merchant_category=travel" in json.dumps(table)
+    (trend,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`eval.kind` = 'trend'"
+    )
+    history = client.get_metric_history(trend.info.run_id, f"roc_auc/{CANDIDATE}")
+    assert len(history) == 2 and len({point.step for point in history}) == 2
