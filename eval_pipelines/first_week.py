@@ -30,9 +30,7 @@ def first_prediction_week(spec: EvalSpec, warehouse: Warehouse) -> date | None:
     Raises :class:`~eval_pipelines.errors.WarehouseError` (one sentence naming the query,
     never the credentials) when the warehouse cannot be read.
     """
-    builder = SqlBuilder(spec, warehouse.dialect)
-    column = builder.ident(spec.predictions.timestamp)
-    sql = f"SELECT MIN(p.{column}) AS first_ts FROM {builder.source(spec.predictions)} AS p"
+    sql = SqlBuilder(spec, warehouse.dialect).first_prediction()
     first = warehouse.query(sql, "first prediction (start_week: earliest)")["first_ts"].iloc[0]
     if first is None or pd.isna(first):
         return None

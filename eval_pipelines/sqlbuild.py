@@ -254,6 +254,11 @@ class SqlBuilder:
             window_end=self.literal(window.end),
         )
 
+    def first_prediction(self) -> str:
+        """The earliest prediction time of the source (``start_week: earliest``): one row."""
+        column = self.ident(self.spec.predictions.timestamp)
+        return f"SELECT MIN(p.{column}) AS first_ts FROM {self.source(self.spec.predictions)} AS p"
+
     def feature_sample(self, columns: list[str], rows: int = 1000) -> str:
         """A few rows of the drift features, only to tell numeric from categorical columns."""
         select = ", ".join(f"p.{self.ident(c)}" for c in columns)
