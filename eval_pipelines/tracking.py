@@ -104,8 +104,9 @@ the tables) and writes it to the run before anything else:
   tagged ``eval.superseded = true``, ``eval.superseded_by``, ``eval.superseded_reason =
   results changed`` and then **deleted** (soft: MLflow's "Deleted" view and ``mlflow runs
   restore`` still have it until ``mlflow gc``). :meth:`Tracker.publish` returns the run it
-  published to. ``eval.publish_count`` counts the publishes into one run. A spec change keeps the old run visible instead (below): it records what
-  another spec decided, while a same-spec re-run is a newer version of the same evaluation.
+  published to. ``eval.publish_count`` counts the publishes into one run. A spec change
+  keeps the old run visible instead (below): it records what another spec decided, while a
+  same-spec re-run is a newer version of the same evaluation.
 
 The trend run records which week run and digest each of its weeks came from in the tag
 ``eval.trend.<week>`` = ``<run id> <digest>``. A week whose tag is missing is appended (one
