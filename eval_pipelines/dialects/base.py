@@ -27,9 +27,10 @@ from sqlalchemy.engine import URL, Dialect
 if TYPE_CHECKING:
     from eval_pipelines.warehouse import Warehouse
 
-# Type name -> family, for the spellings of every supported engine (a column's family decides
-# how it is read: see column_types.py). A dialect whose names mean something else overrides
-# :meth:`SqlDialect.type_family`.
+# Type name -> family (a column's family decides how it is read: see column_types.py), for
+# DuckDB's and PostgreSQL's spellings. One table serves both: no name means one thing on one
+# and another on the other (``timestamp`` is naive on both). An engine whose names mean
+# something else sets its own ``type_families`` (Spark's ``timestamp`` has a time zone).
 TYPE_FAMILIES = {
     "integer": re.compile(
         r"^(u?(tiny|small|big|huge)?int(eger)?|u?int\d+|hugeint|uhugeint|smallserial|serial|"
@@ -54,11 +55,11 @@ TYPE_FAMILIES = {
 }
 
 
-def type_family(type_name: str) -> str | None:
+def type_family(type_name: str, families: dict[str, re.Pattern[str]] = TYPE_FAMILIES) -> str | None:
     """``integer``, ``decimal``, ``float``, ``text``, ``timestamp`` (naive), ``timestamptz``,
     ``uuid``, ``boolean``; ``None`` for anything else (DuckDB's and PostgreSQL's names)."""
     name = " ".join(type_name.strip().lower().split())
-    for family, pattern in TYPE_FAMILIES.items():
+    for family, pattern in families.items():
         if pattern.match(name):
             return family
     return None
@@ -80,6 +81,8 @@ class SqlDialect:
     native_client: ClassVar[bool] = False
     # True: Great Expectations runs on our own session, so it sees the temporary window table.
     gx_shares_session: ClassVar[bool] = False
+    # The engine's type names (lower case, single spaces) -> family; first match wins.
+    type_families: ClassVar[dict[str, re.Pattern[str]]] = TYPE_FAMILIES
 
     def __init__(self, sqlalchemy_dialect: Dialect | None = None) -> None:
         self.sqlalchemy = sqlalchemy_dialect or self.default_sqlalchemy_dialect()
@@ -110,7 +113,7 @@ class SqlDialect:
 
     def type_family(self, type_name: str) -> str | None:
         """The family of one of this engine's type names (see :data:`TYPE_FAMILIES`)."""
-        return type_family(type_name)
+        return type_family(type_name, self.type_families)
 
     def add_gx_datasource(self, context: Any, warehouse: "Warehouse", name: str) -> Any:
         """A Great Expectations SQL data source on ``warehouse`` (GX already imported)."""
