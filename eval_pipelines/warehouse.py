@@ -3,8 +3,8 @@
 The URL's engine picks its dialect class (:mod:`eval_pipelines.dialects`; another engine is
 refused in one sentence naming the supported ones). DuckDB files are opened read-only with
 DuckDB's own client so results arrive as Arrow (fast, no per-row Python objects); PostgreSQL
-goes through SQLAlchemy. Errors are rewritten as
-sentences that never include the password (URLs are rendered with the password hidden).
+goes through SQLAlchemy. Errors are rewritten as sentences that never include the password
+(URLs are rendered with the password hidden).
 """
 
 import os
@@ -151,9 +151,9 @@ class Warehouse:
             self._engine.dispose()
 
     def create_temporary_table(self, name: str, sql: str) -> bool:
-        """The dialect's session-private table (``CREATE TEMPORARY TABLE name AS sql``) of
-        ``sql``'s rows; False if the warehouse refuses it (for
-        example no TEMP privilege), in which case callers keep querying the sources."""
+        """The dialect's session-private table of ``sql``'s rows (``CREATE TEMPORARY TABLE
+        name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
+        which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
         try:
             if self.native_client:
@@ -170,8 +170,8 @@ class Warehouse:
     def drop_temporary_table(self, name: str) -> None:
         """Best effort: the table is private to this session and ends with it anyway, and a
         failure here must not hide the error that is being raised."""
-        statement = self.dialect.drop_temporary_table(name)
         try:
+            statement = self.dialect.drop_temporary_table(name)
             if self.native_client and self._duckdb_connection is not None:
                 self._duckdb_connection.execute(statement)
             elif self._connection is not None:

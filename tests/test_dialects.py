@@ -63,6 +63,16 @@ def test_exact_sum_of_doubles_is_the_correctly_rounded_sum(warehouse):
     assert math.fsum(values) != sum(values)  # the naive order loses the ones
 
 
+def test_string_literals_read_back_as_written(warehouse):
+    """Quotes, percent signs (psycopg2's parameter marker), backslashes and colons."""
+    texts = ["v1", "it's", "50%", "v1%%", "a\\b", "x:y", "%(name)s", "é"]
+    expressions = ", ".join(
+        f"{warehouse.dialect.literal(text)} AS t{i}" for i, text in enumerate(texts)
+    )
+    frame = warehouse.query(f"SELECT {expressions}", "literals")
+    assert [frame[f"t{i}"][0] for i in range(len(texts))] == texts
+
+
 def test_timestamp_and_interval_literals(warehouse):
     d = warehouse.dialect
     start = datetime(2026, 11, 16, 23, 59, 30)

@@ -67,6 +67,14 @@ class PostgreSQL(SqlDialect):
         kwargs = {"connect_args": {"options": "-c default_transaction_read_only=on"}}
         return context.data_sources.add_sql(name, connection_string=url, kwargs=kwargs)
 
+    def literal(self, value: object) -> str:
+        """As the base class, but a string is quoted without doubling ``%``: SQLAlchemy's
+        psycopg2 dialect doubles it for parameter interpolation, and the engine's SQL runs
+        without parameters, so ``'v1%'`` would have been compared as ``'v1%%'``."""
+        if isinstance(value, str):
+            return "'" + value.replace("'", "''") + "'"
+        return super().literal(value)
+
     def hash32(self, text_expr: str) -> str:
         # 'x' || hex digits casts to a bit string, and 32 bits cast to an integer.
         return f"CAST(CAST('x' || SUBSTR(MD5({text_expr}), 1, 8) AS BIT(32)) AS BIGINT)"
