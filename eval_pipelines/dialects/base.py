@@ -18,6 +18,7 @@ rendering string literals, so the rendered text is exactly what SQLAlchemy would
 """
 
 import re
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,11 +66,13 @@ def type_family(type_name: str, families: dict[str, re.Pattern[str]] = TYPE_FAMI
     return None
 
 
-class SqlDialect:
+class SqlDialect(ABC):
     """One SQL engine's spelling of the engine's few engine-specific pieces.
 
-    Subclasses set the class attributes and implement the methods that raise here; the SQL
-    that is the same on every supported engine is implemented once, below.
+    Subclasses set the class attributes and implement the abstract methods: the pieces known
+    to differ between engines, which a new engine must therefore state (a Spark class that
+    forgot ``integer_sum`` would overflow silently). The SQL that is standard and the same on
+    every supported engine is implemented once, here, and overridden where an engine differs.
     """
 
     # The SQLAlchemy backend name (``URL.get_backend_name()``), e.g. ``duckdb``.
@@ -77,7 +80,8 @@ class SqlDialect:
     # How users and messages call the engine, and a URL that connects to it.
     title: ClassVar[str]
     url_example: ClassVar[str]
-    # True: queries run through DuckDB's own Python client (results as Arrow), not SQLAlchemy.
+    # True: queries run on the engine's own Python client (DuckDB's, results as Arrow), not on a
+    # SQLAlchemy connection.
     native_client: ClassVar[bool] = False
     # True: Great Expectations runs on our own session, so it sees the temporary window table.
     gx_shares_session: ClassVar[bool] = False
@@ -106,18 +110,18 @@ class SqlDialect:
         """SQLAlchemy ``connect_args`` of the engine's read-only session."""
         return {}
 
+    @abstractmethod
     def column_type_names(self, warehouse: "Warehouse", source_sql: str) -> dict[str, str]:
         """Column name -> the engine's type name for ``SELECT * FROM source_sql`` without
-        reading a row; empty where the engine's type names are not known."""
-        return {}
+        reading a row."""
 
     def type_family(self, type_name: str) -> str | None:
         """The family of one of this engine's type names (see :data:`TYPE_FAMILIES`)."""
         return type_family(type_name, self.type_families)
 
+    @abstractmethod
     def add_gx_datasource(self, context: Any, warehouse: "Warehouse", name: str) -> Any:
         """A Great Expectations SQL data source on ``warehouse`` (GX already imported)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ quoting and literals
     def quote(self, name: str) -> str:
@@ -150,19 +154,19 @@ class SqlDialect:
         return column_expr
 
     # ------------------------------------------------------------------ expressions
+    @abstractmethod
     def hash32(self, text_expr: str) -> str:
         """The first 32 bits of ``md5(text_expr)`` (hex digits) as a BIGINT in [0, 2^32)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def exact_sum(self, expr: str) -> str:
         """An aggregate: the sum of a DOUBLE expression that does not depend on the order rows
         are added in, as a DOUBLE."""
-        raise NotImplementedError
 
+    @abstractmethod
     def integer_sum(self, expr: str) -> str:
         """An aggregate: the sum of a BIGINT expression, widened so that it cannot overflow
         (an exact integer type wider than 64 bits)."""
-        return f"SUM({expr})"
 
     # ------------------------------------------------------------------ session-private tables
     def create_temporary_table(self, name: str, sql: str) -> str:
