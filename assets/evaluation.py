@@ -41,6 +41,7 @@ from assets.metadata import (
 )
 from assets.partitions import partitions_for
 from assets.specs import asset_prefix
+from eval_pipelines.dialects import dialect_class
 from eval_pipelines.errors import EvalError, ValidationFailed
 from eval_pipelines.gates import HOLD, SHIP, no_reference_data
 from eval_pipelines.runner import ALERT_FAILED, RunOutcome, run_evaluation
@@ -85,9 +86,11 @@ DEPENDS_ON = {
     "verdict": ["comparison"],
     "report": ["verdict"],
 }
+# ENGINE stands for the warehouse's engine (its dialect's name: duckdb, postgresql).
+ENGINE = "engine"
 KINDS = {
-    "window": {"duckdb", "sql"},
-    "sufficient_statistics": {"duckdb", "sql"},
+    "window": {ENGINE, "sql"},
+    "sufficient_statistics": {ENGINE, "sql"},
     "metrics": {"parquet"},
     "comparison": {"parquet"},
     "drift": {"parquet"},
@@ -103,14 +106,14 @@ def asset_key(spec: EvalSpec, name: str) -> AssetKey:
 def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
     prefix = asset_prefix(spec.model)
     key = {name: asset_key(spec, name) for name in ASSETS}
-    dialect = spec.warehouse.split(":", 1)[0].split("+", 1)[0]
+    engine = dialect_class(spec.warehouse).name
     specs = [
         AssetSpec(
             key[name],
             description=f"{spec.model}: {description}",
             deps=[key[d] for d in DEPENDS_ON.get(name, [])],
             group_name=prefix,
-            kinds={dialect if kind == "duckdb" else kind for kind in KINDS[name]},
+            kinds={engine if kind == ENGINE else kind for kind in KINDS[name]},
             owners=list(spec.owners),
             tags={"eval/model": prefix},
             skippable=True,

@@ -7,43 +7,19 @@ is reported instead as a failed input check naming the spec key, the source, the
 type found and the types accepted. Columns that do not exist are left to the
 ``columns_present`` check.
 
-Type names are matched by family, so DuckDB's (``DOUBLE``, ``TIMESTAMPTZ_NS``, ``TIMESTAMP WITH
-TIME ZONE``) and PostgreSQL's (``double precision``, ``timestamp(3) with time zone``) spellings
-both work. What the engine does with each accepted family (booleans as 0/1, time zones
-converted to UTC) is rendered by :class:`eval_pipelines.sqlbuild.SqlBuilder` from the types
-returned here.
+Type names are matched by family, by the warehouse's dialect
+(:meth:`eval_pipelines.dialects.SqlDialect.type_family`), so DuckDB's (``DOUBLE``,
+``TIMESTAMPTZ_NS``, ``TIMESTAMP WITH TIME ZONE``) and PostgreSQL's (``double precision``,
+``timestamp(3) with time zone``) spellings both work. What the engine does with each
+accepted family (booleans as 0/1, time zones converted to UTC) is rendered by
+:class:`eval_pipelines.sqlbuild.SqlBuilder` from the types returned here.
 """
-
-import re
 
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.sqlbuild import SqlBuilder
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
-
-_FAMILIES = {
-    "integer": re.compile(
-        r"^(u?(tiny|small|big|huge)?int(eger)?|u?int\d+|hugeint|uhugeint|smallserial|serial|"
-        r"bigserial|long|short)$"
-    ),
-    "decimal": re.compile(r"^(decimal|numeric)(\(.*\))?$"),
-    "float": re.compile(r"^(float\d?|double( precision)?|real)$"),
-    "text": re.compile(
-        r"^(varchar|text|string|char|bpchar|character( varying)?|nvarchar)(\(.*\))?$"
-    ),
-    # Every precision, with and without time zone (DuckDB: TIMESTAMP_S/_MS/_NS, TIMESTAMPTZ,
-    # TIMESTAMPTZ_NS, TIMESTAMP WITH TIME ZONE; PostgreSQL: timestamp(p) with[out] time zone).
-    "timestamptz": re.compile(
-        r"^(timestamptz(_s|_ms|_us|_ns)?(\(\d\))?|timestamp(_s|_ms|_us|_ns)?(\(\d\))? "
-        r"with time zone)$"
-    ),
-    "timestamp": re.compile(
-        r"^(timestamp(_s|_ms|_us|_ns)?(\(\d\))?( without time zone)?|date|datetime)$"
-    ),
-    "uuid": re.compile(r"^uuid$"),
-    "boolean": re.compile(r"^bool(ean)?$"),
-}
 
 # The accepted types as the README and the messages list them.
 ACCEPTED_TIMESTAMPS = (
@@ -64,16 +40,6 @@ _EXPECTED = {
     "score": ({"integer", "decimal", "float"}, "a numeric column (a probability in [0, 1])"),
     "label": ({"integer", "decimal", "float", "boolean"}, ACCEPTED_LABELS),
 }
-
-
-def type_family(type_name: str) -> str | None:
-    """``integer``, ``decimal``, ``float``, ``text``, ``timestamp`` (naive), ``timestamptz``,
-    ``uuid``, ``boolean``; ``None`` for anything else."""
-    name = " ".join(type_name.strip().lower().split())
-    for family, pattern in _FAMILIES.items():
-        if pattern.match(name):
-            return family
-    return None
 
 
 def _source_name(source: Source) -> str:
@@ -111,7 +77,7 @@ def column_type_failures(
             if found is None:  # missing: the columns_present check names it
                 continue
             accepted, wording = _EXPECTED[role]
-            family = type_family(found)
+            family = warehouse.dialect.type_family(found)
             if family in accepted:
                 families[f"{prefix}.{role}"] = family
                 continue

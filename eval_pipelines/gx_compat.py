@@ -19,7 +19,8 @@ makes the patch unnecessary or ineffective.
 
 **Sharing the session.** On DuckDB, GX gets a SQLAlchemy engine whose only connection is the
 engine's own read-only DuckDB connection (duckdb-engine's ``ConnectionWrapper`` through
-``creator=``; the patch makes GX use a ``StaticPool``). GX therefore sees the window's
+``creator=``, built by :meth:`eval_pipelines.dialects.DuckDB.add_gx_datasource`; the patch
+makes GX use a ``StaticPool``). GX therefore sees the window's
 session-private temporary table, nothing rescans the sources to validate the window, and
 nothing can write to the file. ``close()`` on the wrapper is a no-op: GX disposes its engine
 when it is garbage collected, and the connection belongs to :class:`Warehouse`.
@@ -85,18 +86,6 @@ def unpatched_dialects() -> tuple:
     return tuple(d for d in module._PERSISTED_CONNECTION_DIALECTS if d != "duckdb")
 
 
-def _shared_duckdb_connection(connection: Any) -> Any:
-    from duckdb_engine import ConnectionWrapper
-
-    class SharedConnection(ConnectionWrapper):
-        """The Warehouse's DuckDB connection; GX may not close it."""
-
-        def close(self) -> None:
-            pass
-
-    return SharedConnection(connection)
-
-
 def gx_context(gx: Any) -> Any:
     """An ephemeral data context: nothing is written to disk, no progress bars."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -107,22 +96,11 @@ def gx_context(gx: Any) -> Any:
 
 
 def add_warehouse_datasource(context: Any, warehouse: Warehouse, name: str = "warehouse") -> Any:
-    """A GX SQL data source on ``warehouse``, sharing its session when it is DuckDB."""
-    if warehouse.is_duckdb:
-        connection = warehouse.duckdb_connection()
-        wrapper = _shared_duckdb_connection(connection)
-        return context.data_sources.add_sql(
-            name,
-            connection_string="duckdb:///:memory:",
-            kwargs={"creator": lambda: wrapper},
-        )
-    kwargs: dict[str, Any] = {}
-    if warehouse.url.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
-    url = warehouse.url.render_as_string(hide_password=False)
-    return context.data_sources.add_sql(name, connection_string=url, kwargs=kwargs)
+    """A GX SQL data source on ``warehouse``, built by its dialect (sharing the session on
+    DuckDB, a read-only connection of its own on PostgreSQL)."""
+    return warehouse.dialect.add_gx_datasource(context, warehouse, name)
 
 
 def shares_session(warehouse: Warehouse) -> bool:
     """Whether GX sees the Warehouse's session (and so its temporary window table)."""
-    return warehouse.is_duckdb
+    return warehouse.dialect_class.gx_shares_session

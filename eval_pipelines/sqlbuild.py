@@ -5,27 +5,27 @@ identifiers quoted by the target dialect's SQLAlchemy identifier preparer and wi
 rendered by SQLAlchemy, so nothing from a spec is pasted into SQL unquoted. The rendered text
 is complete (no bind parameters): it is what runs and what ``run.json`` records.
 
-Only two expressions differ by dialect: the resample bucket (the first 32 bits of an MD5, which
-both DuckDB and PostgreSQL compute identically, so both engines give the same buckets and the
-same numbers) and the exact sum.
+What differs by engine (the resample bucket's hash, exact sums, the UTC reading of a
+timestamp, literals, temporary tables) is asked of the builder's dialect object
+(:mod:`eval_pipelines.dialects`), never decided here by the engine's name. The bucket is the
+first 32 bits of an MD5 on every engine, so every engine gives the same buckets and the same
+numbers.
 
 Column types are normalised here too, from the families :mod:`eval_pipelines.column_types`
 found (:meth:`SqlBuilder.with_column_types`): a timestamp with time zone of any precision is
-read as its naive UTC value (``AT TIME ZONE 'UTC'``, the same on DuckDB and PostgreSQL, and
-independent of the session's time zone), naive timestamps of any precision and dates are read
-as they are (they mean UTC), and a BOOLEAN label is read as 0/1. Every query (the window join,
+read as its naive UTC value (the dialect's ``utc_timestamp``, independent of the session's
+time zone), naive timestamps of any precision and dates are read as they are (they mean
+UTC), and a BOOLEAN label is read as 0/1. Every query (the window join,
 the drift and row-count scans, the label checks) reads these expressions, never the raw
 column, so a TIMESTAMPTZ prediction time and a TIMESTAMP_NS label time compare as instants.
 """
 
 import importlib.resources
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-
+from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.metrics import LOG_LOSS_EPS
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.windows import Window
@@ -38,16 +38,24 @@ def template(name: str) -> str:
 
 @dataclass(frozen=True)
 class SqlBuilder:
-    """Renders the engine's queries for one spec on one SQL dialect."""
+    """Renders the engine's queries for one spec on one SQL dialect.
+
+    ``dialect`` is a :class:`~eval_pipelines.dialects.SqlDialect` (``Warehouse.dialect``); a
+    SQLAlchemy dialect is accepted too and wrapped in its engine's class.
+    """
 
     spec: EvalSpec
-    dialect: Dialect
+    dialect: SqlDialect
     # A temporary table holding the window, once materialised: queries read it instead of
     # joining predictions and labels again.
     window_table: str | None = None
     # (spec key, type family) of the columns whose type is known, e.g.
     # (("labels.label", "boolean"), ("predictions.timestamp", "timestamptz")).
     column_types: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dialect, SqlDialect):
+            object.__setattr__(self, "dialect", dialect_for(self.dialect))
 
     def with_column_types(self, families: dict[str, str]) -> "SqlBuilder":
         """This builder, normalising the columns whose families are given."""
@@ -58,15 +66,11 @@ class SqlBuilder:
 
     # ------------------------------------------------------------------ quoting
     def ident(self, name: str) -> str:
-        return self.dialect.identifier_preparer.quote(name)
+        return self.dialect.quote(name)
 
     def literal(self, value: object) -> str:
-        if isinstance(value, datetime):
-            return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S')}'"
-        if isinstance(value, float):
-            return repr(value)
-        clause = sa.literal(value)
-        return str(clause.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+        """A datetime (naive, UTC), float, string or integer as a SQL literal."""
+        return self.dialect.literal(value)
 
     def source(self, source: Source) -> str:
         """A table reference or a parenthesised user query."""
@@ -78,9 +82,7 @@ class SqlBuilder:
     def utc_timestamp(self, key: str, column_expr: str) -> str:
         """``column_expr`` (the column behind spec key ``predictions.timestamp`` or
         ``labels.timestamp``) as a naive timestamp meaning UTC."""
-        if self._family(key) == "timestamptz":
-            return f"({column_expr} AT TIME ZONE 'UTC')"
-        return column_expr
+        return self.dialect.utc_timestamp(column_expr, self._family(key))
 
     def pred_ts(self, alias: str = "p") -> str:
         return self.utc_timestamp(
@@ -122,20 +124,20 @@ class SqlBuilder:
         """A sum of doubles that does not depend on the order rows are added in.
 
         A parallel floating-point SUM adds partial sums in a different order on each run, so
-        its last bits change; results must be bit-identical. DuckDB's ``fsum`` is a
-        compensated (Kahan-Babuska) sum, correctly rounded in practice; PostgreSQL sums
-        NUMERIC exactly.
+        its last bits change; results must be bit-identical. The dialect's
+        :meth:`~eval_pipelines.dialects.SqlDialect.exact_sum` says how (DuckDB: a compensated
+        sum; PostgreSQL: NUMERIC).
         """
-        if self.dialect.name == "duckdb":
-            return f"fsum({expr})"
-        return f"CAST(SUM(CAST({expr} AS NUMERIC)) AS DOUBLE PRECISION)"
+        return self.dialect.exact_sum(expr)
+
+    def fixed_point_sum(self, expr: str) -> str:
+        """The sum of a DOUBLE ``expr`` in fixed point (integers of 1e-12, as a wide integer):
+        exact and order-independent; divide by 1e-12 once at the end."""
+        return self.dialect.integer_sum(f"CAST(ROUND({expr} * 1e12) AS BIGINT)")
 
     def hash32(self, text_expr: str) -> str:
         """The first 32 bits of ``md5(text_expr)`` as a BIGINT, identical on every engine."""
-        digest = f"SUBSTR(MD5({text_expr}), 1, 8)"
-        if self.dialect.name == "postgresql":
-            return f"CAST(CAST('x' || {digest} AS BIT(32)) AS BIGINT)"
-        return f"CAST('0x' || {digest} AS BIGINT)"
+        return self.dialect.hash32(text_expr)
 
     def bucket_expr(self, id_column: str = "id") -> str:
         """A row's resample bucket: ``md5(id || '#' || seed)``'s first 32 bits modulo K."""
@@ -168,7 +170,9 @@ class SqlBuilder:
         return template("window").format(
             **self._common(),
             slice_select=self._slice_select(),
-            max_delay_seconds=int(self.spec.labels.max_delay / timedelta(seconds=1)),
+            max_delay=self.dialect.interval_seconds(
+                int(self.spec.labels.max_delay / timedelta(seconds=1))
+            ),
             window_start=self.literal(window.start),
             window_end=self.literal(window.end),
         )
@@ -200,6 +204,12 @@ class SqlBuilder:
             eps=repr(LOG_LOSS_EPS),
             threshold_sets=self._render_sets(threshold),
             histogram_sets=self._render_sets(histogram),
+            log_loss_sum=self.fixed_point_sum("log_loss_term"),
+            squared_error_sum=self.fixed_point_sum("squared_error"),
+            score_sum=self.fixed_point_sum("score"),
+            total_log_loss_sum=self.dialect.integer_sum("log_loss_sum"),
+            total_squared_error_sum=self.dialect.integer_sum("squared_error_sum"),
+            total_score_sum=self.dialect.integer_sum("score_sum"),
         )
 
     def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
@@ -226,6 +236,8 @@ class SqlBuilder:
             candidate=self.literal(candidate),
             grouping_id=f"GROUPING({grouped})" if aliases else "0",
             grouping_sets=self._render_sets(sets),
+            baseline_score_sum=self.fixed_point_sum("baseline.score"),
+            candidate_score_sum=self.fixed_point_sum("candidate.score"),
         )
 
     def window_checks(self, window: Window) -> str:
@@ -238,7 +250,8 @@ class SqlBuilder:
             "COALESCE(CAST(label AS VARCHAR), '')"
         )
         return template("window_checks").format(
-            window=self.window(window), row_hash=self.hash32(row_text)
+            window=self.window(window),
+            content_hash=self.dialect.integer_sum(self.hash32(row_text)),
         )
 
     def slice_cardinality(self, window: Window) -> str:

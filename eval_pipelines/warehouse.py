@@ -1,8 +1,10 @@
 """Read-only access to the user's warehouse through a SQLAlchemy URL.
 
-DuckDB files are opened read-only with DuckDB's own client so results arrive as Arrow (fast,
-no per-row Python objects); every other URL goes through SQLAlchemy. Errors are rewritten as
-sentences that never include the password (URLs are rendered with the password hidden).
+The URL's engine picks its dialect class (:mod:`eval_pipelines.dialects`; another engine is
+refused in one sentence naming the supported ones). DuckDB files are opened read-only with
+DuckDB's own client so results arrive as Arrow (fast, no per-row Python objects); PostgreSQL
+goes through SQLAlchemy. Errors are rewritten as sentences that never include the password
+(URLs are rendered with the password hidden).
 """
 
 import os
@@ -17,8 +19,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, make_url
 
+from eval_pipelines.dialects import SqlDialect, dialect_class
 from eval_pipelines.errors import WarehouseError
 
 
@@ -28,21 +31,6 @@ def safe_url(url: str | URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(url))
-
-
-def _with_installed_driver(url: URL) -> URL:
-    """``postgresql://`` with the PostgreSQL driver that is installed.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; this project ships psycopg2
-    (``psycopg2-binary``), so without this a plain URL fails with "No module named 'psycopg'".
-    """
-    if url.drivername != "postgresql":
-        return url
-    import importlib.util
-
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-        return url.set(drivername="postgresql+psycopg2")
-    return url
 
 
 MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
@@ -76,29 +64,32 @@ class Warehouse:
             written = make_url(url)
         except Exception:
             raise WarehouseError(f"warehouse: {safe_url(url)!r} is not a SQLAlchemy URL") from None
-        self.url = _with_installed_driver(written)
+        self.dialect_class = dialect_class(written)
+        self.url = self.dialect_class.resolve_url(written)
         self.safe_url = safe_url(written)  # as the user wrote it, password masked
+        self._dialect: SqlDialect | None = None
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
         self._spill: str | None = None
         self._connection: sa.Connection | None = None
 
     @property
-    def is_duckdb(self) -> bool:
-        return self.url.get_backend_name() == "duckdb"
+    def native_client(self) -> bool:
+        """Whether queries run on DuckDB's own client (else on one SQLAlchemy connection)."""
+        return self.dialect_class.native_client
 
     @property
-    def dialect(self) -> Dialect:
-        return self.engine.dialect
+    def dialect(self) -> SqlDialect:
+        """The engine's dialect object, rendering with the engine's SQLAlchemy dialect."""
+        if self._dialect is None:
+            self._dialect = self.dialect_class(self.engine.dialect)
+        return self._dialect
 
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
             try:
-                connect_args: dict[str, Any] = {"read_only": True} if self.is_duckdb else {}
-                if self.url.get_backend_name() == "postgresql":
-                    # Naive timestamps mean UTC; so must the session's (TIMESTAMPTZ columns).
-                    connect_args["options"] = "-c timezone=UTC"
+                connect_args = self.dialect_class.connect_args()
                 self._engine = sa.create_engine(self.url, connect_args=connect_args)
             except Exception as exc:
                 raise WarehouseError(
@@ -139,7 +130,7 @@ class Warehouse:
         with self._duckdb() as con:
             return con
 
-    def _sqlalchemy(self) -> sa.Connection:
+    def sqlalchemy_connection(self) -> sa.Connection:
         """One connection per Warehouse (so temporary tables live across queries). Its
         transaction is never committed: closing rolls back, and nothing is ever written."""
         if self._connection is None:
@@ -160,15 +151,16 @@ class Warehouse:
             self._engine.dispose()
 
     def create_temporary_table(self, name: str, sql: str) -> bool:
-        """``CREATE TEMPORARY TABLE name AS sql``; False if the warehouse refuses it (for
-        example no TEMP privilege), in which case callers keep querying the sources."""
-        statement = f"CREATE TEMPORARY TABLE {name} AS\n{sql}"
+        """The dialect's session-private table of ``sql``'s rows (``CREATE TEMPORARY TABLE
+        name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
+        which case callers keep querying the sources."""
+        statement = self.dialect.create_temporary_table(name, sql)
         try:
-            if self.is_duckdb:
+            if self.native_client:
                 with self._duckdb() as con:
                     con.execute(statement)
             else:
-                self._sqlalchemy().execute(sa.text(statement.replace(":", r"\:")))
+                self.sqlalchemy_connection().execute(sa.text(statement.replace(":", r"\:")))
             return True
         except Exception:
             if self._connection is not None:
@@ -178,9 +170,9 @@ class Warehouse:
     def drop_temporary_table(self, name: str) -> None:
         """Best effort: the table is private to this session and ends with it anyway, and a
         failure here must not hide the error that is being raised."""
-        statement = f"DROP TABLE IF EXISTS {name}"
         try:
-            if self.is_duckdb and self._duckdb_connection is not None:
+            statement = self.dialect.drop_temporary_table(name)
+            if self.native_client and self._duckdb_connection is not None:
                 self._duckdb_connection.execute(statement)
             elif self._connection is not None:
                 self._connection.execute(sa.text(statement))
@@ -211,14 +203,14 @@ class Warehouse:
     def query(self, sql: str, purpose: str) -> pd.DataFrame:
         """Run one complete SQL statement; ``purpose`` names it in error messages."""
         with self._failing(purpose):
-            if self.is_duckdb:
+            if self.native_client:
                 with self._duckdb() as con:
                     return con.execute(sql).fetch_df()
-            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self._sqlalchemy())
+            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self.sqlalchemy_connection())
 
     def query_arrow(self, sql: str, purpose: str) -> pa.Table:
         """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB)."""
-        if not self.is_duckdb:
+        if not self.native_client:
             return pa.Table.from_pandas(self.query(sql, purpose), preserve_index=False)
         with self._failing(purpose), self._duckdb() as con:
             return con.sql(sql).to_arrow_table()
@@ -226,27 +218,8 @@ class Warehouse:
     def column_types(self, source_sql: str, purpose: str) -> dict[str, str]:
         """Column name -> the warehouse's type name (``DOUBLE``, ``character varying``), without
         reading rows; empty where the dialect's type names are not known."""
-        sql = f"SELECT * FROM {source_sql} AS source LIMIT 0"
         with self._failing(purpose):
-            if self.is_duckdb:
-                with self._duckdb() as con:
-                    relation = con.sql(sql)
-                    pairs = zip(relation.columns, relation.types, strict=True)
-                    return {column: str(kind) for column, kind in pairs}
-            if self.dialect.name != "postgresql":
-                return {}
-            connection = self._sqlalchemy()
-            description = connection.execute(sa.text(sql.replace(":", r"\:"))).cursor.description
-            oids = ", ".join(str(int(d[1])) for d in description) or "NULL"
-            names = dict(
-                connection.execute(
-                    sa.text(
-                        "SELECT CAST(oid AS INTEGER), format_type(oid, NULL) FROM pg_type "
-                        f"WHERE oid IN ({oids})"
-                    )
-                ).all()
-            )
-            return {d[0]: names.get(int(d[1]), "unknown") for d in description}
+            return self.dialect.column_type_names(self, source_sql)
 
     def columns(self, source_sql: str, purpose: str) -> list[str]:
         """Column names of a table reference or parenthesised query, without reading rows."""

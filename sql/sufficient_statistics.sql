@@ -31,14 +31,14 @@ cells AS (
 threshold_cells AS (
     SELECT {slice_passthrough}model_version, label, bucket, above,
         COUNT(*) AS n,
-        SUM(CAST(ROUND(log_loss_term * 1e12) AS BIGINT)) AS log_loss_sum,
-        SUM(CAST(ROUND(squared_error * 1e12) AS BIGINT)) AS squared_error_sum
+        {log_loss_sum} AS log_loss_sum,
+        {squared_error_sum} AS squared_error_sum
     FROM cells
     GROUP BY {slice_passthrough}model_version, label, bucket, above
 ),
 histogram_cells AS (
     SELECT {slice_passthrough}model_version, label, fine_bin, COUNT(*) AS n,
-        SUM(CAST(ROUND(score * 1e12) AS BIGINT)) AS score_sum
+        {score_sum} AS score_sum
     FROM cells
     GROUP BY {slice_passthrough}model_version, label, fine_bin
 )
@@ -53,8 +53,8 @@ SELECT
     CAST(NULL AS INTEGER) AS fine_bin,
     SUM(n) AS n,
     CAST(NULL AS DOUBLE PRECISION) AS score_sum,
-    CAST(SUM(log_loss_sum) AS DOUBLE PRECISION) / 1e12 AS log_loss_sum,
-    CAST(SUM(squared_error_sum) AS DOUBLE PRECISION) / 1e12 AS squared_error_sum
+    CAST({total_log_loss_sum} AS DOUBLE PRECISION) / 1e12 AS log_loss_sum,
+    CAST({total_squared_error_sum} AS DOUBLE PRECISION) / 1e12 AS squared_error_sum
 FROM threshold_cells
 GROUP BY GROUPING SETS (
 {threshold_sets}
@@ -70,7 +70,7 @@ SELECT
     CAST(NULL AS INTEGER) AS above,
     fine_bin,
     SUM(n) AS n,
-    CAST(SUM(score_sum) AS DOUBLE PRECISION) / 1e12 AS score_sum,
+    CAST({total_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum,
     CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum,
     CAST(NULL AS DOUBLE PRECISION) AS squared_error_sum
 FROM histogram_cells

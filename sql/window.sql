@@ -10,13 +10,13 @@ SELECT
     {slice_select}
     CASE
         WHEN {label_ts} >= {pred_ts}
-         AND {label_ts} <= {pred_ts} + INTERVAL '{max_delay_seconds} seconds'
+         AND {label_ts} <= {pred_ts} + {max_delay}
         THEN {label}
     END AS label,
     -- Why a label that exists does not count: reported by the input checks.
     CASE
         WHEN {label_ts} < {pred_ts} THEN 'before_prediction'
-        WHEN {label_ts} > {pred_ts} + INTERVAL '{max_delay_seconds} seconds' THEN 'too_late'
+        WHEN {label_ts} > {pred_ts} + {max_delay} THEN 'too_late'
     END AS label_excluded
 FROM {predictions} AS p
 LEFT JOIN {labels} AS l

@@ -16,7 +16,7 @@ SELECT
     SUM(CASE WHEN label_excluded = 'too_late' THEN 1 ELSE 0 END) AS n_label_too_late,
     -- Order-independent content fingerprint: sum of a 32-bit hash of each row's evaluated
     -- values (score to 1e-9). Same value on every engine for the same rows.
-    SUM({row_hash}) AS content_hash
+    {content_hash} AS content_hash
 FROM win
 GROUP BY model_version
 ORDER BY model_version

@@ -13,7 +13,7 @@ import yaml
 from support.data import WEEK, base_spec, random_window
 
 from eval_pipelines import cli
-from eval_pipelines.column_types import type_family
+from eval_pipelines.dialects import type_family
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import parse_spec
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from support.data import WEEK, WEEK_START, base_spec, random_window, write_warehouse
 
+from eval_pipelines.dialects.duckdb import shared_connection
 from eval_pipelines.errors import SpecError, ValidationFailed
 from eval_pipelines.spec import parse_spec
 from eval_pipelines.sqlbuild import SqlBuilder
@@ -295,7 +296,7 @@ def test_duckdb_patch_is_needed_and_works(monkeypatch):
         source = context.data_sources.add_sql(
             "d",
             connection_string="duckdb:///:memory:",
-            kwargs={"creator": lambda: gx_compat._shared_duckdb_connection(con)},
+            kwargs={"creator": lambda: shared_connection(con)},
         )
         batch = (
             source.add_query_asset("t", query="SELECT * FROM t")

@@ -1,0 +1,155 @@
+"""Each dialect's SQL pieces, executed for real on DuckDB and on a PostgreSQL server.
+
+Oracles are Python's own: ``int`` arithmetic for the wide sums, ``hashlib.md5`` for the bucket
+hash, ``math.fsum`` for the exact sum of doubles, ``datetime`` for literals and time zones.
+"""
+
+import hashlib
+import math
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from eval_pipelines.dialects import DuckDB, PostgreSQL, dialect_class, dialect_for
+from eval_pipelines.errors import WarehouseError
+from eval_pipelines.warehouse import Warehouse
+
+ENGINES = ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=ENGINES)
+def warehouse(request):
+    url = "duckdb:///:memory:"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    with Warehouse(url) as connected:
+        yield connected
+
+
+def _values(rows: list[str], column: str = "x") -> str:
+    """A derived table of one column from SQL expressions."""
+    return "(" + " UNION ALL ".join(f"SELECT {row} AS {column}" for row in rows) + ") AS t"
+
+
+def test_integer_sum_near_two_to_the_63_does_not_overflow(warehouse):
+    big = 2**63 - 1
+    rows = ["CAST(9223372036854775807 AS BIGINT)"] * 3 + ["CAST(-5 AS BIGINT)"]
+    total = warehouse.dialect.integer_sum("x")
+    frame = warehouse.query(
+        f"SELECT CAST({total} AS VARCHAR(40)) AS total FROM {_values(rows)}", "wide sum"
+    )
+    assert int(frame["total"][0]) == 3 * big - 5
+
+
+def test_hash32_is_the_first_32_bits_of_md5(warehouse):
+    ids = ["", "a", "request-17#7", "é ü", "0123456789" * 10]
+    literals = [warehouse.dialect.literal(text) for text in ids]
+    expressions = ", ".join(
+        f"{warehouse.dialect.hash32(text)} AS h{i}" for i, text in enumerate(literals)
+    )
+    frame = warehouse.query(f"SELECT {expressions}", "hash")
+    expected = [int(hashlib.md5(text.encode()).hexdigest()[:8], 16) for text in ids]
+    assert [int(frame[f"h{i}"][0]) for i in range(len(ids))] == expected
+    assert max(expected) < 2**32
+
+
+def test_exact_sum_of_doubles_is_the_correctly_rounded_sum(warehouse):
+    values = [1e16, 1.0, -1e16, 1.0, 0.1, 0.2, 0.3]
+    rows = [f"CAST('{v!r}' AS DOUBLE PRECISION)" for v in values]
+    total = warehouse.dialect.exact_sum("x")
+    frame = warehouse.query(f"SELECT {total} AS total FROM {_values(rows)}", "exact sum")
+    assert float(frame["total"][0]) == math.fsum(values)
+    assert math.fsum(values) != sum(values)  # the naive order loses the ones
+
+
+def test_string_literals_read_back_as_written(warehouse):
+    """Quotes, percent signs (psycopg2's parameter marker), backslashes and colons."""
+    texts = ["v1", "it's", "50%", "v1%%", "a\\b", "x:y", "%(name)s", "é"]
+    expressions = ", ".join(
+        f"{warehouse.dialect.literal(text)} AS t{i}" for i, text in enumerate(texts)
+    )
+    frame = warehouse.query(f"SELECT {expressions}", "literals")
+    assert [frame[f"t{i}"][0] for i in range(len(texts))] == texts
+
+
+def test_timestamp_and_interval_literals(warehouse):
+    d = warehouse.dialect
+    start = datetime(2026, 11, 16, 23, 59, 30)
+    sql = f"SELECT {d.literal(start)} + {d.interval_seconds(90)} AS later"
+    later = warehouse.query(sql, "literals")["later"][0]
+    assert later.to_pydatetime().replace(tzinfo=None) == start + timedelta(seconds=90)
+
+
+def test_utc_timestamp_reads_an_instant_as_naive_utc(warehouse):
+    d = warehouse.dialect
+    column = "CAST('2026-11-16 12:00:00+02:00' AS TIMESTAMP WITH TIME ZONE)"
+    sql = (
+        f"SELECT {d.utc_timestamp(column, 'timestamptz')} AS utc, "
+        f"{d.utc_timestamp(d.literal(datetime(2026, 1, 1)), 'timestamp')} AS naive"
+    )
+    frame = warehouse.query(sql, "utc")
+    assert frame["utc"][0].to_pydatetime() == datetime(2026, 11, 16, 10, 0)
+    assert frame["naive"][0].to_pydatetime() == datetime(2026, 1, 1)
+    assert frame["utc"][0].to_pydatetime().tzinfo is None
+
+
+def test_temporary_table_lives_in_the_session_and_is_dropped(warehouse):
+    assert warehouse.create_temporary_table("eval_window_test", "SELECT 1 AS x UNION ALL SELECT 2")
+    assert int(warehouse.query("SELECT SUM(x) AS s FROM eval_window_test", "temp")["s"][0]) == 3
+    warehouse.drop_temporary_table("eval_window_test")
+    with pytest.raises(WarehouseError, match="the temp query failed"):
+        warehouse.query("SELECT * FROM eval_window_test", "temp")
+
+
+def test_column_type_names_and_families(warehouse):
+    sql = (
+        "(SELECT CAST(1 AS BIGINT) AS id, CAST(0.5 AS DOUBLE PRECISION) AS score, "
+        "CAST('a' AS VARCHAR(10)) AS name, TRUE AS flag, "
+        "CAST('2026-01-01 00:00:00+00' AS TIMESTAMP WITH TIME ZONE) AS at_tz, "
+        "CAST('2026-01-01 00:00:00' AS TIMESTAMP) AS at)"
+    )
+    names = warehouse.column_types(sql, "types")
+    families = {column: warehouse.dialect.type_family(kind) for column, kind in names.items()}
+    assert families == {
+        "id": "integer",
+        "score": "float",
+        "name": "text",
+        "flag": "boolean",
+        "at_tz": "timestamptz",
+        "at": "timestamp",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "dialect"),
+    [
+        ("duckdb:///w.duckdb", DuckDB),
+        ("duckdb:///:memory:", DuckDB),
+        ("postgresql://eval@db:5432/wh", PostgreSQL),
+        ("postgresql+psycopg2://eval:secret@db/wh", PostgreSQL),
+    ],
+)
+def test_a_url_finds_its_dialect(url, dialect):
+    assert dialect_class(url) is dialect
+
+
+@pytest.mark.parametrize("url", ["mysql://root:hunter22@db/x", "sqlite:///w.db", "snowflake://a/b"])
+def test_an_unsupported_engine_is_refused_in_one_sentence(url):
+    with pytest.raises(WarehouseError) as raised:
+        Warehouse(url)
+    message = str(raised.value)
+    engine = url.split(":")[0]
+    assert message == (
+        f"warehouse: the engine {engine!r} is not supported; use DuckDB (duckdb://...) or "
+        "PostgreSQL (postgresql://...)"
+    )
+    assert "hunter22" not in message
+
+
+def test_a_sqlalchemy_dialect_is_wrapped_and_keeps_its_rendering():
+    wrapped = dialect_for(postgresql.psycopg2.dialect())
+    assert isinstance(wrapped, PostgreSQL)
+    assert wrapped.quote("Score") == '"Score"'
+    assert wrapped.literal("o'k") == "'o''k'"
+    assert dialect_for(wrapped) is wrapped
