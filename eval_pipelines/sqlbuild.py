@@ -26,8 +26,8 @@ from functools import cache
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from eval_pipelines.metrics import LOG_LOSS_EPS
 from eval_pipelines.spec import EvalSpec, Source
+from eval_pipelines.stats.binary import LOG_LOSS_EPS
 from eval_pipelines.windows import Window
 
 
