@@ -123,7 +123,9 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> St
     return Statistics(task=task, slices=slices, versions=versions, data=data)
 
 
-def parse_paired(table: pa.Table, spec: EvalSpec, builder: SqlBuilder, slices: list[SliceKey]):
+def parse_paired(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder, slices: list[SliceKey]
+) -> Any:
     """Index the paired query's result by the slices of the main statistics; the task parses
     its cells."""
     g_local, local_slices = slice_groups(table, spec, builder)

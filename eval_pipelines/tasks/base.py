@@ -2,7 +2,7 @@
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,14 +64,10 @@ class Task:
     # The paired query's rows, their slice groups, the spec and the group count -> the
     # task's paired cells (read by its families' ``joint_*`` and its paired tests).
     parse_paired: Callable[..., Any]
-    # Families by name, filled from ``families``.
-    _by_name: dict[str, Family] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self._by_name.update({family.name: family for family in self.families})
 
     def family(self, name: str) -> Family:
-        return self._by_name[name]
+        """The family whose rows carry ``name`` in the aggregate's ``family`` column."""
+        return next(family for family in self.families if family.name == name)
 
     def metric(self, name: str) -> Metric:
         """The registry entry of ``name``; one sentence naming the known ones otherwise."""
