@@ -1,38 +1,24 @@
 """Sliced metrics with confidence intervals, and the paired candidate-vs-baseline comparison.
 
-Both come from one :class:`SufficientStatistics` and one set of bucket-bootstrap weights, so
-every interval and every delta is computed from the same replicates (paired across versions
-and coherent across slices).
+Both come from one :class:`~eval_pipelines.stats.parse.Statistics`: each metric is computed by
+its registry entry's function over its family's point statistic, and its interval, paired
+delta and test come from that family's bootstrap (:mod:`eval_pipelines.inference.bootstrap`),
+so every interval and every delta of one family is computed from the same replicates (paired
+across versions and coherent across slices). Nothing here knows a metric's name.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from eval_pipelines import metrics as m
-from eval_pipelines.resampling import (
-    bucket_standard_error,
-    bucket_weights,
-    deviation_scale,
-    deviations,
-    merge_bins,
-    percentile_interval,
-    poisson_cell_replicates,
-    standard_error,
-)
-from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
+from eval_pipelines.inference.bootstrap import MetricFunction
+from eval_pipelines.inference.resampling import percentile_interval
+from eval_pipelines.inference.significance import benjamini_hochberg
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sufficient import PairedCells, SufficientStatistics
-
-TESTS = {
-    "threshold": "paired bucket bootstrap (t, K - 1 df)",
-    "paired cells": "paired cell bootstrap (Wald)",
-    "histogram": "bootstrap of each version's histogram (Wald; conservative when paired)",
-}
-
-# Slice groups whose histogram replicates are drawn together (bounds memory to ~tens of MB).
-GROUPS_PER_DRAW = 32
+from eval_pipelines.stats.parse import Statistics
+from eval_pipelines.tasks import task_of
 
 METRIC_COLUMNS = [
     "model_version",
@@ -66,7 +52,7 @@ COMPARISON_COLUMNS = [
 class SliceMetrics:
     """Point estimates ``[g, v]`` and scaled replicate deviations ``[g, v, B]`` per metric."""
 
-    stats: SufficientStatistics
+    stats: Statistics
     point: dict[str, np.ndarray]
     deviation: dict[str, np.ndarray]
     error_bound: dict[str, np.ndarray]
@@ -74,60 +60,42 @@ class SliceMetrics:
     n_positive: np.ndarray
 
 
-def compute_slice_metrics(stats: SufficientStatistics, spec: EvalSpec) -> SliceMetrics:
-    conf = spec.confidence
-    G, V = len(stats.slices), len(stats.versions)
-    threshold_names = [n for n in spec.metrics if m.METRICS[n].source == "threshold"]
-    histogram_names = [n for n in spec.metrics if m.METRICS[n].source == "histogram"]
+def _by_family(spec: EvalSpec) -> dict[str, dict[str, MetricFunction]]:
+    """The spec's metrics grouped by their family: family name -> metric name -> function."""
+    task = task_of(spec)
+    groups: dict[str, dict[str, MetricFunction]] = {f.name: {} for f in task.families}
+    for name in spec.metrics:
+        metric = task.metric(name)
+        groups[metric.family.name][name] = metric.compute
+    return groups
+
+
+def compute_slice_metrics(stats: Statistics, spec: EvalSpec) -> SliceMetrics:
+    """Every metric of the spec per slice and version, with its family's bootstrap."""
+    task = task_of(spec)
     point: dict[str, np.ndarray] = {}
     deviation: dict[str, np.ndarray] = {}
-    error_bound = {name: np.zeros((G, V)) for name in spec.metrics}
-
-    threshold = stats.threshold_point()
-    replicates = stats.threshold_replicates(
-        bucket_weights(stats.buckets, conf.replicates, conf.seed)
-    )
-    scale = deviation_scale(stats.buckets, conf.level)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for name in threshold_names:
-            point[name] = m.METRICS[name].compute(threshold)
-            values = m.METRICS[name].compute(replicates)  # [g, v, B]
-            deviation[name] = deviations(values, point[name], scale)
-
-        histogram = stats.histogram()
-        neg, pos = histogram.count[..., 0, :], histogram.count[..., 1, :]
-        error_bound["roc_auc"] = m.roc_auc_error_bound(neg, pos)
-        error_bound["pr_auc"] = m.average_precision_error_bound(neg, pos)
-        coarse = m.ScoreHistogram(
-            count=merge_bins(histogram.count, conf.score_bins),
-            score_sum=merge_bins(histogram.score_sum, conf.score_bins),
-            calibration_bins=histogram.calibration_bins,
-        )
-        coarse_point = {}
-        for name in histogram_names:
-            point[name] = m.METRICS[name].compute(histogram)
-            coarse_point[name] = m.METRICS[name].compute(coarse)
-            deviation[name] = np.empty((G, V, conf.replicates))
-        rng = np.random.default_rng([conf.seed, 1])
-        for chunk in np.array_split(np.arange(G), max(1, G // GROUPS_PER_DRAW)):
-            counts, scores = poisson_cell_replicates(
-                coarse.count[chunk], coarse.score_sum[chunk], conf.replicates, rng
-            )  # [g, v, 2, B, C]
-            drawn = m.ScoreHistogram(
-                count=np.moveaxis(counts, -2, 2),
-                score_sum=np.moveaxis(scores, -2, 2),
-                calibration_bins=histogram.calibration_bins,
-            )  # [g, v, B, 2, C]
-            for name in histogram_names:
-                values = m.METRICS[name].compute(drawn)
-                deviation[name][chunk] = deviations(values, coarse_point[name][chunk])
+    error_bound: dict[str, np.ndarray] = {}
+    for family_name, functions in _by_family(spec).items():
+        if not functions:
+            continue
+        family = task.family(family_name)
+        data = stats.data[family_name]
+        family_point = family.point(data)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, function in functions.items():
+                point[name] = function(family_point)
+                bound = task.metric(name).error_bound
+                error_bound[name] = bound(family_point) if bound else np.zeros(point[name].shape)
+        deviation.update(family.bootstrap.deviations(family, data, functions, spec))
+    rows = task.rows(stats)
     return SliceMetrics(
         stats=stats,
         point=point,
         deviation=deviation,
         error_bound={name: error_bound[name] for name in spec.metrics},
-        n=threshold.n,
-        n_positive=threshold.count[..., 1, :].sum(-1),
+        n=rows.labeled,
+        n_positive=rows.positives,
     )
 
 
@@ -166,115 +134,59 @@ def metrics_table(result: SliceMetrics, spec: EvalSpec) -> pd.DataFrame:
     )
 
 
-def paired_histogram_deviations(
-    paired: PairedCells, spec: EvalSpec, names: list[str]
-) -> dict[str, np.ndarray]:
-    """Scaled deviations ``[g, B]`` of candidate - baseline for histogram metrics, paired.
-
-    One Poisson draw per joint cell (baseline bin x candidate bin x label) reweights both
-    models' histograms at once, so each replicate's delta keeps the pairing: the Poisson
-    bootstrap of requests, on ``confidence.paired_bins`` bins per model.
-    """
-    conf = spec.confidence
-    G = paired.count.shape[0]
-    out = {name: np.empty((G, conf.replicates)) for name in names}
-    rng = np.random.default_rng([conf.seed, 2])
-
-    def histograms(count, baseline_sum, candidate_sum):
-        # count[..., y, a, b]: the baseline's histogram sums over b, the candidate's over a
-        baseline = m.ScoreHistogram(count.sum(-1), baseline_sum.sum(-1), spec.calibration_bins)
-        candidate = m.ScoreHistogram(count.sum(-2), candidate_sum.sum(-2), spec.calibration_bins)
-        return baseline, candidate
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        point_b, point_c = histograms(
-            paired.count, paired.baseline_score_sum, paired.candidate_score_sum
-        )
-        point = {n: m.METRICS[n].compute(point_c) - m.METRICS[n].compute(point_b) for n in names}
-        R = paired.count.shape[-1]
-        for chunk in np.array_split(np.arange(G), max(1, G // GROUPS_PER_DRAW)):
-            shape = (len(chunk), 2 * R * R)
-            count = paired.count[chunk].reshape(shape)
-            draws, baseline_sum = poisson_cell_replicates(
-                count, paired.baseline_score_sum[chunk].reshape(shape), conf.replicates, rng
-            )  # [g, B, cells]
-            # The candidate's score sums scale with the same draws.
-            ratio = np.where(count > 0, 1.0 / np.where(count > 0, count, 1), 0.0)
-            candidate_sum = (
-                draws * (ratio * paired.candidate_score_sum[chunk].reshape(shape))[:, None, :]
-            )
-            full = (len(chunk), conf.replicates, 2, R, R)
-            drawn_b, drawn_c = histograms(
-                draws.reshape(full), baseline_sum.reshape(full), candidate_sum.reshape(full)
-            )
-            for name in names:
-                delta = m.METRICS[name].compute(drawn_c) - m.METRICS[name].compute(drawn_b)
-                out[name][chunk] = deviations(delta, point[name][chunk])
-    return out
-
-
 def comparison_table(
     result: SliceMetrics,
     spec: EvalSpec,
-    paired: PairedCells | None,
+    paired: Any,
 ) -> pd.DataFrame:
     """Paired deltas (candidate - baseline) with CI, p-value and BH q-value for every test."""
     assert spec.compare is not None
+    task = task_of(spec)
     stats = result.stats
     versions = stats.versions
     b = versions.index(spec.compare.baseline)
     c = versions.index(spec.compare.candidate)
     level, alpha = spec.confidence.level, spec.confidence.alpha
+    delta = {name: result.point[name][:, c] - result.point[name][:, b] for name in spec.metrics}
+    tests = {}
+    for family_name, functions in _by_family(spec).items():
+        if functions:
+            family = task.family(family_name)
+            tests.update(
+                family.bootstrap.deltas(
+                    family, functions, delta, result.deviation, (b, c), paired, spec
+                )
+            )
     rows = []
-    mcnemar = None
-    paired_deviation: dict[str, np.ndarray] = {}
-    if paired is not None:
-        mcnemar = mcnemar_exact(paired.outcomes[:, 0], paired.outcomes[:, 1])
-        histogram_names = [n for n in spec.metrics if m.METRICS[n].source == "histogram"]
-        paired_deviation = paired_histogram_deviations(paired, spec, histogram_names)
     for name in spec.metrics:
-        metric = m.METRICS[name]
-        delta = result.point[name][:, c] - result.point[name][:, b]
-        if name in paired_deviation:
-            dev = paired_deviation[name]
-        else:
-            dev = result.deviation[name][:, c] - result.deviation[name][:, b]
-        low, high = percentile_interval(delta, dev, level)
-        if name in paired_deviation or metric.source == "histogram":
-            p = wald_p_value(delta, standard_error(dev))
-        else:  # bucket bootstrap: Student's t on K - 1 df, whatever the interval level
-            K = stats.buckets
-            p = wald_p_value(delta, bucket_standard_error(dev, K, level), df=K - 1)
-        on_pairs = name in paired_deviation or (name == "accuracy" and mcnemar is not None)
+        metric = task.metric(name)
+        test = tests[name]
+        low, high = percentile_interval(delta[name], test.deviation, level)
+        label, p, on_pairs = test.test, test.p_value, test.on_pairs
+        if metric.paired_test is not None and paired is not None:
+            label, p, on_pairs = metric.paired_test.name, metric.paired_test.p_value(paired), True
         for g, key in enumerate(stats.slices):
             # A test on paired requests has as many observations as requests both versions
             # scored; the others compare each version's labeled rows.
-            if on_pairs:
-                n = float(paired.outcomes[g, 2])
-            else:
-                n = float(min(result.n[g, b], result.n[g, c]))
-            test = TESTS["paired cells" if name in paired_deviation else metric.source]
-            p_value = float(p[g])
-            if name == "accuracy" and mcnemar is not None:
-                test = "McNemar exact"
-                p_value = float(mcnemar[g])
+            n = float(paired.pairs[g] if on_pairs else min(result.n[g, b], result.n[g, c]))
+            row_test = label
             if n < spec.min_slice_size:
-                test = "not tested (slice too small)"
-            elif np.isnan(delta[g]):
-                test = "not tested (delta undefined)"
-            testable = not test.startswith("not tested")
+                row_test = "not tested (slice too small)"
+            elif np.isnan(delta[name][g]):
+                row_test = "not tested (delta undefined)"
+            testable = not row_test.startswith("not tested")
             rows.append(
                 {
                     "slice": str(key),
                     "metric": name,
                     "baseline": float(result.point[name][g, b]),
                     "candidate": float(result.point[name][g, c]),
-                    "delta": float(delta[g]),
+                    "delta": float(delta[name][g]),
                     "delta_ci_low": float(low[g]),
                     "delta_ci_high": float(high[g]),
-                    "p_value": p_value if testable else np.nan,
+                    "p_value": float(p[g]) if testable else np.nan,
                     "n": int(n),
-                    "test": test,
+                    "test": row_test,
                     "higher_is_better": metric.higher_is_better,
                 }
             )

@@ -17,8 +17,8 @@ import pandas as pd
 
 from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
 from eval_pipelines.drift_stats import drift_comparison, drift_decision
-from eval_pipelines.metrics import METRICS
 from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
+from eval_pipelines.tasks import metric_of
 from eval_pipelines.vocabulary import level_label
 
 SHIP, HOLD, INCONCLUSIVE = "ship", "hold", "inconclusive"
@@ -176,7 +176,7 @@ def _metric_regression(
                     slice=gate.slice,
                 )
             ]
-    higher = METRICS[gate.metric].higher_is_better
+    higher = metric_of(spec.task, gate.metric).higher_is_better
     reasons = []
     worst_pass: Reason | None = None
     worst_regression = -np.inf

@@ -24,13 +24,7 @@ from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.progress import SILENT, Progress
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
-from eval_pipelines.sufficient import (
-    PairedCells,
-    SliceKey,
-    SufficientStatistics,
-    parse_paired,
-    parse_statistics,
-)
+from eval_pipelines.stats.parse import SliceKey, Statistics, parse_paired, parse_statistics
 from eval_pipelines.validation import CheckResult, ValidationReport, validate_window
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
@@ -97,7 +91,7 @@ def check_slice_cardinality(
 
 def collect_statistics(
     spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
-) -> tuple[SufficientStatistics, str]:
+) -> tuple[Statistics, str]:
     sql = builder.sufficient_statistics(window)
     table = warehouse.query_arrow(sql, "sufficient statistics")
     return parse_statistics(table, spec, builder), sql
@@ -109,14 +103,14 @@ def collect_paired_cells(
     warehouse: Warehouse,
     builder: SqlBuilder,
     slices: list[SliceKey],
-) -> tuple[PairedCells, str]:
+) -> tuple[Any, str]:
     assert spec.compare is not None
     sql = builder.paired_counts(window, spec.compare.baseline, spec.compare.candidate)
     table = warehouse.query_arrow(sql, "paired outcomes")
     return parse_paired(table, spec, builder, slices), sql
 
 
-def pairing_check(spec: EvalSpec, stats: SufficientStatistics, paired: PairedCells) -> CheckResult:
+def pairing_check(spec: EvalSpec, stats: Statistics, paired: Any) -> CheckResult:
     """Warn (non-blocking) when baseline and candidate did not score the same requests.
 
     Deltas compare each version's labeled rows; they are paired only where both versions
@@ -125,7 +119,7 @@ def pairing_check(spec: EvalSpec, stats: SufficientStatistics, paired: PairedCel
     assert spec.compare is not None
     b = stats.versions.index(spec.compare.baseline)
     labeled = stats.labeled()[0, b]
-    paired_rows = paired.outcomes[0, 2]
+    paired_rows = paired.pairs[0]
     if paired_rows >= labeled:
         message = f"all {int(labeled):,} labeled baseline rows are paired with the candidate"
         return CheckResult("versions_paired", True, message, blocking=False)
@@ -137,10 +131,10 @@ def pairing_check(spec: EvalSpec, stats: SufficientStatistics, paired: PairedCel
     return CheckResult("versions_paired", False, message, blocking=False)
 
 
-def coverage_table(stats: SufficientStatistics) -> pd.DataFrame:
+def coverage_table(stats: Statistics) -> pd.DataFrame:
     """Label coverage per slice and version: labeled rows / all rows in the window."""
     labeled = stats.labeled()
-    unlabeled = stats.unlabeled.sum(axis=2)
+    unlabeled = stats.unlabeled()
     rows = []
     for g, key in enumerate(stats.slices):
         for v, version in enumerate(stats.versions):
@@ -260,8 +254,10 @@ def _evaluate_valid(
         statistics={
             "slice_groups": len(stats.slices),
             "versions": len(stats.versions),
-            "threshold_cells": int(stats.threshold_count.size),
-            "histogram_cells": int(stats.histogram_count.size),
+            **{
+                f"{family.name}_cells": family.cells(stats.data[family.name])
+                for family in stats.task.families
+            },
         },
         fingerprint=window_fingerprint(validation),
         spec=spec,

@@ -6,9 +6,9 @@ import pandas as pd
 
 from eval_pipelines.drift_stats import drift_evidence, drifted_rows
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
-from eval_pipelines.metrics import METRICS
 from eval_pipelines.reasons import group_reasons
 from eval_pipelines.spec import OVERALL
+from eval_pipelines.tasks import task_named
 from eval_pipelines.vocabulary import level_label
 
 SKIPPED_DRIFT = (
@@ -50,14 +50,15 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def headline_metrics(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def headline_metrics(metrics: pd.DataFrame, task: str, level: float = 0.95) -> pd.DataFrame:
+    titles = task_named(task).metrics
     overall = metrics[metrics["slice"] == OVERALL]
     rows = []
     for row in overall.itertuples(index=False):
         rows.append(
             {
                 "version": row.model_version,
-                "metric": METRICS[row.metric].title,
+                "metric": titles[row.metric].title,
                 "value": _num(row.value),
                 f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",
@@ -113,6 +114,31 @@ def summary(evaluation) -> list[str]:
     return bullets
 
 
+def intervals_note(spec) -> str:
+    """How the intervals were computed: each metric under its family's bootstrap, from the
+    registry, and the score bins of the metrics that carry a binning error bound."""
+    task = task_named(spec.task)
+    schemes: dict[str, list[str]] = {}
+    for name in spec.metrics:
+        metric = task.metric(name)
+        how = metric.family.bootstrap.resampled.format(buckets=spec.confidence.buckets)
+        schemes.setdefault(how, []).append(metric.title)
+    conf = spec.confidence
+    text = (
+        f"Intervals: {level_label(conf.level)} percentile bootstrap, {conf.replicates} "
+        f"replicates, seed {conf.seed}; "
+        + "; ".join(f"{how} for {', '.join(titles)}" for how, titles in schemes.items())
+        + "."
+    )
+    binned = [task.metric(name).title for name in spec.metrics if task.metric(name).error_bound]
+    if binned:
+        text += (
+            f" {' and '.join(binned)} use {spec.score_bins} score bins (see `error_bound` in "
+            "metrics.parquet)."
+        )
+    return text
+
+
 def render_markdown(evaluation, verdict: Verdict) -> str:
     spec = evaluation.spec
     lines = [
@@ -146,7 +172,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
             "",
         ]
 
-    headline = headline_metrics(evaluation.metrics, spec.confidence.level)
+    headline = headline_metrics(evaluation.metrics, spec.task, spec.confidence.level)
     lines += ["## Headline metrics (all traffic)", "", _table(headline)]
 
     if evaluation.comparison is not None:
@@ -236,12 +262,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
         f"tested: {len(small)}.",
         "",
-        f"Intervals: {level_label(spec.confidence.level)} percentile bootstrap, "
-        f"{spec.confidence.replicates} replicates, seed {spec.confidence.seed}; over "
-        f"{spec.confidence.buckets} resample buckets (paired) for threshold metrics, log loss "
-        "and Brier; over score-histogram cells for ROC AUC, PR AUC and ECE (deltas paired "
-        "through joint cells of both versions' scores). ROC AUC and PR AUC use "
-        f"{spec.score_bins} score bins (see `error_bound` in metrics.parquet).",
+        intervals_note(spec),
         "",
     ]
     return "\n".join(lines)

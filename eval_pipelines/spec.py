@@ -24,12 +24,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from eval_pipelines.errors import SpecError
-from eval_pipelines.metrics import METRICS
+from eval_pipelines.tasks import DEFAULT_TASK, TASKS, task_named
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -53,6 +54,14 @@ def _owner(value: str) -> str:
     if not _OWNER.match(value):
         raise ValueError(f"{value!r} is neither an e-mail address nor 'team:<name>'")
     return value
+
+
+def _task_metrics(task: Any) -> list[str]:
+    """Every metric of ``task``'s registry; none when the task is invalid (reported apart)."""
+    try:
+        return list(task_named(DEFAULT_TASK if task is None else str(task)).metrics)
+    except ValueError:
+        return []
 
 
 class _Strict(BaseModel):
@@ -198,10 +207,13 @@ class MetricGate(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            close = difflib.get_close_matches(value, METRICS, n=1)
+        # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
+        # holds only metrics of the spec's task.
+        known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
+        if value not in known:
+            close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(METRICS)}")
+            raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(known)}")
         return value
 
     @model_validator(mode="after")
@@ -278,7 +290,8 @@ class EvalSpec(_Strict):
     """One model's evaluation. Every key is documented in the README's spec reference."""
 
     model: str
-    task: Literal["binary_classification"] = "binary_classification"
+    # The kind of model: selects the statistic families and the metric registry (tasks/).
+    task: str = DEFAULT_TASK
     warehouse: str = "duckdb:///data/warehouse.duckdb"
     # The Monday of the model's first week: its Dagster weekly partitions begin there.
     # ``earliest``: the week of the first prediction, read once when the code location loads.
@@ -292,7 +305,8 @@ class EvalSpec(_Strict):
     # Distinct values a slice column may have in a window; more fails the run (one group each).
     max_slice_values: int = Field(1000, ge=1, le=1_000_000)
     min_label_coverage: float = Field(0.5, ge=0.0, le=1.0)
-    metrics: list[str] = Field(default_factory=lambda: list(METRICS))
+    # Default: every metric of the task's registry (filled in by ``_default_metrics``).
+    metrics: list[str] = Field(default_factory=list)
     score_bins: int = Field(1000, ge=10, le=100_000)
     calibration_bins: int = Field(10, ge=2, le=100)
     confidence: ConfidenceSpec = ConfidenceSpec()
@@ -337,11 +351,26 @@ class EvalSpec(_Strict):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metrics(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "metrics" not in data:
+            return {**data, "metrics": _task_metrics(data.get("task"))}
+        return data
+
+    @field_validator("task")
+    @classmethod
+    def _implemented_task(cls, value: str) -> str:
+        task_named(value)
+        return value
+
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, value: list[str]) -> list[str]:
-        for name in value:
-            MetricGate._known_metric(name)
+    def _known_metrics(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if "task" in info.data:  # else the task's own error is the one to read
+            task = task_named(info.data["task"])
+            for name in value:
+                task.metric(name)
         if len(set(value)) != len(value):
             raise ValueError("metrics are listed more than once")
         return value

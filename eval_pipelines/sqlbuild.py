@@ -26,8 +26,8 @@ from datetime import timedelta
 from functools import cache
 
 from eval_pipelines.dialects import SqlDialect, dialect_for
-from eval_pipelines.metrics import LOG_LOSS_EPS
 from eval_pipelines.spec import EvalSpec, Source
+from eval_pipelines.stats.binary import LOG_LOSS_EPS
 from eval_pipelines.windows import Window
 
 

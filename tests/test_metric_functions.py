@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from eval_pipelines import metrics as m
+from eval_pipelines.stats.binary import LOG_LOSS_EPS, ScoreHistogram, ThresholdStats
+from eval_pipelines.tasks import binary as m
 
 THRESHOLD = 0.5
 
 
-def threshold_stats(y: np.ndarray, score: np.ndarray) -> m.ThresholdStats:
+def threshold_stats(y: np.ndarray, score: np.ndarray) -> ThresholdStats:
     """Counts per label and side of the threshold, and per-label loss sums, from rows."""
     above = (score >= THRESHOLD).astype(int)
     count = np.zeros((2, 2))
     np.add.at(count, (y, above), 1)
-    p = np.clip(score, m.LOG_LOSS_EPS, 1 - m.LOG_LOSS_EPS)
+    p = np.clip(score, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    return m.ThresholdStats(
+    return ThresholdStats(
         count=count,
         log_loss_sum=np.bincount(y, weights=loss, minlength=2),
         squared_error_sum=np.bincount(y, weights=(score - y) ** 2, minlength=2),
@@ -34,7 +35,7 @@ def histogram(y: np.ndarray, score: np.ndarray, bins: int, calibration_bins: int
     score_sum = np.zeros((2, bins))
     np.add.at(count, (y, index), 1)
     np.add.at(score_sum, (y, index), score)
-    return m.ScoreHistogram(count=count, score_sum=score_sum, calibration_bins=calibration_bins)
+    return ScoreHistogram(count=count, score_sum=score_sum, calibration_bins=calibration_bins)
 
 
 def rows(seed: int, n: int = 200, bins: int | None = None):
@@ -80,7 +81,7 @@ def test_undefined_ratios_are_nan_not_zero():
     assert np.isnan(m.recall(no_positives))
     assert m.precision(no_positives) == 0.0
     assert np.isnan(m.f1(threshold_stats(np.array([0, 0]), np.array([0.1, 0.2]))))
-    empty = m.ThresholdStats(np.zeros((2, 2)), np.zeros(2), np.zeros(2))
+    empty = ThresholdStats(np.zeros((2, 2)), np.zeros(2), np.zeros(2))
     for function in (m.accuracy, m.log_loss, m.brier):
         assert np.isnan(function(empty))
 
@@ -161,12 +162,12 @@ def test_auc_and_ap_hand_worked_with_ties():
 
 
 def test_histogram_metrics_are_undefined_without_both_classes():
-    only_negatives = m.ScoreHistogram(
+    only_negatives = ScoreHistogram(
         count=np.array([[3.0, 1.0], [0.0, 0.0]]), score_sum=np.zeros((2, 2)), calibration_bins=2
     )
     assert np.isnan(m.roc_auc(only_negatives))
     assert np.isnan(m.pr_auc(only_negatives))
-    only_positives = m.ScoreHistogram(
+    only_positives = ScoreHistogram(
         count=np.array([[0.0, 0.0], [1.0, 2.0]]), score_sum=np.zeros((2, 2)), calibration_bins=2
     )
     assert np.isnan(m.roc_auc(only_positives))
@@ -177,29 +178,29 @@ def test_functions_vectorise_over_leading_axes():
     cases = [rows(seed, bins=20) for seed in range(3)]
     threshold = [threshold_stats(y, s) for y, s in cases]
     hist = [histogram(y, s, 20, 5) for y, s in cases]
-    stacked_t = m.ThresholdStats(
+    stacked_t = ThresholdStats(
         count=np.stack([t.count for t in threshold]),
         log_loss_sum=np.stack([t.log_loss_sum for t in threshold]),
         squared_error_sum=np.stack([t.squared_error_sum for t in threshold]),
     )
-    stacked_h = m.ScoreHistogram(
+    stacked_h = ScoreHistogram(
         count=np.stack([h.count for h in hist]),
         score_sum=np.stack([h.score_sum for h in hist]),
         calibration_bins=5,
     )
-    for metric in m.METRICS.values():
+    for metric in m.BINARY.metrics.values():
         one_by_one = [
-            metric.compute(t if metric.source == "threshold" else h)
+            metric.compute(t if metric.family.name == "threshold" else h)
             for t, h in zip(threshold, hist, strict=True)
         ]
-        together = metric.compute(stacked_t if metric.source == "threshold" else stacked_h)
+        together = metric.compute(stacked_t if metric.family.name == "threshold" else stacked_h)
         np.testing.assert_allclose(together, one_by_one, rtol=1e-14, err_msg=metric.name)
 
 
 def test_catalogue_directions():
-    higher = {name for name, metric in m.METRICS.items() if metric.higher_is_better}
+    higher = {name for name, metric in m.BINARY.metrics.items() if metric.higher_is_better}
     assert higher == {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
-    assert {n for n, x in m.METRICS.items() if x.source == "histogram"} == {
+    assert {n for n, x in m.BINARY.metrics.items() if x.family.name == "histogram"} == {
         "roc_auc",
         "pr_auc",
         "ece",
@@ -228,8 +229,8 @@ def test_average_precision_with_a_single_row_in_the_top_cell():
 def test_counts_over_leading_axes():
     count = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2)
     np.testing.assert_array_equal(
-        m.ThresholdStats(count, np.zeros((2, 3, 2)), np.zeros((2, 3, 2))).n,
+        ThresholdStats(count, np.zeros((2, 3, 2)), np.zeros((2, 3, 2))).n,
         count.sum(axis=(2, 3)),
     )
     hist = np.arange(2 * 3 * 2 * 5, dtype=float).reshape(2, 3, 2, 5)
-    np.testing.assert_array_equal(m.ScoreHistogram(hist, hist, 5).n, hist.sum(axis=(2, 3)))
+    np.testing.assert_array_equal(ScoreHistogram(hist, hist, 5).n, hist.sum(axis=(2, 3)))

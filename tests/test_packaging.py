@@ -49,6 +49,15 @@ def test_wheel_contains_sql_templates(tmp_path):
         timeout=300,
         cwd=tmp_path,
     )
+
+    # Every subpackage of the sources is installed (a package left out of pyproject.toml
+    # would still import here through the checkout's editable install).
+    def subpackages(root: Path) -> set[str]:
+        return {
+            str(p.parent.relative_to(root)) for p in (root / "eval_pipelines").rglob("__init__.py")
+        }
+
+    assert subpackages(target) >= subpackages(source)
     probe = (
         "import importlib.resources as r, eval_pipelines.sqlbuild as b;"
         "names = sorted(p.name for p in r.files('eval_pipelines.sql').iterdir());"

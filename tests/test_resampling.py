@@ -1,4 +1,4 @@
-"""Unit tests of the resampling helpers (eval_pipelines/resampling.py) against hand-worked
+"""Unit tests of the resampling helpers (eval_pipelines/inference/resampling.py) against hand-worked
 values and independent oracles (scipy's t and normal quantiles, Poisson moments).
 
 The coverage simulations (tests/test_interval_coverage.py, tests/test_delta_coverage.py)
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from eval_pipelines.resampling import (
+from eval_pipelines.inference.resampling import (
     NORMAL_FROM,
     bucket_weights,
     deviation_scale,

@@ -5,15 +5,17 @@ import pytest
 from scipy import stats
 
 from eval_pipelines.evaluation import SliceMetrics, comparison_table
-from eval_pipelines.resampling import (
+from eval_pipelines.inference.resampling import (
     bucket_standard_error,
     bucket_weights,
     deviation_scale,
     percentile_interval,
 )
-from eval_pipelines.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
+from eval_pipelines.inference.significance import benjamini_hochberg, mcnemar_exact, wald_p_value
 from eval_pipelines.spec import parse_spec
-from eval_pipelines.sufficient import SliceKey, SufficientStatistics
+from eval_pipelines.stats.binary import ThresholdBuckets
+from eval_pipelines.stats.parse import SliceKey, Statistics
+from eval_pipelines.tasks import BINARY
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -103,16 +105,18 @@ def test_comparison_p_value_of_a_bucket_bootstrap_metric_is_the_documented_t_tes
     point = np.array([[0.70, 0.74]])  # [slice, version]: baseline v1, candidate v2
     raw = rng.normal(0, 0.01, size=(1, 2, B))  # replicate deviations theta*_r - theta_hat
     raw[0, 1] += 0.6 * raw[0, 0]  # paired: the versions' replicates move together
-    stats_ = SufficientStatistics(
+    stats_ = Statistics(
+        task=BINARY,
         slices=[SliceKey((), ())],
         versions=["v1", "v2"],
-        threshold_count=np.zeros((1, 2, K, 2, 2)),
-        log_loss_sum=np.zeros((1, 2, K, 2)),
-        squared_error_sum=np.zeros((1, 2, K, 2)),
-        unlabeled=np.zeros((1, 2, K)),
-        histogram_count=np.zeros((1, 2, 2, 10)),
-        histogram_score_sum=np.zeros((1, 2, 2, 10)),
-        calibration_bins=10,
+        data={
+            "threshold": ThresholdBuckets(
+                count=np.zeros((1, 2, K, 2, 2)),
+                log_loss_sum=np.zeros((1, 2, K, 2)),
+                squared_error_sum=np.zeros((1, 2, K, 2)),
+                unlabeled=np.zeros((1, 2, K)),
+            )
+        },
     )
     result = SliceMetrics(
         stats=stats_,

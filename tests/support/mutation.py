@@ -46,13 +46,13 @@ TESTS = ROOT / "tests"
 # coverage simulations are left out (minutes per mutant); their unit-level twins are in.
 TARGETS: dict[str, list[str]] = {
     "eval_pipelines/gates.py": ["tests/test_gates.py"],
-    "eval_pipelines/significance.py": [
+    "eval_pipelines/inference/significance.py": [
         "tests/test_significance.py",
         "tests/test_comparison_oracle.py",
         "tests/test_aa.py",
         "tests/test_pairing.py",
     ],
-    "eval_pipelines/resampling.py": [
+    "eval_pipelines/inference/resampling.py": [
         "tests/test_resampling.py",
         "tests/test_significance.py",
         "tests/test_comparison_oracle.py",
@@ -65,7 +65,20 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_pairing.py",
         "tests/test_metrics_oracle.py",
     ],
-    "eval_pipelines/metrics.py": [
+    "eval_pipelines/inference/bootstrap.py": [
+        "tests/test_significance.py",
+        "tests/test_comparison_oracle.py",
+        "tests/test_aa.py",
+        "tests/test_pairing.py",
+        "tests/test_metrics_oracle.py",
+    ],
+    "eval_pipelines/stats/binary.py": [
+        "tests/test_families.py",
+        "tests/test_metrics_oracle.py",
+        "tests/test_comparison_oracle.py",
+        "tests/test_pairing.py",
+    ],
+    "eval_pipelines/tasks/binary.py": [
         "tests/test_metric_functions.py",
         "tests/test_metrics_oracle.py",
         "tests/test_comparison_oracle.py",

@@ -1,9 +1,10 @@
-"""Binary-classification metrics computed from sufficient statistics, never from rows.
+"""The binary-classification task: its metrics, computed from statistics, never from rows.
 
-Every metric here is a function of one of two sufficient statistics that SQL aggregates:
-:class:`ThresholdStats` (per label and side of the decision threshold: row count, summed
-log-loss terms, summed squared errors) or :class:`ScoreHistogram` (per label and equal-width
-score bin: row count and score sum). The functions are vectorised over any leading axes
+Every metric here is a function of one of two statistic families that SQL aggregates
+(:mod:`eval_pipelines.stats.binary`): :class:`ThresholdStats` (per label and side of the
+decision threshold: row count, summed log-loss terms, summed squared errors) or
+:class:`ScoreHistogram` (per label and equal-width score bin: row count and score sum). The
+functions are vectorised over any leading axes
 (slices, model versions, bootstrap replicates), so one code path serves point estimates and
 every replicate.
 
@@ -25,53 +26,19 @@ Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities usi
 binning", AAAI (expected calibration error).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
-# scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with the float64 machine eps.
-LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
-
-
-@dataclass(frozen=True)
-class ThresholdStats:
-    """Counts at the decision threshold, with leading axes ``...`` (slices, versions, ...).
-
-    * ``count[..., 2, 2]``: rows per label (0, 1) and threshold side (below, at or above);
-    * ``log_loss_sum[..., 2]`` and ``squared_error_sum[..., 2]``: per-label sums of
-      ``-log p(label)`` and ``(score - label)**2``.
-    """
-
-    count: np.ndarray
-    log_loss_sum: np.ndarray
-    squared_error_sum: np.ndarray
-
-    @property
-    def n(self) -> np.ndarray:
-        return self.count.sum(axis=(-1, -2))
-
-    def confusion(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(tn, fp, fn, tp) with the leading axes kept."""
-        c = self.count
-        return c[..., 0, 0], c[..., 0, 1], c[..., 1, 0], c[..., 1, 1]
-
-
-@dataclass(frozen=True)
-class ScoreHistogram:
-    """Rows and score sums per label and equal-width score bin, ordered by score.
-
-    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``; each of the ``calibration_bins``
-    equal-width calibration bins is the union of ``C / calibration_bins`` adjacent score bins.
-    """
-
-    count: np.ndarray
-    score_sum: np.ndarray
-    calibration_bins: int
-
-    @property
-    def n(self) -> np.ndarray:
-        return self.count.sum(axis=(-1, -2))
+from eval_pipelines.inference.significance import mcnemar_exact
+from eval_pipelines.stats.binary import (
+    HISTOGRAM,
+    THRESHOLD,
+    PairedCells,
+    ScoreHistogram,
+    ThresholdBuckets,
+    ThresholdStats,
+    parse_paired_cells,
+)
+from eval_pipelines.tasks.base import Metric, PairedTest, RowCounts, Task
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -190,56 +157,83 @@ def pr_auc(stats: ScoreHistogram) -> np.ndarray:
     return average_precision_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One catalogue entry: everything docs, gates and comparisons need to know."""
-
-    name: str
-    title: str
-    higher_is_better: bool
-    compute: Callable[..., np.ndarray]
-    formula: str
-    reference: str
-    # "threshold": from ThresholdStats (paired bucket bootstrap); "histogram": from
-    # ScoreHistogram (cell bootstrap per version).
-    source: str = "threshold"
+def roc_auc_bound(stats: ScoreHistogram) -> np.ndarray:
+    return roc_auc_error_bound(stats.count[..., 0, :], stats.count[..., 1, :])
 
 
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in [
-        Metric("accuracy", "Accuracy", True, accuracy, "(TP + TN) / N", "-"),
-        Metric("precision", "Precision", True, precision, "TP / (TP + FP)", "-"),
-        Metric("recall", "Recall", True, recall, "TP / (TP + FN)", "-"),
-        Metric("f1", "F1 score", True, f1, "2TP / (2TP + FP + FN)", "van Rijsbergen 1979"),
-        Metric(
-            "roc_auc",
-            "ROC AUC",
-            True,
-            roc_auc,
-            "P(score+ > score-) + P(tie) / 2",
-            "Hanley & McNeil 1982",
-            source="histogram",
-        ),
-        Metric(
-            "pr_auc",
-            "PR AUC (average precision)",
-            True,
-            pr_auc,
-            "sum (R_n - R_n-1) P_n",
-            "Zhu 2004",
-            source="histogram",
-        ),
-        Metric("log_loss", "Log loss", False, log_loss, "-mean(y log p + (1-y) log(1-p))", "-"),
-        Metric("brier", "Brier score", False, brier, "mean((p - y)^2)", "Brier 1950"),
-        Metric(
-            "ece",
-            "Expected calibration error",
-            False,
-            expected_calibration_error,
-            "sum_b n_b/N |mean(p)_b - mean(y)_b|",
-            "Naeini et al. 2015",
-            source="histogram",
-        ),
-    ]
-}
+def pr_auc_bound(stats: ScoreHistogram) -> np.ndarray:
+    return average_precision_error_bound(stats.count[..., 0, :], stats.count[..., 1, :])
+
+
+def mcnemar(paired: PairedCells) -> np.ndarray:
+    """McNemar's exact test on the requests both versions classified (per slice group)."""
+    return mcnemar_exact(paired.outcomes[:, 0], paired.outcomes[:, 1])
+
+
+def row_counts(statistics) -> RowCounts:
+    """Labeled rows and positives from the threshold family, unlabeled rows beside them."""
+    data: ThresholdBuckets = statistics.data[THRESHOLD.name]
+    point = THRESHOLD.point(data)
+    return RowCounts(
+        labeled=point.n,
+        positives=point.count[..., 1, :].sum(-1),
+        unlabeled=data.unlabeled.sum(axis=2),
+    )
+
+
+METRICS = [
+    Metric(
+        "accuracy",
+        "Accuracy",
+        THRESHOLD,
+        accuracy,
+        "(TP + TN) / N",
+        True,
+        "-",
+        paired_test=PairedTest("McNemar exact", mcnemar),
+    ),
+    Metric("precision", "Precision", THRESHOLD, precision, "TP / (TP + FP)", True, "-"),
+    Metric("recall", "Recall", THRESHOLD, recall, "TP / (TP + FN)", True, "-"),
+    Metric("f1", "F1 score", THRESHOLD, f1, "2TP / (2TP + FP + FN)", True, "van Rijsbergen 1979"),
+    Metric(
+        "roc_auc",
+        "ROC AUC",
+        HISTOGRAM,
+        roc_auc,
+        "P(score+ > score-) + P(tie) / 2",
+        True,
+        "Hanley & McNeil 1982",
+        error_bound=roc_auc_bound,
+    ),
+    Metric(
+        "pr_auc",
+        "PR AUC (average precision)",
+        HISTOGRAM,
+        pr_auc,
+        "sum (R_n - R_n-1) P_n",
+        True,
+        "Zhu 2004",
+        error_bound=pr_auc_bound,
+    ),
+    Metric(
+        "log_loss", "Log loss", THRESHOLD, log_loss, "-mean(y log p + (1-y) log(1-p))", False, "-"
+    ),
+    Metric("brier", "Brier score", THRESHOLD, brier, "mean((p - y)^2)", False, "Brier 1950"),
+    Metric(
+        "ece",
+        "Expected calibration error",
+        HISTOGRAM,
+        expected_calibration_error,
+        "sum_b n_b/N |mean(p)_b - mean(y)_b|",
+        False,
+        "Naeini et al. 2015",
+    ),
+]
+
+BINARY = Task(
+    name="binary_classification",
+    families=(THRESHOLD, HISTOGRAM),
+    metrics={metric.name: metric for metric in METRICS},
+    rows=row_counts,
+    parse_paired=parse_paired_cells,
+)

@@ -1,0 +1,46 @@
+"""Tasks and the metric registry keyed by (task, metric).
+
+A :class:`Task` names the statistic families its aggregate query returns, its metrics and
+the counts every output reports (labeled rows, positives, rows still unlabeled). Each
+:class:`Metric` is a pure numpy function over the point statistic of one named family, with
+its formula, direction, reference and (through its family's bootstrap) its interval method.
+Everything the spec validates (task names, metric names and "did you mean" hints, the default
+``metrics`` list), the gates' directions and the report's titles are read from here, so a new
+metric is one function, one :class:`Metric` entry in its task and its test.
+"""
+
+import difflib
+from typing import TYPE_CHECKING
+
+from eval_pipelines.tasks.base import Metric, Task
+from eval_pipelines.tasks.binary import BINARY
+
+if TYPE_CHECKING:
+    from eval_pipelines.spec import EvalSpec
+
+DEFAULT_TASK = "binary_classification"
+# Tasks of issue 10 not implemented yet: a spec naming one fails with one sentence.
+RESERVED_TASKS = ("multiclass_classification", "regression", "ranking")
+
+TASKS: dict[str, Task] = {task.name: task for task in [BINARY]}
+
+
+def task_named(name: str) -> Task:
+    """The task called ``name``; one sentence for a reserved or unknown name."""
+    if name in TASKS:
+        return TASKS[name]
+    known = ", ".join(TASKS)
+    if name in RESERVED_TASKS:
+        raise ValueError(f"task {name!r} is not implemented yet; implemented tasks: {known}")
+    close = difflib.get_close_matches(name, [*TASKS, *RESERVED_TASKS], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown task {name!r}{hint}; implemented tasks: {known}")
+
+
+def metric_of(task: str, name: str) -> Metric:
+    """The registry entry for ``(task, name)``; one sentence on an unsupported pair."""
+    return task_named(task).metric(name)
+
+
+def task_of(spec: "EvalSpec") -> Task:
+    return task_named(spec.task)

@@ -1,0 +1,81 @@
+"""What a task and a registry entry are (:mod:`eval_pipelines.tasks` holds the registry)."""
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eval_pipelines.stats.base import Family
+
+if TYPE_CHECKING:
+    from eval_pipelines.stats.parse import Statistics
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """An exact test on requests both versions scored, replacing the family's test for one
+    metric (McNemar's for accuracy): ``p_value(paired) -> [g]``."""
+
+    name: str
+    p_value: Callable[[Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One registry entry: everything docs, intervals, gates and reports need to know."""
+
+    name: str
+    title: str
+    family: Family
+    compute: Callable[[Any], np.ndarray]
+    formula: str
+    higher_is_better: bool
+    reference: str
+    # |binned value - exact value| at most this, from the same point statistic (else 0).
+    error_bound: Callable[[Any], np.ndarray] | None = None
+    paired_test: PairedTest | None = None
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def ci_method(self) -> str:
+        return self.family.bootstrap.method
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """Per ``[g, v]``: labeled rows (a metric's ``n``), positive labels, unlabeled rows."""
+
+    labeled: np.ndarray
+    positives: np.ndarray
+    unlabeled: np.ndarray
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    families: tuple[Family, ...]
+    metrics: dict[str, Metric]
+    rows: Callable[["Statistics"], RowCounts]
+    # The paired query's rows, their slice groups, the spec and the group count -> the
+    # task's paired cells (read by its families' ``joint_*`` and its paired tests).
+    parse_paired: Callable[..., Any]
+
+    def family(self, name: str) -> Family:
+        """The family whose rows carry ``name`` in the aggregate's ``family`` column."""
+        return next(family for family in self.families if family.name == name)
+
+    def metric(self, name: str) -> Metric:
+        """The registry entry of ``name``; one sentence naming the known ones otherwise."""
+        if name not in self.metrics:
+            close = difflib.get_close_matches(name, self.metrics, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown metric {name!r} for task {self.name!r}{hint}; known: "
+                f"{', '.join(self.metrics)}"
+            )
+        return self.metrics[name]
