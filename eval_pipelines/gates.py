@@ -313,7 +313,11 @@ def _drift_gate(gate: DriftGate, drift: pd.DataFrame) -> list[Reason]:
             if failed
             else f"{row.feature} stable ({bound})"
         )
-        reasons.append(Reason(name, HOLD if failed else PASS, message, feature=row.feature))
+        # How far past the bound (a pass: how close to it), for the line people see first.
+        severity = float(limit - value if is_test else value - limit)
+        reasons.append(
+            Reason(name, HOLD if failed else PASS, message, feature=row.feature, severity=severity)
+        )
     return reasons
 
 

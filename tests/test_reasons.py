@@ -13,7 +13,7 @@ from eval_pipelines.alerts import build_alert
 from eval_pipelines.gates import decide
 from eval_pipelines.reasons import group_reasons
 from tests.support.data import WEEK, base_spec, random_window, write_warehouse
-from tests.test_gates import COVERAGE, NO_DRIFT, metrics, spec
+from tests.test_gates import AUC_OK, COVERAGE, NO_DRIFT, metrics, spec
 
 COUNTRIES = ("US", "GB", "DE", "BR")
 
@@ -131,3 +131,17 @@ def test_the_alert_has_one_bullet_per_holding_gate(android_regression):
     bullets = [line for line in section["text"]["text"].splitlines() if line.startswith("•")]
     held = [r for r in verdict["reasons"] if r["outcome"] == "hold"]
     assert len(bullets) == len({r["gate"] for r in held}) < len(held)
+
+
+def test_a_drift_gate_shows_the_feature_furthest_past_or_closest_to_its_bound():
+    drift = pd.DataFrame(
+        [
+            {"feature": f, "method": "psi", "statistic": v, "p_value": float("nan")}
+            | {"n_reference": 900, "n_current": 300, "default": True, "drifted": v >= 0.1}
+            for f, v in [("amount", 0.02), ("age", 0.3), ("country", 0.08), ("score", 0.5)]
+        ]
+    )
+    verdict = decide(spec([{"drift": "psi", "max": 0.1}]), AUC_OK, None, drift, COVERAGE)
+    hold, passed = [g for g in group_reasons(verdict.reasons) if g.gate.startswith("{drift")]
+    assert hold.message.startswith("score drifted") and hold.message.endswith("'age'")
+    assert passed.message.startswith("country stable") and passed.message.endswith("'amount'")
