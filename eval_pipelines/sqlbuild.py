@@ -28,6 +28,7 @@ from functools import cache
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.tasks import task_of
 from eval_pipelines.windows import Window
 
 
@@ -145,13 +146,19 @@ class SqlBuilder:
         as_int = self.hash32(f"CAST({id_column} AS VARCHAR) || '#{seed}'")
         return f"({as_int} % {self.spec.confidence.buckets})"
 
+    @property
+    def output(self) -> str:
+        """The window's column of the model's output (the task's ``output``)."""
+        return task_of(self.spec).output
+
     def _common(self) -> dict[str, str]:
         p, lab = self.spec.predictions, self.spec.labels
         return {
             "pred_id": self.ident(p.id),
             "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
-            "pred_score": self.ident(p.score),
+            # The model's output under the task's name for it (``score``, ``prediction``).
+            "pred_output": f"p.{self.ident(self.spec.output_column)} AS {self.output}",
             "label_id": self.ident(lab.id),
             "label_ts": self.label_ts("l"),
             "label": self.label_value("l"),
@@ -189,6 +196,15 @@ class SqlBuilder:
         return [self.slice_alias(i) for i in range(len(self.spec.slice_columns))] + extra
 
     def sufficient_statistics(self, window: Window) -> str:
+        """The task's aggregate query: every family it reads, in one scan of the window."""
+        return task_of(self.spec).statistics_query(self, window)
+
+    def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+        """The task's paired query: requests both versions scored, joined on the id."""
+        return task_of(self.spec).paired_query(self, window, baseline, candidate)
+
+    def binary_statistics(self, window: Window) -> str:
+        """``sql/sufficient_statistics.sql``: the threshold and histogram families."""
         crosses = self.spec.slice_crosses
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         threshold = self._grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
@@ -212,7 +228,8 @@ class SqlBuilder:
             total_score_sum=self.dialect.integer_sum("score_sum"),
         )
 
-    def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+    def binary_paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/paired_counts.sql``: McNemar outcomes and joint score-bin cells."""
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         tail = [
             "baseline.label",
@@ -243,10 +260,7 @@ class SqlBuilder:
     def window_checks(self, window: Window) -> str:
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            # Out-of-range, NaN and infinite scores (which fail the checks) hash as empty
-            # instead of overflowing the cast and failing the query that reports them.
-            "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
-            "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
+            f"{task_of(self.spec).fingerprint_value} || '|' || "
             "COALESCE(CAST(label AS VARCHAR), '')"
         )
         return template("window_checks").format(

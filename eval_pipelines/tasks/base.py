@@ -64,6 +64,21 @@ class Task:
     # The paired query's rows, their slice groups, the spec and the group count -> the
     # task's paired cells (read by its families' ``joint_*`` and its paired tests).
     parse_paired: Callable[..., Any]
+    # The ``predictions`` spec key naming the model's output column; the window carries that
+    # column under the same name ("score", "prediction").
+    output: str
+    # What the warehouse computes: (SqlBuilder, Window) -> the aggregate query of every
+    # family, and (SqlBuilder, Window, baseline, candidate) -> the paired query.
+    statistics_query: Callable[[Any, Any], str]
+    paired_query: Callable[[Any, Any, str, str], str]
+    # The output's value in the window's content fingerprint (a SQL expression over the
+    # window's output column that never fails, the same text on every engine).
+    fingerprint_value: str
+    # Column type families accepted for the output and the label, and how a message says it.
+    output_types: frozenset[str]
+    output_wording: str
+    label_types: frozenset[str]
+    label_wording: str
 
     def family(self, name: str) -> Family:
         """The family whose rows carry ``name`` in the aggregate's ``family`` column."""
