@@ -257,6 +257,51 @@ class SqlBuilder:
             candidate_score_sum=self.fixed_point_sum("candidate.score"),
         )
 
+    def regression_statistics(self, window: Window) -> str:
+        """``sql/regression_statistics.sql``: the regression family's exact sums per slice,
+        version and resample bucket (the dialect's exact sum: the values are unbounded, so
+        the fixed point of the binary sums could overflow)."""
+        crosses = self.spec.slice_crosses
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = self._grouping_sets(crosses, ["model_version", "bucket"])
+        sums = {
+            "error_sum": "e",
+            "abs_error_sum": "ABS(e)",
+            "squared_error_sum": "e * e",
+            "label_sum": "label",
+            "squared_label_sum": "label * label",
+            "relative_error_sum": "CASE WHEN label <> 0 THEN ABS(e) / ABS(label) END",
+        }
+        return template("regression_statistics").format(
+            window=self.window(window),
+            slice_passthrough="".join(f"{a}, " for a in aliases),
+            slice_outputs="".join(f"{a},\n    " for a in aliases),
+            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            bucket_expr=self.bucket_expr(),
+            sums="".join(
+                f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
+                for name, expr in sums.items()
+            ),
+            grouping_sets=self._render_sets(sets),
+        )
+
+    def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/regression_pairs.sql``: labeled requests both versions predicted, per slice
+        (the bucket bootstrap pairs the versions through the id's bucket; this counts them)."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = [
+            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
+        ]
+        grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        return template("regression_pairs").format(
+            window=self.window(window),
+            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            baseline=self.literal(baseline),
+            candidate=self.literal(candidate),
+            grouping_id=f"GROUPING({grouped})" if aliases else "0",
+            grouping_sets=self._render_sets(sets) if sets else "    ()",
+        )
+
     def window_checks(self, window: Window) -> str:
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
