@@ -39,6 +39,7 @@ from eval_pipelines.windows import Window
 RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
 EXAMPLES = 3
 LABEL_VALUES = (0, 1)
+FINITE_MAX = 1.7976931348623157e308
 # The predictions asset's prediction time as a naive UTC timestamp, whatever the column's type
 # (a TIMESTAMP WITH TIME ZONE maximum cannot be compared with the naive freshness bound).
 PREDICTION_TIME_UTC = "eval_prediction_time_utc"
@@ -232,9 +233,64 @@ def _binary_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any) 
     ]
 
 
+def _regression_values(
+    spec: EvalSpec, version: str, where: dict[str, Any], E: Any
+) -> list[Planned]:
+    """A regression model's predictions and labels are finite numbers (NaN and infinities
+    fail the range; a NULL label is an unlabeled row, counted by the coverage check)."""
+    p, lab = spec.predictions, spec.labels
+    v = repr(version)
+    return [
+        Planned(
+            "predictions_not_null",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToNotBeNull(column="prediction", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is NULL (predictions must be finite numbers)"
+            ),
+            f"no NULL {p.prediction!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "predictions_finite",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToBeBetween(
+                column="prediction", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is NaN or infinite{_examples(r)}"
+            ),
+            f"every {p.prediction!r} of version {v} is a finite number",
+            version=version,
+        ),
+        Planned(
+            "labels_finite",
+            "window",
+            lab.label,
+            E.ExpectColumnValuesToBeBetween(
+                column="label", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"labels.label: {_count(r)} labels joined to version {v} are NaN or "
+                f"infinite{_examples(r)}"
+            ),
+            f"labels of version {v} are finite numbers",
+            version=version,
+        ),
+    ]
+
+
 # Each task's checks of the window's output and label values, by task name.
 TASK_VALUE_CHECKS: dict[str, Callable[..., list[Planned]]] = {
     "binary_classification": _binary_values,
+    "regression": _regression_values,
 }
 
 

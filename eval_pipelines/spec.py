@@ -89,11 +89,22 @@ class Source(_Strict):
         return self
 
 
+class IntervalSpec(_Strict):
+    """A regression model's logged prediction interval: its lower and upper bound columns."""
+
+    lower: Identifier
+    upper: Identifier
+
+
 class PredictionsSpec(Source):
     id: Identifier = "prediction_id"
     timestamp: Identifier = "ts"
     model_version: Identifier = "model_version"
+    # binary_classification: the positive class's probability.
     score: Identifier = "score"
+    # regression: the predicted number (required), and optionally its logged interval.
+    prediction: Identifier | None = None
+    interval: IntervalSpec | None = None
 
 
 class LabelsSpec(Source):
@@ -393,6 +404,10 @@ class EvalSpec(_Strict):
             raise ValueError(
                 f"predictions.{output}: required for task {self.task!r} (the column holding "
                 "the model's output)"
+            )
+        if self.predictions.interval is not None:
+            raise ValueError(
+                "predictions.interval: interval_coverage is not implemented yet; remove the key"
             )
         return self
 

@@ -305,8 +305,7 @@ class SqlBuilder:
     def window_checks(self, window: Window) -> str:
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            f"{task_of(self.spec).fingerprint_value} || '|' || "
-            "COALESCE(CAST(label AS VARCHAR), '')"
+            f"{task_of(self.spec).fingerprint_value}"
         )
         return template("window_checks").format(
             window=self.window(window),

@@ -86,8 +86,8 @@ class Task:
     # family, and (SqlBuilder, Window, baseline, candidate) -> the paired query.
     statistics_query: Callable[[Any, Any], str]
     paired_query: Callable[[Any, Any, str, str], str]
-    # The output's value in the window's content fingerprint (a SQL expression over the
-    # window's output column that never fails, the same text on every engine).
+    # The output's and the label's terms of the window's content fingerprint (a SQL text
+    # expression over the window's columns that never fails, the same text on every engine).
     fingerprint_value: str
     # Column type families accepted for the output and the label, and how a message says it.
     output_types: frozenset[str]

@@ -258,7 +258,8 @@ BINARY = Task(
     # overflowing the cast and failing the query that reports them.
     fingerprint_value=(
         "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
-        "* 1000000000) AS BIGINT) AS VARCHAR), '')"
+        "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
+        "COALESCE(CAST(label AS VARCHAR), '')"
     ),
     output_types=frozenset({"integer", "decimal", "float"}),
     output_wording="a numeric column (a probability in [0, 1])",

@@ -146,9 +146,12 @@ REGRESSION = Task(
     output="prediction",
     statistics_query=statistics_query,
     paired_query=paired_query,
-    fingerprint_value=(
-        "COALESCE(CAST(CAST(ROUND(CASE WHEN prediction >= -1e9 AND prediction <= 1e9 "
-        "THEN prediction END * 1000000) AS BIGINT) AS VARCHAR), '')"
+    # Both numbers to 1e-6 as integers: a double's text differs between engines ('12.0' in
+    # DuckDB, '12' in PostgreSQL); values beyond 1e9 in size hash as empty.
+    fingerprint_value=" || '|' || ".join(
+        f"COALESCE(CAST(CAST(ROUND(CASE WHEN {c} >= -1e9 AND {c} <= 1e9 THEN {c} END "
+        f"* 1000000) AS BIGINT) AS VARCHAR), '')"
+        for c in ("prediction", "label")
     ),
     output_types=frozenset({"integer", "decimal", "float"}),
     output_wording="a numeric column (the predicted number)",
