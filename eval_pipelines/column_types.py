@@ -18,6 +18,7 @@ accepted family (booleans as 0/1, time zones converted to UTC) is rendered by
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.sqlbuild import SqlBuilder
+from eval_pipelines.tasks import task_of
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
@@ -27,7 +28,6 @@ ACCEPTED_TIMESTAMPS = (
     "meaning UTC), TIMESTAMP WITH TIME ZONE of any precision (TIMESTAMPTZ, TIMESTAMPTZ_NS; "
     "converted to UTC) or DATE"
 )
-ACCEPTED_LABELS = "BOOLEAN, an integer or a DECIMAL/floating-point column holding 0 or 1"
 
 # What each role accepts, and how the expectation is worded in the message.
 _EXPECTED = {
@@ -37,8 +37,6 @@ _EXPECTED = {
         f"{ACCEPTED_TIMESTAMPS}; text is not parsed, convert it in a 'query:'",
     ),
     "model_version": ({"text", "integer"}, "a text or integer column"),
-    "score": ({"integer", "decimal", "float"}, "a numeric column (a probability in [0, 1])"),
-    "label": ({"integer", "decimal", "float", "boolean"}, ACCEPTED_LABELS),
 }
 
 
@@ -52,6 +50,13 @@ def column_type_failures(
     """The family of every typed column (``{"labels.label": "boolean", ...}``, only the
     columns whose type the warehouse reports) and one message per unusable column."""
     p, lab = spec.predictions, spec.labels
+    task = task_of(spec)
+    # The model's output and the label are what the task says it reads.
+    expected = {
+        **_EXPECTED,
+        task.output: (task.output_types, task.output_wording),
+        "label": (task.label_types, task.label_wording),
+    }
     roles = [
         (
             p,
@@ -60,7 +65,7 @@ def column_type_failures(
                 "id": p.id,
                 "timestamp": p.timestamp,
                 "model_version": p.model_version,
-                "score": p.score,
+                task.output: spec.output_column,
             },
         ),
         (lab, "labels", {"id": lab.id, "label": lab.label, "timestamp": lab.timestamp}),
@@ -76,7 +81,7 @@ def column_type_failures(
             found = types.get(column, lowered.get(column.lower()))
             if found is None:  # missing: the columns_present check names it
                 continue
-            accepted, wording = _EXPECTED[role]
+            accepted, wording = expected[role]
             family = warehouse.dialect.type_family(found)
             if family in accepted:
                 families[f"{prefix}.{role}"] = family

@@ -177,9 +177,9 @@ def compute_drift(
     reference = reference_window(window, spec.drift.reference_weeks)
     kinds, integers = feature_kinds(spec, warehouse, builder)
     columns = list(kinds)
-    if spec.drift.include_score and spec.predictions.score not in kinds:
-        kinds[spec.predictions.score] = "numeric"
-        columns.append(spec.predictions.score)
+    if spec.drift.include_score and spec.output_column not in kinds:
+        kinds[spec.output_column] = "numeric"
+        columns.append(spec.output_column)
     numeric = [c for c in columns if kinds[c] == "numeric"]
     categorical = [c for c in columns if kinds[c] == "categorical"]
     queries: dict[str, str] = {}

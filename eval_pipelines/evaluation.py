@@ -7,7 +7,7 @@ so every interval and every delta of one family is computed from the same replic
 across versions and coherent across slices). Nothing here knows a metric's name.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ class SliceMetrics:
     error_bound: dict[str, np.ndarray]
     n: np.ndarray
     n_positive: np.ndarray
+    # Per metric, the rows it was computed on ``[g, v]`` (``n`` unless the metric says).
+    count: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _by_family(spec: EvalSpec) -> dict[str, dict[str, MetricFunction]]:
@@ -76,6 +78,8 @@ def compute_slice_metrics(stats: Statistics, spec: EvalSpec) -> SliceMetrics:
     point: dict[str, np.ndarray] = {}
     deviation: dict[str, np.ndarray] = {}
     error_bound: dict[str, np.ndarray] = {}
+    count: dict[str, np.ndarray] = {}
+    rows = task.rows(stats)
     for family_name, functions in _by_family(spec).items():
         if not functions:
             continue
@@ -85,10 +89,11 @@ def compute_slice_metrics(stats: Statistics, spec: EvalSpec) -> SliceMetrics:
         with np.errstate(invalid="ignore", divide="ignore"):
             for name, function in functions.items():
                 point[name] = function(family_point)
-                bound = task.metric(name).error_bound
+                metric = task.metric(name)
+                bound = metric.error_bound
                 error_bound[name] = bound(family_point) if bound else np.zeros(point[name].shape)
+                count[name] = metric.count(family_point) if metric.count else rows.labeled
         deviation.update(family.bootstrap.deviations(family, data, functions, spec))
-    rows = task.rows(stats)
     return SliceMetrics(
         stats=stats,
         point=point,
@@ -96,6 +101,7 @@ def compute_slice_metrics(stats: Statistics, spec: EvalSpec) -> SliceMetrics:
         error_bound={name: error_bound[name] for name in spec.metrics},
         n=rows.labeled,
         n_positive=rows.positives,
+        count={name: count[name] for name in spec.metrics},
     )
 
 
@@ -113,7 +119,7 @@ def metrics_table(result: SliceMetrics, spec: EvalSpec) -> pd.DataFrame:
         low, high = percentile_interval(result.point[name], result.deviation[name], level)
         for g, key in enumerate(result.stats.slices):
             for v, version in enumerate(result.stats.versions):
-                n = float(result.n[g, v])
+                n = float(result.count.get(name, result.n)[g, v])
                 rows.append(
                     {
                         "model_version": version,
@@ -168,7 +174,8 @@ def comparison_table(
         for g, key in enumerate(stats.slices):
             # A test on paired requests has as many observations as requests both versions
             # scored; the others compare each version's labeled rows.
-            n = float(paired.pairs[g] if on_pairs else min(result.n[g, b], result.n[g, c]))
+            count = result.count.get(name, result.n)
+            n = float(paired.pairs[g] if on_pairs else min(count[g, b], count[g, c]))
             row_test = label
             if n < spec.min_slice_size:
                 row_test = "not tested (slice too small)"
@@ -187,12 +194,14 @@ def comparison_table(
                     "p_value": float(p[g]) if testable else np.nan,
                     "n": int(n),
                     "test": row_test,
-                    "higher_is_better": metric.higher_is_better,
+                    "regression": metric.regression(
+                        delta[name][g], result.point[name][g, b], result.point[name][g, c]
+                    ),
                 }
             )
     frame = pd.DataFrame(rows)
     frame["q_value"] = benjamini_hochberg(frame["p_value"].to_numpy())
-    better = np.where(frame["higher_is_better"], frame["delta"] > 0, frame["delta"] < 0)
+    better = frame["regression"] < 0
     significant = frame["q_value"] <= alpha
     frame["outcome"] = np.select(
         [frame["p_value"].isna(), significant & better, significant & ~better],

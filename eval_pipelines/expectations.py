@@ -32,12 +32,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eval_pipelines.spec import EvalSpec, UserExpectation
+from eval_pipelines.tasks import task_named
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
 RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
 EXAMPLES = 3
 LABEL_VALUES = (0, 1)
+FINITE_MAX = 1.7976931348623157e308
 # The predictions asset's prediction time as a naive UTC timestamp, whatever the column's type
 # (a TIMESTAMP WITH TIME ZONE maximum cannot be compared with the naive freshness bound).
 PREDICTION_TIME_UTC = "eval_prediction_time_utc"
@@ -104,7 +106,13 @@ def _duration(delta: timedelta) -> str:
 def window_columns(spec: EvalSpec) -> dict[str, str]:
     """User-facing column name -> the window's column name."""
     p, lab = spec.predictions, spec.labels
-    columns = {p.id: "id", p.model_version: "model_version", p.score: "score", lab.label: "label"}
+    output = task_named(spec.task).output
+    columns = {
+        p.id: "id",
+        p.model_version: "model_version",
+        spec.output_column: output,
+        lab.label: "label",
+    }
     for i, column in enumerate(spec.slice_columns):
         columns[column] = f"s_{i}"
     return columns
@@ -145,47 +153,7 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
                 f"{p.id!r} unique in version {v}",
                 version=version,
             ),
-            Planned(
-                "scores_not_null",
-                "window",
-                p.score,
-                E.ExpectColumnValuesToNotBeNull(column="score", **where),
-                True,
-                lambda r, v=v: (
-                    f"predictions.score: {_count(r)} rows of version {v} have a "
-                    f"{p.score!r} that is NULL (scores must be in [0, 1])"
-                ),
-                f"no NULL {p.score!r} in version {v}",
-                version=version,
-            ),
-            Planned(
-                "scores_in_unit_interval",
-                "window",
-                p.score,
-                E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1, **where),
-                True,
-                lambda r, v=v: (
-                    f"predictions.score: {_count(r)} rows of version {v} have a "
-                    f"{p.score!r} that is NaN or outside [0, 1]{_examples(r)}"
-                ),
-                f"every {p.score!r} of version {v} in [0, 1]",
-                version=version,
-            ),
-            Planned(
-                "labels_binary",
-                "window",
-                lab.label,
-                E.ExpectColumnValuesToBeInSet(
-                    column="label", value_set=list(LABEL_VALUES), **where
-                ),
-                True,
-                lambda r, v=v: (
-                    f"labels.label: {_count(r)} labels joined to version {v} are "
-                    f"not 0 or 1{_examples(r)}"
-                ),
-                f"labels of version {v} are 0 or 1",
-                version=version,
-            ),
+            *TASK_VALUE_CHECKS[spec.task](spec, version, where, E),
             Planned(
                 "labels_after_predictions",
                 "window",
@@ -216,6 +184,114 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
             ),
         ]
     return plan
+
+
+def _binary_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any) -> list[Planned]:
+    """A binary classifier's scores are probabilities and its labels 0 or 1."""
+    p, lab = spec.predictions, spec.labels
+    v = repr(version)
+    return [
+        Planned(
+            "scores_not_null",
+            "window",
+            p.score,
+            E.ExpectColumnValuesToNotBeNull(column="score", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.score: {_count(r)} rows of version {v} have a "
+                f"{p.score!r} that is NULL (scores must be in [0, 1])"
+            ),
+            f"no NULL {p.score!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "scores_in_unit_interval",
+            "window",
+            p.score,
+            E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1, **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.score: {_count(r)} rows of version {v} have a "
+                f"{p.score!r} that is NaN or outside [0, 1]{_examples(r)}"
+            ),
+            f"every {p.score!r} of version {v} in [0, 1]",
+            version=version,
+        ),
+        Planned(
+            "labels_binary",
+            "window",
+            lab.label,
+            E.ExpectColumnValuesToBeInSet(column="label", value_set=list(LABEL_VALUES), **where),
+            True,
+            lambda r, v=v: (
+                f"labels.label: {_count(r)} labels joined to version {v} are "
+                f"not 0 or 1{_examples(r)}"
+            ),
+            f"labels of version {v} are 0 or 1",
+            version=version,
+        ),
+    ]
+
+
+def _regression_values(
+    spec: EvalSpec, version: str, where: dict[str, Any], E: Any
+) -> list[Planned]:
+    """A regression model's predictions and labels are finite numbers (NaN and infinities
+    fail the range; a NULL label is an unlabeled row, counted by the coverage check)."""
+    p, lab = spec.predictions, spec.labels
+    v = repr(version)
+    return [
+        Planned(
+            "predictions_not_null",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToNotBeNull(column="prediction", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is NULL (predictions must be finite numbers)"
+            ),
+            f"no NULL {p.prediction!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "predictions_finite",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToBeBetween(
+                column="prediction", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is NaN or infinite{_examples(r)}"
+            ),
+            f"every {p.prediction!r} of version {v} is a finite number",
+            version=version,
+        ),
+        Planned(
+            "labels_finite",
+            "window",
+            lab.label,
+            E.ExpectColumnValuesToBeBetween(
+                column="label", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"labels.label: {_count(r)} labels joined to version {v} are NaN or "
+                f"infinite{_examples(r)}"
+            ),
+            f"labels of version {v} are finite numbers",
+            version=version,
+        ),
+    ]
+
+
+# Each task's checks of the window's output and label values, by task name.
+TASK_VALUE_CHECKS: dict[str, Callable[..., list[Planned]]] = {
+    "binary_classification": _binary_values,
+    "regression": _regression_values,
+}
 
 
 def _coverage_message(spec: EvalSpec, version: str, result: dict[str, Any]) -> str:

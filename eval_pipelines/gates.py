@@ -176,7 +176,7 @@ def _metric_regression(
                     slice=gate.slice,
                 )
             ]
-    higher = metric_of(spec.task, gate.metric).higher_is_better
+    metric = metric_of(spec.task, gate.metric)
     reasons = []
     worst_pass: Reason | None = None
     worst_regression = -np.inf
@@ -197,7 +197,7 @@ def _metric_regression(
                     )
                 )
             continue
-        regression = -row.delta if higher else row.delta
+        regression = metric.regression(row.delta, row.baseline, row.candidate)
         if np.isnan(regression):
             reasons.append(
                 Reason(

@@ -89,11 +89,22 @@ class Source(_Strict):
         return self
 
 
+class IntervalSpec(_Strict):
+    """A regression model's logged prediction interval: its lower and upper bound columns."""
+
+    lower: Identifier
+    upper: Identifier
+
+
 class PredictionsSpec(Source):
     id: Identifier = "prediction_id"
     timestamp: Identifier = "ts"
     model_version: Identifier = "model_version"
+    # binary_classification: the positive class's probability.
     score: Identifier = "score"
+    # regression: the predicted number (required), and optionally its logged interval.
+    prediction: Identifier | None = None
+    interval: IntervalSpec | None = None
 
 
 class LabelsSpec(Source):
@@ -387,6 +398,31 @@ class EvalSpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _task_output(self) -> "EvalSpec":
+        output = task_named(self.task).output
+        if getattr(self.predictions, output) is None:
+            raise ValueError(
+                f"predictions.{output}: required for task {self.task!r} (the column holding "
+                "the model's output)"
+            )
+        if self.predictions.interval is not None:
+            raise ValueError(
+                "predictions.interval: interval_coverage is not implemented yet; remove the key"
+            )
+        return self
+
+    @property
+    def output_column(self) -> str:
+        """The column of the model's output: ``predictions.score`` for a binary classifier,
+        ``predictions.prediction`` for a regression model (the task's ``output``)."""
+        return getattr(self.predictions, task_named(self.task).output)
+
+    @property
+    def output_key(self) -> str:
+        """The spec key of :attr:`output_column`, e.g. ``predictions.score``."""
+        return f"predictions.{task_named(self.task).output}"
+
+    @model_validator(mode="after")
     def _bins_nest(self) -> "EvalSpec":
         # Calibration bins must be unions of bootstrap bins, which are unions of score bins.
         if self.confidence.score_bins % self.calibration_bins:
@@ -595,7 +631,7 @@ def _unknown_gate_target(spec: EvalSpec, gate: MetricGate | DriftGate) -> str | 
     if isinstance(gate, DriftGate) and gate.feature is not None and spec.drift is not None:
         known = list(spec.drift.features)
         if spec.drift.include_score:
-            known.append(spec.predictions.score)
+            known.append(spec.output_column)
         if gate.feature not in known:
             close = difflib.get_close_matches(gate.feature, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -28,6 +28,7 @@ from functools import cache
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.tasks import task_of
 from eval_pipelines.windows import Window
 
 
@@ -145,13 +146,19 @@ class SqlBuilder:
         as_int = self.hash32(f"CAST({id_column} AS VARCHAR) || '#{seed}'")
         return f"({as_int} % {self.spec.confidence.buckets})"
 
+    @property
+    def output(self) -> str:
+        """The window's column of the model's output (the task's ``output``)."""
+        return task_of(self.spec).output
+
     def _common(self) -> dict[str, str]:
         p, lab = self.spec.predictions, self.spec.labels
         return {
             "pred_id": self.ident(p.id),
             "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
-            "pred_score": self.ident(p.score),
+            # The model's output under the task's name for it (``score``, ``prediction``).
+            "pred_output": f"p.{self.ident(self.spec.output_column)} AS {self.output}",
             "label_id": self.ident(lab.id),
             "label_ts": self.label_ts("l"),
             "label": self.label_value("l"),
@@ -189,6 +196,15 @@ class SqlBuilder:
         return [self.slice_alias(i) for i in range(len(self.spec.slice_columns))] + extra
 
     def sufficient_statistics(self, window: Window) -> str:
+        """The task's aggregate query: every family it reads, in one scan of the window."""
+        return task_of(self.spec).statistics_query(self, window)
+
+    def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+        """The task's paired query: requests both versions scored, joined on the id."""
+        return task_of(self.spec).paired_query(self, window, baseline, candidate)
+
+    def binary_statistics(self, window: Window) -> str:
+        """``sql/sufficient_statistics.sql``: the threshold and histogram families."""
         crosses = self.spec.slice_crosses
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         threshold = self._grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
@@ -212,7 +228,8 @@ class SqlBuilder:
             total_score_sum=self.dialect.integer_sum("score_sum"),
         )
 
-    def paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+    def binary_paired_counts(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/paired_counts.sql``: McNemar outcomes and joint score-bin cells."""
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         tail = [
             "baseline.label",
@@ -240,14 +257,55 @@ class SqlBuilder:
             candidate_score_sum=self.fixed_point_sum("candidate.score"),
         )
 
+    def regression_statistics(self, window: Window) -> str:
+        """``sql/regression_statistics.sql``: the regression family's exact sums per slice,
+        version and resample bucket (the dialect's exact sum: the values are unbounded, so
+        the fixed point of the binary sums could overflow)."""
+        crosses = self.spec.slice_crosses
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = self._grouping_sets(crosses, ["model_version", "bucket"])
+        sums = {
+            "error_sum": "e",
+            "abs_error_sum": "ABS(e)",
+            "squared_error_sum": "e * e",
+            "label_sum": "label",
+            "squared_label_sum": "label * label",
+            "relative_error_sum": "CASE WHEN label <> 0 THEN ABS(e) / ABS(label) END",
+        }
+        return template("regression_statistics").format(
+            window=self.window(window),
+            slice_passthrough="".join(f"{a}, " for a in aliases),
+            slice_outputs="".join(f"{a},\n    " for a in aliases),
+            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            bucket_expr=self.bucket_expr(),
+            sums="".join(
+                f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
+                for name, expr in sums.items()
+            ),
+            grouping_sets=self._render_sets(sets),
+        )
+
+    def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/regression_pairs.sql``: labeled requests both versions predicted, per slice
+        (the bucket bootstrap pairs the versions through the id's bucket; this counts them)."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = [
+            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
+        ]
+        grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        return template("regression_pairs").format(
+            window=self.window(window),
+            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            baseline=self.literal(baseline),
+            candidate=self.literal(candidate),
+            grouping_id=f"GROUPING({grouped})" if aliases else "0",
+            grouping_sets=self._render_sets(sets) if sets else "    ()",
+        )
+
     def window_checks(self, window: Window) -> str:
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            # Out-of-range, NaN and infinite scores (which fail the checks) hash as empty
-            # instead of overflowing the cast and failing the query that reports them.
-            "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
-            "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
-            "COALESCE(CAST(label AS VARCHAR), '')"
+            f"{task_of(self.spec).fingerprint_value}"
         )
         return template("window_checks").format(
             window=self.window(window),

@@ -670,7 +670,7 @@ def window_dataset(evaluation: Evaluation) -> Dataset:
         (p.id, "string"),
         (p.timestamp, "datetime"),
         (p.model_version, "string"),
-        (p.score, "double"),
+        (spec.output_column, "double"),
         (lab.label, "long"),
         (lab.timestamp, "datetime"),
         *((column, "string") for column in spec.slice_columns),

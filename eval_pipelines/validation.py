@@ -135,7 +135,7 @@ class RequiredColumns:
             "predictions.id": p.id,
             "predictions.timestamp": p.timestamp,
             "predictions.model_version": p.model_version,
-            "predictions.score": p.score,
+            spec.output_key: spec.output_column,
         }
         for i, entry in enumerate(spec.slices):
             for col in [entry] if isinstance(entry, str) else entry:
@@ -166,7 +166,7 @@ def _unusable_types(context: CheckContext) -> list[CheckResult]:
     p, lab = spec.predictions, spec.labels
     # The expressions the queries apply to each column (booleans as 0/1, time zones to UTC).
     probes = [
-        ("predictions.score", p, p.score, "{c} + 0", "numeric"),
+        (spec.output_key, p, spec.output_column, "{c} + 0", "numeric"),
         (
             "predictions.timestamp",
             p,

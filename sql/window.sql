@@ -6,7 +6,7 @@
 SELECT
     p.{pred_id} AS id,
     p.{pred_version} AS model_version,
-    p.{pred_score} AS score,
+    {pred_output},
     {slice_select}
     CASE
         WHEN {label_ts} >= {pred_ts}

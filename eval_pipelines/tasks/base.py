@@ -36,10 +36,25 @@ class Metric:
     # |binned value - exact value| at most this, from the same point statistic (else 0).
     error_bound: Callable[[Any], np.ndarray] | None = None
     paired_test: PairedTest | None = None
+    # The rows the metric averages, from the same point statistic, when not every labeled
+    # row (MAPE leaves out zero labels); its ``n`` in the outputs.
+    count: Callable[[Any], np.ndarray] | None = None
+    # A signed metric whose ideal is 0 (bias): the smaller its absolute value the better, so
+    # a comparison judges |candidate| against |baseline| (``higher_is_better`` is unused).
+    toward_zero: bool = False
 
     @property
     def direction(self) -> str:
+        if self.toward_zero:
+            return "closer to 0 is better"
         return "higher is better" if self.higher_is_better else "lower is better"
+
+    def regression(self, delta: Any, baseline: Any, candidate: Any) -> Any:
+        """How much worse the candidate is than the baseline (negative: better), from the
+        delta (candidate - baseline), or from both values for a ``toward_zero`` metric."""
+        if self.toward_zero:
+            return np.abs(candidate) - np.abs(baseline)
+        return -delta if self.higher_is_better else delta
 
     @property
     def ci_method(self) -> str:
@@ -64,6 +79,21 @@ class Task:
     # The paired query's rows, their slice groups, the spec and the group count -> the
     # task's paired cells (read by its families' ``joint_*`` and its paired tests).
     parse_paired: Callable[..., Any]
+    # The ``predictions`` spec key naming the model's output column; the window carries that
+    # column under the same name ("score", "prediction").
+    output: str
+    # What the warehouse computes: (SqlBuilder, Window) -> the aggregate query of every
+    # family, and (SqlBuilder, Window, baseline, candidate) -> the paired query.
+    statistics_query: Callable[[Any, Any], str]
+    paired_query: Callable[[Any, Any, str, str], str]
+    # The output's and the label's terms of the window's content fingerprint (a SQL text
+    # expression over the window's columns that never fails, the same text on every engine).
+    fingerprint_value: str
+    # Column type families accepted for the output and the label, and how a message says it.
+    output_types: frozenset[str]
+    output_wording: str
+    label_types: frozenset[str]
+    label_wording: str
 
     def family(self, name: str) -> Family:
         """The family whose rows carry ``name`` in the aggregate's ``family`` column."""

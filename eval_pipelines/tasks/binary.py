@@ -26,6 +26,8 @@ Naeini, Cooper & Hauskrecht (2015), "Obtaining well calibrated probabilities usi
 binning", AAAI (expected calibration error).
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from eval_pipelines.inference.significance import mcnemar_exact
@@ -39,6 +41,10 @@ from eval_pipelines.stats.binary import (
     parse_paired_cells,
 )
 from eval_pipelines.tasks.base import Metric, PairedTest, RowCounts, Task
+
+if TYPE_CHECKING:
+    from eval_pipelines.sqlbuild import SqlBuilder
+    from eval_pipelines.windows import Window
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -230,10 +236,33 @@ METRICS = [
     ),
 ]
 
+
+def statistics_query(builder: "SqlBuilder", window: "Window") -> str:
+    return builder.binary_statistics(window)
+
+
+def paired_query(builder: "SqlBuilder", window: "Window", baseline: str, candidate: str) -> str:
+    return builder.binary_paired_counts(window, baseline, candidate)
+
+
 BINARY = Task(
     name="binary_classification",
     families=(THRESHOLD, HISTOGRAM),
     metrics={metric.name: metric for metric in METRICS},
     rows=row_counts,
     parse_paired=parse_paired_cells,
+    output="score",
+    statistics_query=statistics_query,
+    paired_query=paired_query,
+    # Out-of-range, NaN and infinite scores (which fail the checks) hash as empty instead of
+    # overflowing the cast and failing the query that reports them.
+    fingerprint_value=(
+        "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
+        "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
+        "COALESCE(CAST(label AS VARCHAR), '')"
+    ),
+    output_types=frozenset({"integer", "decimal", "float"}),
+    output_wording="a numeric column (a probability in [0, 1])",
+    label_types=frozenset({"integer", "decimal", "float", "boolean"}),
+    label_wording="BOOLEAN, an integer or a DECIMAL/floating-point column holding 0 or 1",
 )
