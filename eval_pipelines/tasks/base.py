@@ -109,3 +109,13 @@ class Task:
                 f"{', '.join(self.metrics)}"
             )
         return self.metrics[name]
+
+
+def divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise ratio that is NaN (undefined, reported as missing) where the denominator is 0:
+    the shared rule of every metric that is a ratio."""
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out

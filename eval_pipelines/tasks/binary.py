@@ -40,54 +40,45 @@ from eval_pipelines.stats.binary import (
     ThresholdStats,
     parse_paired_cells,
 )
-from eval_pipelines.tasks.base import Metric, PairedTest, RowCounts, Task
+from eval_pipelines.tasks.base import Metric, PairedTest, RowCounts, Task, divide
 
 if TYPE_CHECKING:
     from eval_pipelines.sqlbuild import SqlBuilder
     from eval_pipelines.windows import Window
 
 
-def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """Elementwise ratio that is NaN (undefined, reported as missing) where the denominator is 0."""
-    numerator = np.asarray(numerator, dtype=float)
-    denominator = np.asarray(denominator, dtype=float)
-    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator != 0)
-    return out
-
-
 def accuracy(stats: ThresholdStats) -> np.ndarray:
     """(TP + TN) / N."""
     tn, fp, fn, tp = stats.confusion()
-    return _divide(tp + tn, tn + fp + fn + tp)
+    return divide(tp + tn, tn + fp + fn + tp)
 
 
 def precision(stats: ThresholdStats) -> np.ndarray:
     """TP / (TP + FP); undefined (NaN) when nothing is predicted positive."""
     _, fp, _, tp = stats.confusion()
-    return _divide(tp, tp + fp)
+    return divide(tp, tp + fp)
 
 
 def recall(stats: ThresholdStats) -> np.ndarray:
     """TP / (TP + FN); undefined (NaN) when the slice has no positives."""
     _, _, fn, tp = stats.confusion()
-    return _divide(tp, tp + fn)
+    return divide(tp, tp + fn)
 
 
 def f1(stats: ThresholdStats) -> np.ndarray:
     """2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall (van Rijsbergen 1979)."""
     _, fp, fn, tp = stats.confusion()
-    return _divide(2 * tp, 2 * tp + fp + fn)
+    return divide(2 * tp, 2 * tp + fp + fn)
 
 
 def log_loss(stats: ThresholdStats) -> np.ndarray:
     """Mean of ``-[y log p + (1 - y) log(1 - p)]``, p clipped to [eps, 1 - eps] as scikit-learn."""
-    return _divide(stats.log_loss_sum.sum(-1), stats.n)
+    return divide(stats.log_loss_sum.sum(-1), stats.n)
 
 
 def brier(stats: ThresholdStats) -> np.ndarray:
     """Mean of ``(p - y)**2`` (Brier 1950)."""
-    return _divide(stats.squared_error_sum.sum(-1), stats.n)
+    return divide(stats.squared_error_sum.sum(-1), stats.n)
 
 
 def expected_calibration_error(stats: ScoreHistogram) -> np.ndarray:
@@ -99,7 +90,7 @@ def expected_calibration_error(stats: ScoreHistogram) -> np.ndarray:
     groups = stats.count.shape[-1] // stats.calibration_bins
     scores = stats.score_sum.sum(-2).reshape((*shape, groups)).sum(-1)
     positives = stats.count[..., 1, :].reshape((*shape, groups)).sum(-1)
-    return _divide(np.abs(scores - positives).sum(-1), stats.n)
+    return divide(np.abs(scores - positives).sum(-1), stats.n)
 
 
 def roc_auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -109,7 +100,7 @@ def roc_auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.
     """
     below = np.cumsum(negatives, axis=-1) - negatives
     u = (positives * (below + 0.5 * negatives)).sum(-1)
-    return _divide(u, positives.sum(-1) * negatives.sum(-1))
+    return divide(u, positives.sum(-1) * negatives.sum(-1))
 
 
 def roc_auc_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -117,7 +108,7 @@ def roc_auc_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndar
 
     Each bin contributes ``pos_b * neg_b`` pairs scored 1/2 whose exact value is 0 or 1.
     """
-    return _divide(0.5 * (positives * negatives).sum(-1), positives.sum(-1) * negatives.sum(-1))
+    return divide(0.5 * (positives * negatives).sum(-1), positives.sum(-1) * negatives.sum(-1))
 
 
 def average_precision_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -132,7 +123,7 @@ def average_precision_from_histograms(negatives: np.ndarray, positives: np.ndarr
     fp = np.cumsum(neg, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision_at = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 0.0)
-    return _divide((pos * precision_at).sum(-1), pos.sum(-1))
+    return divide((pos * precision_at).sum(-1), pos.sum(-1))
 
 
 def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -152,7 +143,7 @@ def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) 
         high = (tp0 + pos) / (tp0 + fp0 + pos)
         low = (tp0 + 1) / (tp0 + fp0 + 1 + neg)
         gap = np.where(pos > 0, np.maximum(high - used, used - low), 0.0)
-    return _divide((pos * gap).sum(-1), pos.sum(-1))
+    return divide((pos * gap).sum(-1), pos.sum(-1))
 
 
 def roc_auc(stats: ScoreHistogram) -> np.ndarray:

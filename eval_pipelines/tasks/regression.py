@@ -30,7 +30,7 @@ from eval_pipelines.stats.regression import (
     RegressionSums,
     parse_pairs,
 )
-from eval_pipelines.tasks.base import Metric, RowCounts, Task
+from eval_pipelines.tasks.base import Metric, RowCounts, Task, divide
 
 if TYPE_CHECKING:
     from eval_pipelines.sqlbuild import SqlBuilder
@@ -40,23 +40,14 @@ if TYPE_CHECKING:
 CONSTANT_LABEL_TOLERANCE = 1e-12
 
 
-def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """Elementwise ratio, NaN (undefined, reported as missing) where the denominator is 0."""
-    numerator = np.asarray(numerator, dtype=float)
-    denominator = np.asarray(denominator, dtype=float)
-    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator != 0)
-    return out
-
-
 def mae(stats: RegressionSums) -> np.ndarray:
     """Mean absolute error, ``sum |e| / n``."""
-    return _divide(stats.abs_error_sum, stats.n)
+    return divide(stats.abs_error_sum, stats.n)
 
 
 def mse(stats: RegressionSums) -> np.ndarray:
     """Mean squared error, ``sum e**2 / n``."""
-    return _divide(stats.squared_error_sum, stats.n)
+    return divide(stats.squared_error_sum, stats.n)
 
 
 def rmse(stats: RegressionSums) -> np.ndarray:
@@ -66,7 +57,7 @@ def rmse(stats: RegressionSums) -> np.ndarray:
 
 def bias(stats: RegressionSums) -> np.ndarray:
     """Mean error, ``sum (prediction - label) / n``."""
-    return _divide(stats.error_sum, stats.n)
+    return divide(stats.error_sum, stats.n)
 
 
 def r2(stats: RegressionSums) -> np.ndarray:
@@ -75,9 +66,9 @@ def r2(stats: RegressionSums) -> np.ndarray:
     n = np.asarray(stats.n, dtype=float)
     sse = np.asarray(stats.squared_error_sum, dtype=float)
     syy = np.asarray(stats.squared_label_sum, dtype=float)
-    sst = syy - _divide(stats.label_sum**2, n)
+    sst = syy - divide(stats.label_sum**2, n)
     constant = sst <= CONSTANT_LABEL_TOLERANCE * syy
-    value = 1.0 - _divide(sse, np.where(constant, 0.0, sst))
+    value = 1.0 - divide(sse, np.where(constant, 0.0, sst))
     value = np.where(constant, np.where(sse == 0, 1.0, 0.0), value)
     return np.where(n >= 2, value, np.nan)
 
@@ -85,7 +76,7 @@ def r2(stats: RegressionSums) -> np.ndarray:
 def mape(stats: RegressionSums) -> np.ndarray:
     """Mean absolute percentage error over the rows with a non-zero label,
     ``sum_{y != 0} |e| / |y|`` divided by their count (a fraction: 0.1 is 10%)."""
-    return _divide(stats.relative_error_sum, stats.n_nonzero_label)
+    return divide(stats.relative_error_sum, stats.n_nonzero_label)
 
 
 def nonzero_labels(stats: RegressionSums) -> np.ndarray:
