@@ -63,6 +63,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from eval_pipelines.demos import TABLE_WRITERS
 from eval_pipelines.errors import EvalError
 from eval_pipelines.windows import last_complete_week
 
@@ -320,6 +321,8 @@ def build_demo_warehouse(
                 logs, labels = _generate_chunk(seed, index, lo, hi, requests, start, weeks)
                 _insert_chunk(con, logs, labels, id_digits)
                 del logs, labels
+            for write_tables in TABLE_WRITERS:
+                write_tables(con, start, weeks, 2 * requests, seed)
             con.execute("CHECKPOINT")
         finally:
             con.close()
