@@ -74,7 +74,8 @@ ARTIFACT_FILES = {
     "drift": "drift.parquet",
     "coverage": "coverage.parquet",
 }
-DEMO_SPEC = Path("evals/fraud_detector.yaml")
+DEMO_SPECS = Path("evals")
+DEMO_SPEC = DEMO_SPECS / "fraud_detector.yaml"
 DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
 
 
@@ -247,6 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from datetime import timedelta
 
+    from eval_pipelines.artifacts import read_verdict
     from eval_pipelines.demo import (
         DEMO_NUM_WEEKS,
         build_demo_warehouse,
@@ -272,22 +274,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"demo warehouse: {summary.path} ({summary.rows:,} predictions, {summary.weeks} "
             f"weeks {summary.start} to {end_week}) in {time.perf_counter() - started:.1f} s"
         )
-    run_args = argparse.Namespace(
-        spec=DEMO_SPEC,
-        week=args.week or end_week.isoformat(),
-        out=Path(args.out),
-        warehouse=None,
-        mlflow="local",
-        publish=None,
-    )
-    status = cmd_run(run_args)
+    week = args.week or end_week.isoformat()
     tracker = _tracker("local")
-    for line in register_demo_models(tracker, load_spec(DEMO_SPEC)):
-        print(line)
+    verdicts: list[tuple[str, str, str, Path | None]] = []
+    status = 0
+    for path in demo_specs():
+        try:
+            spec = load_spec(path)
+            out = Path(args.out) / spec.model
+            print(f"\n==> {spec.model} ({spec.task}): {path}")
+            run_args = argparse.Namespace(
+                spec=path, week=week, out=out, warehouse=None, mlflow="local", publish=None
+            )
+            cmd_run(run_args)
+        except EvalError as exc:  # one broken demo spec must not hide the others' verdicts
+            print(f"error: {exc}", file=sys.stderr)
+            status = status or exc.exit_code
+            verdicts.append((path.stem, "?", "error", None))
+            continue
+        decision = read_verdict(out)["decision"]
+        verdicts.append((spec.model, spec.task, decision, out / "report.md"))
+        for line in register_demo_models(tracker, spec):
+            print(line)
+    width = max(len(model) for model, *_ in verdicts)
+    task_width = max(len(task) for _, task, *_ in verdicts)
+    print(f"\ndemo verdicts, week {week}:")
+    for model, task, decision, report in verdicts:
+        where = report if report is not None else "(see the error above)"
+        print(f"  {model:<{width}}  {task:<{task_width}}  {decision.upper():<12}  {where}")
     print(
         "\nnext:      make ui  (Dagster on http://127.0.0.1:3000, MLflow on http://127.0.0.1:5000)"
     )
     return status
+
+
+def demo_specs(folder: Path = DEMO_SPECS) -> list[Path]:
+    """The demo's specs: the fraud detector's first (the README walks it), then the others
+    of ``evals/`` by name, one per task."""
+    specs = sorted(folder.glob("*.yaml"))
+    return sorted(specs, key=lambda path: path.name != DEMO_SPEC.name)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -529,12 +529,15 @@ def _remove_db_files(db: Path) -> None:
 
 
 def register_demo_models(tracker, spec) -> list[str]:
-    """Register the demo's champion (v1, alias ``champion``) and candidate (v2) once.
+    """Register a demo model's baseline (alias ``champion``) and candidate once.
 
     The registry versions carry no model files: the demo's predictions are already in the
-    warehouse, and the ``eval.log_version`` tag says which ``model_version`` rows are theirs.
-    Nothing is registered when the model already has versions (a re-run of the demo).
+    warehouse, and the ``eval.log_version`` tag says which ``model_version`` rows are theirs
+    (the spec's ``compare.baseline`` and ``compare.candidate``). Nothing is registered when
+    the model already has versions (a re-run of the demo) or the spec compares none.
     """
+    if spec.compare is None:
+        return []
     name = spec.registered_model
     existing = tracker.model_versions(name)
     if existing:
@@ -544,13 +547,14 @@ def register_demo_models(tracker, spec) -> list[str]:
         return [f"registry:  {name!r} already has versions {listed}"]
     source = _placeholder_model(Path("out/mlflow/demo-model"))
     alias = spec.registry.champion_alias
+    baseline, candidate = spec.compare.baseline, spec.compare.candidate
     champion = tracker.register_version(
-        name, source=source, tags={"eval.log_version": "v1"}, aliases=[alias]
+        name, source=source, tags={"eval.log_version": baseline}, aliases=[alias]
     )
-    candidate = tracker.register_version(name, source=source, tags={"eval.log_version": "v2"})
+    challenger = tracker.register_version(name, source=source, tags={"eval.log_version": candidate})
     return [
-        f"registry:  registered {name!r} version {champion.version} (alias {alias!r}, logs v1) "
-        f"and version {candidate.version} (candidate, logs v2)"
+        f"registry:  registered {name!r} version {champion.version} (alias {alias!r}, logs "
+        f"{baseline}) and version {challenger.version} (candidate, logs {candidate})"
     ]
 
 

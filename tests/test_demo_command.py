@@ -40,7 +40,7 @@ def _demo(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def _verdict(folder: Path) -> dict:
-    return json.loads((folder / "out" / "demo" / "verdict.json").read_text())
+    return json.loads((folder / "out" / "demo" / "fraud_detector" / "verdict.json").read_text())
 
 
 def test_the_demo_ends_at_the_last_complete_week_and_moves_when_the_week_does(
@@ -85,7 +85,7 @@ def test_a_demo_dated_later_gives_the_same_numbers(tmp_path, monkeypatch, capsys
         code, out, err = _demo(capsys, "--end-week", end_week)
         assert code == 0, err
         assert f"week {end_week})" in out
-        folders[end_week] = folder / "out" / "demo"
+        folders[end_week] = folder / "out" / "demo" / "fraud_detector"
 
     fixed, moved = folders["2026-11-16"], folders["2027-01-18"]
     for name in ("metrics", "comparison", "drift", "coverage"):
@@ -137,3 +137,31 @@ def test_a_file_that_is_not_a_demo_warehouse_is_kept_unless_rebuild_is_asked(dem
     code, _out, err = _demo(capsys, "--end-week", "2026-11-16", "--rebuild")
     assert code == 0, err
     assert read_demo_warehouse(WAREHOUSE).start == date(2026, 9, 28)
+
+
+def test_the_demo_evaluates_every_spec_of_evals_and_prints_each_verdict(demo_folder, capsys):
+    """Every demo spec is evaluated into its own folder and listed with its verdict; a broken
+    spec is reported and does not hide the others' verdicts (the exit code says it failed)."""
+    fraud = (demo_folder / "evals" / "fraud_detector.yaml").read_text()
+    shadow = fraud.replace("model: fraud_detector", "model: fraud_shadow").replace(
+        "{metric: roc_auc, slice: overall, min: 0.80}",
+        "{metric: roc_auc, slice: overall, min: 0.5}",
+    )
+    (demo_folder / "evals" / "fraud_shadow.yaml").write_text(shadow)
+    (demo_folder / "evals" / "broken.yaml").write_text("model: broken\ntask: binary\n")
+
+    code, out, err = _demo(capsys, "--end-week", "2026-11-16")
+
+    assert code == 3
+    assert "broken.yaml" in err and "task" in err
+    table = out[out.index("demo verdicts, week 2026-11-16:") :].splitlines()[1:4]
+    # The README's model first, then the others by file name.
+    assert [line.split()[:3] for line in table] == [
+        ["fraud_detector", "binary_classification", "HOLD"],
+        ["broken", "?", "ERROR"],
+        ["fraud_shadow", "binary_classification", "HOLD"],
+    ]
+    for model in ("fraud_detector", "fraud_shadow"):
+        verdict = json.loads((demo_folder / "out" / "demo" / model / "verdict.json").read_text())
+        assert verdict["model"] == model and verdict["window"] == "2026-11-16"
+        assert str(Path("out/demo") / model / "report.md") in out
