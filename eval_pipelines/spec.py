@@ -56,12 +56,16 @@ def _owner(value: str) -> str:
     return value
 
 
-def _task_metrics(task: Any) -> list[str]:
-    """Every metric of ``task``'s registry; none when the task is invalid (reported apart)."""
+def _task_metrics(data: dict) -> list[str]:
+    """Every metric of the spec's task whose required ``predictions`` key is given; none when
+    the task is invalid (reported apart)."""
+    task, predictions = data.get("task"), data.get("predictions")
+    given = predictions if isinstance(predictions, dict) else {}
     try:
-        return list(task_named(DEFAULT_TASK if task is None else str(task)).metrics)
+        metrics = task_named(DEFAULT_TASK if task is None else str(task)).metrics
     except ValueError:
         return []
+    return [name for name, m in metrics.items() if m.requires is None or given.get(m.requires)]
 
 
 class _Strict(BaseModel):
@@ -366,7 +370,7 @@ class EvalSpec(_Strict):
     @classmethod
     def _default_metrics(cls, data: Any) -> Any:
         if isinstance(data, dict) and "metrics" not in data:
-            return {**data, "metrics": _task_metrics(data.get("task"))}
+            return {**data, "metrics": _task_metrics(data)}
         return data
 
     @field_validator("task")
@@ -405,10 +409,13 @@ class EvalSpec(_Strict):
                 f"predictions.{output}: required for task {self.task!r} (the column holding "
                 "the model's output)"
             )
-        if self.predictions.interval is not None:
-            raise ValueError(
-                "predictions.interval: interval_coverage is not implemented yet; remove the key"
-            )
+        task = task_named(self.task)
+        for name in self.metrics:
+            requires = task.metric(name).requires
+            if requires is not None and getattr(self.predictions, requires, None) is None:
+                raise ValueError(
+                    f"metrics: {name!r} needs predictions.{requires} (the columns it reads)"
+                )
         return self
 
     @property
