@@ -160,7 +160,10 @@ class DriftSpec(_Strict):
     reference_weeks: int = Field(4, ge=1, le=52)
     features: list[Identifier] = Field(default_factory=list)
     categorical: list[Identifier] = Field(default_factory=list)
+    # Prediction drift: the model's output column (``score``, ``prediction``) for every task.
     include_score: bool = True
+    # Label drift: the label's distribution over the labeled rows of both periods.
+    include_label: bool = True
     # Which version's rows describe the traffic; default: compare.candidate (or the only one).
     model_version: str | None = None
     bins: int = Field(1000, ge=10, le=10_000)
@@ -419,6 +422,14 @@ class EvalSpec(_Strict):
         return self
 
     @property
+    def label_drift_feature(self) -> str:
+        """The label's name in ``drift.parquet``: its column, or ``labels.<column>`` when a
+        drift feature or the output has that name."""
+        label = self.labels.label
+        taken = {self.output_column, *(self.drift.features if self.drift else [])}
+        return f"labels.{label}" if label in taken else label
+
+    @property
     def output_column(self) -> str:
         """The column of the model's output: ``predictions.score`` for a binary classifier,
         ``predictions.prediction`` for a regression model (the task's ``output``)."""
@@ -639,6 +650,8 @@ def _unknown_gate_target(spec: EvalSpec, gate: MetricGate | DriftGate) -> str | 
         known = list(spec.drift.features)
         if spec.drift.include_score:
             known.append(spec.output_column)
+        if spec.drift.include_label:
+            known.append(spec.label_drift_feature)
         if gate.feature not in known:
             close = difflib.get_close_matches(gate.feature, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

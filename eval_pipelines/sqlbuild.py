@@ -279,6 +279,11 @@ class SqlBuilder:
         sets = self._grouping_sets(crosses, ["model_version", "bucket"])
         histogram_sets = self._grouping_sets(crosses, ["model_version", "error_bin"])
         interval = self.spec.predictions.interval is not None
+        task = task_of(self.spec)
+        # The error histogram only when a metric reads it (its rows grow with the slices).
+        histogram = any(
+            task.metric(name).family.name == "error_histogram" for name in self.spec.metrics
+        )
         labeled = "label IS NOT NULL AND interval_lower IS NOT NULL AND interval_upper IS NOT NULL"
         sums = {
             "error_sum": "e",
@@ -311,6 +316,7 @@ class SqlBuilder:
                 ",\n        interval_lower,\n        interval_upper" if interval else ""
             ),
             zero_bin=ZERO_ERROR_BIN,
+            histogram_wanted="1 = 1" if histogram else "1 = 0",
             bins_per_octave=BINS_PER_OCTAVE,
             bin_scale=repr(BINS_PER_OCTAVE / math.log(2)),
             sums="".join(
@@ -371,6 +377,24 @@ class SqlBuilder:
         """A few rows of the drift features, only to tell numeric from categorical columns."""
         select = ", ".join(f"p.{self.ident(c)}" for c in columns)
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
+
+    def labeled_predictions(self, label_column: str) -> str:
+        """Predictions joined to their labels, only the labeled rows (a label that arrived
+        within ``labels.max_delay`` of its prediction, as the window counts it), with the
+        columns the drift queries read: timestamp, version and the label as ``label_column``."""
+        common = self._common()
+        p = self.spec.predictions
+        return (
+            f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
+            f"p.{common['pred_version']} AS {common['pred_version']}, "
+            f"{common['label']} AS {self.ident(label_column)}\n"
+            f"FROM {common['predictions']} AS p\n"
+            f"JOIN {common['labels']} AS l ON l.{common['label_id']} = p.{common['pred_id']}\n"
+            f"WHERE {common['label']} IS NOT NULL\n"
+            f"  AND {common['label_ts']} >= {common['pred_ts']}\n"
+            f"  AND {common['label_ts']} <= {common['pred_ts']} + "
+            + self.dialect.interval_seconds(int(self.spec.labels.max_delay / timedelta(seconds=1)))
+        )
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
         """Per numeric feature: range and count over both windows, reference moments and the

@@ -8,7 +8,8 @@
 --     label lies in it, and the sum of its widths.
 --   error_histogram: per slice cross and version, labeled rows per log-spaced bin of |e|
 --     ({bins_per_octave} bins per factor of 2; |e| = 0 in bin {zero_bin}) with the bin's
---     smallest and largest |e|: the median absolute error within a proven bound.
+--     smallest and largest |e|: the median absolute error within a proven bound (only
+--     when a metric of the spec reads it: {histogram_wanted}).
 -- Sums use the dialect's exact sum (order-independent, so results are bit-identical run to
 -- run): predictions and labels are unbounded, so the binary task's fixed point could overflow.
 WITH win AS (
@@ -37,7 +38,7 @@ errors AS (
              ELSE CAST(FLOOR(LN(ABS(e)) * {bin_scale}) AS BIGINT)
         END AS error_bin
     FROM cells
-    WHERE label IS NOT NULL
+    WHERE label IS NOT NULL AND {histogram_wanted}
 )
 SELECT
     'regression' AS family,
