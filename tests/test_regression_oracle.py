@@ -127,7 +127,7 @@ def check_against_oracle(metrics: pd.DataFrame, predictions, labels) -> int:
             assert np.isnan(row.value), (row.slice, row.metric)
         elif row.metric == "median_absolute_error":  # binned: within its reported bound
             assert abs(row.value - expected) <= row.error_bound + 1e-12, (row.slice, row.value)
-            assert row.error_bound <= 0.011 * expected + 1e-12, (row.slice, row.error_bound)
+            assert row.error_bound <= 0.0055 * expected + 1e-12, (row.slice, row.error_bound)
             checked += 1
         else:
             assert row.value == pytest.approx(expected, rel=1e-9, abs=1e-9), (row.slice, row.metric)

@@ -29,8 +29,8 @@ of the sums:
   largest value): the median's order statistics lie in known bins, between those bins' end
   values, which bounds the error (:func:`median_absolute_error_bound`), reported in
   ``error_bound`` as ROC AUC's is. The estimate interpolates linearly by rank inside the bin;
-  it is exact when the bins hold one distinct value, and otherwise within 1.1% of the value
-  (a bin spans at most a factor of 2**(1/64)).
+  it is exact when the bins hold one distinct value, and otherwise within 0.55% of the value
+  (a bin spans at most a factor of 2**(1/128)).
 
 References
 ----------
