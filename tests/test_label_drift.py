@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from support.data import WEEK, WEEK_START, base_spec, write_warehouse
+from support.postgres import copy_duckdb_tables
 
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import parse_spec
@@ -92,6 +93,24 @@ def test_label_drift_reads_labeled_rows_and_prediction_drift_the_output(tmp_path
     n_pred = predictions["ts"] >= WEEK_START
     assert (prediction["n_current"] == int(n_pred.sum())).all()
     assert not prediction.loc["ks", "drifted"]
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_duckdbs_label_and_prediction_drift(tmp_path, postgres_url):
+    predictions, labels = weeks_of_rows(6, per_week=300)
+    path = tmp_path / "w.duckdb"
+    url = write_warehouse(path, predictions, labels)
+    copy_duckdb_tables(path, postgres_url, ["inference_logs", "labels"], replace=True)
+    duck = evaluate(parse_spec(spec_for(url)), WEEK).drift
+    pg = evaluate(parse_spec(spec_for(postgres_url)), WEEK).drift
+    assert set(pg["feature"]) == {"prediction", "label"}
+    assert list(duck.columns) == list(pg.columns) and len(duck) == len(pg)
+    for column in duck.columns:
+        a, b = duck[column].to_numpy(), pg[column].to_numpy()
+        if np.issubdtype(a.dtype, np.floating):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+        else:
+            assert list(a) == list(b), column
 
 
 def test_include_label_false_turns_label_drift_off(tmp_path):
