@@ -12,6 +12,12 @@ Numeric features are counted on two grids at once:
   bins over both windows (:func:`~eval_pipelines.drift_stats.sturges_edges`), else one bin
   per value (``utils.get_binned_data`` in Evidently 0.7).
 
+The model's output (``drift.include_score``: the score or the prediction, for every task) is
+a feature too, and the label (``drift.include_label``, label drift) is compared over the
+labeled rows of both periods only: the same two queries read the predictions joined to their
+labels (:func:`label_drift`). Output and label are numeric or categorical by column type, as
+features are.
+
 Categorical features get one cell per value. The statistics are in
 :mod:`eval_pipelines.drift_stats`. Every applicable method is reported; ``default`` marks the
 size-aware method Evidently would choose (KS / chi-square or z-test up to 1000 reference
@@ -23,6 +29,7 @@ docs/drift.md states the rules and the remaining departures from Evidently.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -72,12 +79,13 @@ def drift_version(spec: EvalSpec, versions: list[str]) -> str:
 
 
 def feature_kinds(
-    spec: EvalSpec, warehouse: Warehouse, builder: SqlBuilder
+    spec: EvalSpec, warehouse: Warehouse, builder: SqlBuilder, extra: tuple[str, ...] = ()
 ) -> tuple[dict[str, str], set[str]]:
-    """numeric or categorical per feature (declared in ``drift.categorical`` or inferred), and
-    the numeric features stored as integers (numpy's Sturges bins are at least 1 wide there)."""
+    """numeric or categorical per feature and ``extra`` column (declared in
+    ``drift.categorical`` or inferred from the column's type), and the numeric ones stored as
+    integers (numpy's Sturges bins are at least 1 wide there)."""
     assert spec.drift is not None
-    features = list(dict.fromkeys(spec.drift.features))
+    features = list(dict.fromkeys([*spec.drift.features, *extra]))
     if not features:
         return {}, set()
     sample = warehouse.query(builder.feature_sample(features), "drift feature types")
@@ -175,21 +183,23 @@ def compute_drift(
     assert spec.drift is not None
     version = drift_version(spec, versions or [])
     reference = reference_window(window, spec.drift.reference_weeks)
-    kinds, integers = feature_kinds(spec, warehouse, builder)
+    output = (spec.output_column,) if spec.drift.include_score else ()
+    kinds, integers = feature_kinds(spec, warehouse, builder, output)
     columns = list(kinds)
-    if spec.drift.include_score and spec.output_column not in kinds:
-        kinds[spec.output_column] = "numeric"
-        columns.append(spec.output_column)
     numeric = [c for c in columns if kinds[c] == "numeric"]
     categorical = [c for c in columns if kinds[c] == "categorical"]
     queries: dict[str, str] = {}
+    labels = pd.DataFrame(columns=DRIFT_COLUMNS)
+    if spec.drift.include_label:
+        labels, label_queries = label_drift(spec, window, warehouse, builder, version)
+        queries.update(label_queries)
     if not columns:
-        return pd.DataFrame(columns=DRIFT_COLUMNS), queries
+        return labels, queries
 
     ranges_sql = builder.drift_ranges(window, reference, version, numeric)
     queries["drift_ranges"] = ranges_sql
     ranges = warehouse.query(ranges_sql, "drift ranges").iloc[0]
-    n_current = int(ranges["n_current"] or 0)
+    n_current = 0 if pd.isna(ranges["n_current"]) else int(ranges["n_current"])
     if n_current == 0:
         raise EvalError(
             f"drift: no predictions of version {version!r} in the current week "
@@ -291,7 +301,37 @@ def compute_drift(
                     "missing_current": int(missing.get("current", 0)),
                 }
             )
-    return pd.DataFrame(rows, columns=DRIFT_COLUMNS), queries
+    frame = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+    return (pd.concat([frame, labels], ignore_index=True) if len(labels) else frame), queries
+
+
+def label_drift(
+    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder, version: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Label drift: the label's rows of ``drift.parquet`` (feature
+    :attr:`~eval_pipelines.spec.EvalSpec.label_drift_feature`), from the labeled predictions
+    of both periods (:meth:`~eval_pipelines.sqlbuild.SqlBuilder.labeled_predictions`) read by
+    the same drift queries as a feature. No row while the current week has no labels yet."""
+    assert spec.drift is not None
+    name = spec.label_drift_feature
+    source = spec.predictions.model_copy(
+        update={"table": None, "query": builder.labeled_predictions(name)}
+    )
+    settings = spec.drift.model_copy(
+        update={
+            "features": [name],
+            "categorical": [name] if spec.labels.label in spec.drift.categorical else [],
+            "include_score": False,
+            "include_label": False,
+            "model_version": version,
+        }
+    )
+    labeled = spec.model_copy(update={"predictions": source, "drift": settings})
+    try:
+        frame, queries = compute_drift(labeled, window, warehouse, replace(builder, spec=labeled))
+    except EvalError:  # no labeled row of the version in the current week (labels are late)
+        return pd.DataFrame(columns=DRIFT_COLUMNS), {}
+    return frame, {f"label_{key}": sql for key, sql in queries.items()}
 
 
 def reference_note(spec: EvalSpec, window: Window, drift: pd.DataFrame) -> CheckResult | None:

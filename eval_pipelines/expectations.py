@@ -115,6 +115,10 @@ def window_columns(spec: EvalSpec) -> dict[str, str]:
     }
     for i, column in enumerate(spec.slice_columns):
         columns[column] = f"s_{i}"
+    interval = getattr(p, "interval", None)
+    if interval is not None:
+        columns[interval.lower] = "interval_lower"
+        columns[interval.upper] = "interval_upper"
     return columns
 
 
@@ -284,7 +288,53 @@ def _regression_values(
             f"labels of version {v} are finite numbers",
             version=version,
         ),
+        *_interval_values(spec, version, where, E),
     ]
+
+
+def _interval_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any) -> list[Planned]:
+    """A logged prediction interval has finite bounds with ``lower <= upper`` (a NULL bound
+    is an interval not logged: its row leaves the interval metrics' ``n``)."""
+    interval = spec.predictions.interval
+    if interval is None:
+        return []
+    v = repr(version)
+    plan = [
+        Planned(
+            f"interval_{side}_finite",
+            "window",
+            name,
+            E.ExpectColumnValuesToBeBetween(
+                column=f"interval_{side}", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v, side=side, name=name: (
+                f"predictions.interval.{side}: {_count(r)} rows of version {v} have a "
+                f"{name!r} that is NaN or infinite{_examples(r)}"
+            ),
+            f"every {name!r} of version {v} is a finite number",
+            version=version,
+        )
+        for side, name in (("lower", interval.lower), ("upper", interval.upper))
+    ]
+    plan.append(
+        Planned(
+            "interval_ordered",
+            "window",
+            interval.upper,
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="interval_upper", column_B="interval_lower", or_equal=True, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"predictions.interval: {_count(r)} rows of version {v} have "
+                f"{interval.lower!r} > {interval.upper!r} (the lower bound above the upper)"
+            ),
+            f"{interval.lower!r} <= {interval.upper!r} in version {v}",
+            version=version,
+        )
+    )
+    return plan
 
 
 # Each task's checks of the window's output and label values, by task name.

@@ -56,12 +56,16 @@ def _owner(value: str) -> str:
     return value
 
 
-def _task_metrics(task: Any) -> list[str]:
-    """Every metric of ``task``'s registry; none when the task is invalid (reported apart)."""
+def _task_metrics(data: dict) -> list[str]:
+    """Every metric of the spec's task whose required ``predictions`` key is given; none when
+    the task is invalid (reported apart)."""
+    task, predictions = data.get("task"), data.get("predictions")
+    given = predictions if isinstance(predictions, dict) else {}
     try:
-        return list(task_named(DEFAULT_TASK if task is None else str(task)).metrics)
+        metrics = task_named(DEFAULT_TASK if task is None else str(task)).metrics
     except ValueError:
         return []
+    return [name for name, m in metrics.items() if m.requires is None or given.get(m.requires)]
 
 
 class _Strict(BaseModel):
@@ -156,7 +160,10 @@ class DriftSpec(_Strict):
     reference_weeks: int = Field(4, ge=1, le=52)
     features: list[Identifier] = Field(default_factory=list)
     categorical: list[Identifier] = Field(default_factory=list)
+    # Prediction drift: the model's output column (``score``, ``prediction``) for every task.
     include_score: bool = True
+    # Label drift: the label's distribution over the labeled rows of both periods.
+    include_label: bool = True
     # Which version's rows describe the traffic; default: compare.candidate (or the only one).
     model_version: str | None = None
     bins: int = Field(1000, ge=10, le=10_000)
@@ -366,7 +373,7 @@ class EvalSpec(_Strict):
     @classmethod
     def _default_metrics(cls, data: Any) -> Any:
         if isinstance(data, dict) and "metrics" not in data:
-            return {**data, "metrics": _task_metrics(data.get("task"))}
+            return {**data, "metrics": _task_metrics(data)}
         return data
 
     @field_validator("task")
@@ -405,11 +412,22 @@ class EvalSpec(_Strict):
                 f"predictions.{output}: required for task {self.task!r} (the column holding "
                 "the model's output)"
             )
-        if self.predictions.interval is not None:
-            raise ValueError(
-                "predictions.interval: interval_coverage is not implemented yet; remove the key"
-            )
+        task = task_named(self.task)
+        for name in self.metrics:
+            requires = task.metric(name).requires
+            if requires is not None and getattr(self.predictions, requires, None) is None:
+                raise ValueError(
+                    f"metrics: {name!r} needs predictions.{requires} (the columns it reads)"
+                )
         return self
+
+    @property
+    def label_drift_feature(self) -> str:
+        """The label's name in ``drift.parquet``: its column, or ``labels.<column>`` when a
+        drift feature or the output has that name."""
+        label = self.labels.label
+        taken = {self.output_column, *(self.drift.features if self.drift else [])}
+        return f"labels.{label}" if label in taken else label
 
     @property
     def output_column(self) -> str:
@@ -632,6 +650,8 @@ def _unknown_gate_target(spec: EvalSpec, gate: MetricGate | DriftGate) -> str | 
         known = list(spec.drift.features)
         if spec.drift.include_score:
             known.append(spec.output_column)
+        if spec.drift.include_label:
+            known.append(spec.label_drift_feature)
         if gate.feature not in known:
             close = difflib.get_close_matches(gate.feature, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -21,6 +21,7 @@ column, so a TIMESTAMPTZ prediction time and a TIMESTAMP_NS label time compare a
 """
 
 import importlib.resources
+import math
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cache
@@ -28,6 +29,7 @@ from functools import cache
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.stats.regression import BINS_PER_OCTAVE, ZERO_ERROR_BIN
 from eval_pipelines.tasks import task_of
 from eval_pipelines.windows import Window
 
@@ -158,13 +160,24 @@ class SqlBuilder:
             "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
             # The model's output under the task's name for it (``score``, ``prediction``).
-            "pred_output": f"p.{self.ident(self.spec.output_column)} AS {self.output}",
+            "pred_output": f"p.{self.ident(self.spec.output_column)} AS {self.output}"
+            + self._interval_select(),
             "label_id": self.ident(lab.id),
             "label_ts": self.label_ts("l"),
             "label": self.label_value("l"),
             "predictions": self.source(p),
             "labels": self.source(lab),
         }
+
+    def _interval_select(self) -> str:
+        """A regression's logged interval bounds, as ``interval_lower``/``interval_upper``."""
+        interval = self.spec.predictions.interval
+        if interval is None:
+            return ""
+        return (
+            f",\n    p.{self.ident(interval.lower)} AS interval_lower"
+            f",\n    p.{self.ident(interval.upper)} AS interval_upper"
+        )
 
     # ------------------------------------------------------------------ queries
     def window(self, window: Window) -> str:
@@ -260,17 +273,37 @@ class SqlBuilder:
     def regression_statistics(self, window: Window) -> str:
         """``sql/regression_statistics.sql``: the regression family's exact sums per slice,
         version and resample bucket (the dialect's exact sum: the values are unbounded, so
-        the fixed point of the binary sums could overflow)."""
+        the fixed point of the binary sums could overflow), and the error histogram."""
         crosses = self.spec.slice_crosses
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         sets = self._grouping_sets(crosses, ["model_version", "bucket"])
+        histogram_sets = self._grouping_sets(crosses, ["model_version", "error_bin"])
+        interval = self.spec.predictions.interval is not None
+        task = task_of(self.spec)
+        # The error histogram only when a metric reads it (its rows grow with the slices).
+        histogram = any(
+            task.metric(name).family.name == "error_histogram" for name in self.spec.metrics
+        )
+        labeled = "label IS NOT NULL AND interval_lower IS NOT NULL AND interval_upper IS NOT NULL"
         sums = {
             "error_sum": "e",
             "abs_error_sum": "ABS(e)",
             "squared_error_sum": "e * e",
-            "label_sum": "label",
-            "squared_label_sum": "label * label",
+            "centred_label_sum": "u",
+            "centred_squared_label_sum": "u * u",
             "relative_error_sum": "CASE WHEN label <> 0 THEN ABS(e) / ABS(label) END",
+            "n_interval": f"CASE WHEN {labeled} THEN 1.0 ELSE 0.0 END" if interval else "0.0",
+            "n_covered": (
+                "CASE WHEN label IS NOT NULL AND interval_lower <= label "
+                "AND label <= interval_upper THEN 1.0 ELSE 0.0 END"
+                if interval
+                else "0.0"
+            ),
+            "interval_width_sum": (
+                f"CASE WHEN {labeled} THEN interval_upper - interval_lower END"
+                if interval
+                else "0.0"
+            ),
         }
         return template("regression_statistics").format(
             window=self.window(window),
@@ -278,11 +311,21 @@ class SqlBuilder:
             slice_outputs="".join(f"{a},\n    " for a in aliases),
             grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
             bucket_expr=self.bucket_expr(),
+            label_total=self.exact_sum("label"),
+            interval_columns=(
+                ",\n        interval_lower,\n        interval_upper" if interval else ""
+            ),
+            zero_bin=ZERO_ERROR_BIN,
+            histogram_wanted="1 = 1" if histogram else "1 = 0",
+            bins_per_octave=BINS_PER_OCTAVE,
+            bin_scale=repr(BINS_PER_OCTAVE / math.log(2)),
             sums="".join(
                 f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
                 for name, expr in sums.items()
             ),
+            null_sums="".join(f",\n    CAST(NULL AS DOUBLE PRECISION) AS {name}" for name in sums),
             grouping_sets=self._render_sets(sets),
+            histogram_sets=self._render_sets(histogram_sets),
         )
 
     def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
@@ -334,6 +377,24 @@ class SqlBuilder:
         """A few rows of the drift features, only to tell numeric from categorical columns."""
         select = ", ".join(f"p.{self.ident(c)}" for c in columns)
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
+
+    def labeled_predictions(self, label_column: str) -> str:
+        """Predictions joined to their labels, only the labeled rows (a label that arrived
+        within ``labels.max_delay`` of its prediction, as the window counts it), with the
+        columns the drift queries read: timestamp, version and the label as ``label_column``."""
+        common = self._common()
+        p = self.spec.predictions
+        return (
+            f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
+            f"p.{common['pred_version']} AS {common['pred_version']}, "
+            f"{common['label']} AS {self.ident(label_column)}\n"
+            f"FROM {common['predictions']} AS p\n"
+            f"JOIN {common['labels']} AS l ON l.{common['label_id']} = p.{common['pred_id']}\n"
+            f"WHERE {common['label']} IS NOT NULL\n"
+            f"  AND {common['label_ts']} >= {common['pred_ts']}\n"
+            f"  AND {common['label_ts']} <= {common['pred_ts']} + "
+            + self.dialect.interval_seconds(int(self.spec.labels.max_delay / timedelta(seconds=1)))
+        )
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
         """Per numeric feature: range and count over both windows, reference moments and the

@@ -249,7 +249,8 @@ def test_the_data_exercise_what_the_checks_claim(run):
     assert grid.width <= 1 / 16
     distinct = len(np.unique(np.concatenate([ref["items"], cur["items"]])))
     assert np.count_nonzero(grid.ref + grid.cur) == distinct >= 8
-    assert set(run["drift"].index.get_level_values("feature")) == {*NUMERIC, *CATEGORICAL, "score"}
+    features = set(run["drift"].index.get_level_values("feature"))
+    assert features == {*NUMERIC, *CATEGORICAL, "score", "label"}  # label drift: on by default
 
 
 def test_counts_are_the_drift_versions_rows_in_each_window(run):
@@ -489,3 +490,19 @@ def test_gate_row_summary_and_alert_agree_on_a_gated_method(tmp_path):
     alert = json.dumps(build_alert(asdict(verdict), None, evaluation.drift))
     assert all(f"`{feature}`" in alert for feature in drifted)
     assert "`amount`" not in alert and "`score`" not in alert
+
+
+def test_binary_label_drift_is_measured_on_the_labeled_rows(run):
+    """Label drift (on by default): the 0/1 label is a numeric feature with two values, one
+    Evidently bin per value, equal to scipy's Jensen-Shannon distance and the hand PSI on the
+    raw labels of both windows (every row here is labeled)."""
+    ref, cur = run["reference"], run["current"]
+    labels = [
+        frame["prediction_id"].str[-1].isin(list("02468")).astype(int) for frame in (ref, cur)
+    ]
+    r, c = (np.array([np.sum(y == 0), np.sum(y == 1)], dtype=float) for y in labels)
+    rows = run["drift"].loc["label"]
+    assert (rows["n_reference"] == len(ref)).all() and (rows["n_current"] == len(cur)).all()
+    js = distance.jensenshannon(r / r.sum(), c / c.sum())
+    assert rows.loc["jensen_shannon", "statistic"] == pytest.approx(js, abs=1e-12)
+    assert rows.loc["psi", "statistic"] == pytest.approx(hand_psi(r, c), rel=1e-12)

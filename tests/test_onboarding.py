@@ -116,9 +116,12 @@ def test_a_first_week_without_reference_data_is_inconclusive_not_an_error(tmp_pa
     report = (out / "report.md").read_text()
     assert "Drift not judged: no predictions in the reference weeks" in report
     drift = pd.read_parquet(out / "drift.parquet")
-    assert sorted(drift["feature"]) == ["device", "score"]
+    assert sorted(drift["feature"]) == ["device", "label", "score"]  # label drift: default on
     assert (drift["n_reference"] == 0).all()
-    assert (drift["n_current"] == 2_000).all()
+    features = drift[drift["feature"] != "label"]
+    assert (features["n_current"] == 2_000).all()
+    # Label drift counts the labeled rows only.
+    assert (drift[drift["feature"] == "label"]["n_current"] < 2_000).all()
 
 
 # ------------------------------------------------------------ own calendar (item 1)

@@ -11,8 +11,23 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from eval_pipelines.stats.regression import FIELDS, REGRESSION_FAMILY, RegressionBuckets
-from eval_pipelines.tasks.regression import bias, mae, mape, mse, r2, rmse
+from eval_pipelines.stats.regression import (
+    ERROR_HISTOGRAM_FAMILY,
+    FIELDS,
+    REGRESSION_FAMILY,
+    ErrorHistogram,
+    RegressionBuckets,
+)
+from eval_pipelines.tasks.regression import (
+    bias,
+    mae,
+    mape,
+    median_absolute_error,
+    median_absolute_error_bound,
+    mse,
+    r2,
+    rmse,
+)
 
 K = 8
 
@@ -26,11 +41,14 @@ def sums_of(y: np.ndarray, p: np.ndarray, bucket: np.ndarray) -> RegressionBucke
         "error_sum": e,
         "abs_error_sum": np.abs(e),
         "squared_error_sum": e * e,
-        "label_sum": y,
-        "squared_label_sum": y * y,
+        "centred_label_sum": y - 30.0,  # any constant centre gives the same SST
+        "centred_squared_label_sum": (y - 30.0) ** 2,
         "n_nonzero_label": nonzero.astype(float),
         "relative_error_sum": np.where(nonzero, np.abs(e) / np.where(nonzero, np.abs(y), 1), 0),
         "n_zero_label": (~nonzero).astype(float),
+        "n_interval": np.zeros_like(y),
+        "n_covered": np.zeros_like(y),
+        "interval_width_sum": np.zeros_like(y),
     }
     sums = np.zeros((1, 1, K, len(FIELDS)))
     for f, name in enumerate(FIELDS):
@@ -94,3 +112,56 @@ def test_a_bucket_replicate_is_the_metric_on_the_drawn_buckets_rows():
     assert mse(replicates)[0, 0, 1] == pytest.approx(
         skm.mean_squared_error(y[twice], p[twice]), rel=1e-12
     )
+
+
+def error_histogram(abs_error: np.ndarray) -> ErrorHistogram:
+    """``count[1, 1, C]`` with each bin's smallest and largest value, binned as the SQL bins
+    (128 log-spaced bins per factor of 2, zero apart), only the bins that hold rows."""
+    with np.errstate(divide="ignore"):
+        bins = np.where(abs_error == 0, -(10**9), np.floor(np.log2(abs_error) * 128))
+    unique, position = np.unique(bins, return_inverse=True)
+    C = len(unique)
+    count = np.bincount(position, minlength=C).astype(float)
+    low = np.full(C, np.inf)
+    high = np.full(C, -np.inf)
+    np.minimum.at(low, position, abs_error)
+    np.maximum.at(high, position, abs_error)
+    return ErrorHistogram(count[None, None], low[None, None], high[None, None])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 501, 2000])
+def test_median_absolute_error_is_within_its_bound_of_sklearn(n):
+    rng = np.random.default_rng(n)
+    y = rng.normal(50, 20, n)
+    p = y + rng.standard_t(3, n) * 5
+    p[: n // 10] = y[: n // 10]  # exact predictions: |e| = 0
+    hist = error_histogram(np.abs(p - y))
+    value = median_absolute_error(hist)[0, 0]
+    bound = median_absolute_error_bound(hist)[0, 0]
+    exact = skm.median_absolute_error(y, p)
+    assert abs(value - exact) <= bound + 1e-12
+    assert bound <= 0.0055 * exact + 1e-12  # a bin spans at most a factor 2**(1/128)
+
+
+def test_median_absolute_error_is_exact_on_few_distinct_errors():
+    abs_error = np.array([0.0, 0.0, 1.5, 1.5, 1.5, 3.0, 7.0, 7.0])
+    hist = error_histogram(abs_error)
+    assert median_absolute_error(hist)[0, 0] == np.median(abs_error) == 1.5
+    assert median_absolute_error_bound(hist)[0, 0] == 0.0
+    empty = ErrorHistogram(np.zeros((1, 1, 3)), hist.low[..., :3], hist.high[..., :3])
+    assert np.isnan(median_absolute_error(empty)[0, 0])
+
+
+def test_error_histogram_replicates_redraw_counts_and_keep_bin_ranges():
+    hist = error_histogram(np.abs(np.random.default_rng(1).normal(0, 3, 800)))
+    coarse = ERROR_HISTOGRAM_FAMILY.coarsen(hist, None)
+    assert coarse.count.sum() == 800 and coarse.count.shape[-1] <= 128
+    assert (np.diff(coarse.low[0, 0]) > 0).all()  # merged bins stay ordered
+    drawn = ERROR_HISTOGRAM_FAMILY.redraw(coarse, np.array([0]), 300, np.random.default_rng(2))
+    values = median_absolute_error(drawn)  # [g, v, B]
+    assert values.shape == (1, 1, 300)
+    # The replicates' spread is the row-level bootstrap's (both noisy: within 0.7-1.4).
+    rows = np.abs(np.random.default_rng(1).normal(0, 3, 800))
+    draws = np.random.default_rng(3).integers(0, 800, (300, 800))
+    row_sd = np.median(rows[draws], axis=1).std()
+    assert 0.7 <= values.std() / row_sd <= 1.4

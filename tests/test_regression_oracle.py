@@ -23,7 +23,8 @@ from eval_pipelines.errors import SpecError, ValidationFailed
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.spec import parse_spec
 
-METRICS = ["mae", "mse", "rmse", "r2", "bias", "mape"]
+METRICS = ["mae", "mse", "rmse", "r2", "bias", "mape", "median_absolute_error"]
+INTERVAL_METRICS = ["interval_coverage", "interval_width"]
 BUCKETS, LEVEL = 512, 0.95
 
 
@@ -40,6 +41,9 @@ def regression_window(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, p
     for i, version in enumerate(["v1", "v2"]):
         noise = rng.normal(1.0 - 0.5 * i, 8.0 - 3.0 * i, n)
         prediction = np.round(y + noise, 1)  # rounded: tied predictions
+        # Interval half-widths from their own stream (the other draws stay as they were);
+        # rounded, so some bounds tie the label.
+        half_width = np.round(np.random.default_rng([n, i]).gamma(4.0, 2.0 + i, n), 1)
         frames.append(
             pd.DataFrame(
                 {
@@ -47,6 +51,8 @@ def regression_window(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, p
                     "ts": ts,
                     "model_version": version,
                     "prediction": prediction,
+                    "low": prediction - half_width,
+                    "high": prediction + half_width,
                     "country": country,
                     "device": device,
                 }
@@ -64,17 +70,22 @@ def regression_window(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, p
     return pd.concat(frames, ignore_index=True), labels
 
 
-def regression_spec(url: str, **overrides) -> dict:
-    return base_spec(
-        url,
-        task="regression",
-        predictions={"table": "inference_logs", "prediction": "prediction"},
-        **overrides,
-    )
+def regression_spec(url: str, interval: bool = False, **overrides) -> dict:
+    predictions = {"table": "inference_logs", "prediction": "prediction"}
+    if interval:
+        predictions["interval"] = {"lower": "low", "upper": "high"}
+    return base_spec(url, task="regression", predictions=predictions, **overrides)
 
 
-def oracle(metric: str, y: np.ndarray, p: np.ndarray) -> tuple[float, int]:
-    """The metric and its n, from scikit-learn or by hand."""
+def oracle(metric: str, y: np.ndarray, p: np.ndarray, part: pd.DataFrame) -> tuple[float, int]:
+    """The metric and its n, from scikit-learn, numpy or by hand."""
+    if metric == "median_absolute_error":
+        return (skm.median_absolute_error(y, p) if len(y) else np.nan), len(y)
+    if metric == "interval_coverage":
+        inside = (part["low"] <= part["label"]) & (part["label"] <= part["high"])
+        return (float(inside.mean()) if len(y) else np.nan), len(y)
+    if metric == "interval_width":
+        return (float(np.mean(part["high"] - part["low"])) if len(y) else np.nan), len(y)
     if metric == "mae":
         return skm.mean_absolute_error(y, p), len(y)
     if metric == "mse":
@@ -110,10 +121,14 @@ def check_against_oracle(metrics: pd.DataFrame, predictions, labels) -> int:
         part = slice_rows(rows[rows["model_version"] == row.model_version], row.slice)
         y = part["label"].to_numpy(float)
         p = part["prediction"].to_numpy(float)
-        expected, n = oracle(row.metric, y, p)
+        expected, n = oracle(row.metric, y, p, part)
         assert row.n == n, (row.slice, row.metric)
         if np.isnan(expected):
             assert np.isnan(row.value), (row.slice, row.metric)
+        elif row.metric == "median_absolute_error":  # binned: within its reported bound
+            assert abs(row.value - expected) <= row.error_bound + 1e-12, (row.slice, row.value)
+            assert row.error_bound <= 0.0055 * expected + 1e-12, (row.slice, row.error_bound)
+            checked += 1
         else:
             assert row.value == pytest.approx(expected, rel=1e-9, abs=1e-9), (row.slice, row.metric)
             checked += 1
@@ -125,8 +140,8 @@ def test_regression_metrics_match_sklearn_on_every_slice(tmp_path, seed):
     rng = np.random.default_rng(seed)
     predictions, labels = regression_window(rng, int(rng.integers(400, 2500)))
     url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
-    result = evaluate(parse_spec(regression_spec(url)), WEEK)
-    assert set(result.metrics["metric"]) == set(METRICS)
+    result = evaluate(parse_spec(regression_spec(url, interval=True)), WEEK)
+    assert set(result.metrics["metric"]) == set(METRICS + INTERVAL_METRICS)
     assert check_against_oracle(result.metrics, predictions, labels) > 100
     ci = result.metrics.dropna(subset=["value"])
     assert (ci["ci_low"] <= ci["value"]).all() and (ci["value"] <= ci["ci_high"]).all()
@@ -139,8 +154,8 @@ def test_postgresql_gives_the_oracle_values_and_duckdbs_numbers(tmp_path, postgr
     path = tmp_path / "w.duckdb"
     url = write_warehouse(path, predictions, labels)
     copy_duckdb_tables(path, postgres_url, ["inference_logs", "labels"], replace=True)
-    duck = evaluate(parse_spec(regression_spec(url)), WEEK)
-    pg = evaluate(parse_spec(regression_spec(postgres_url)), WEEK)
+    duck = evaluate(parse_spec(regression_spec(url, interval=True)), WEEK)
+    pg = evaluate(parse_spec(regression_spec(postgres_url, interval=True)), WEEK)
     assert check_against_oracle(pg.metrics, predictions, labels) > 100
     assert duck.fingerprint == pg.fingerprint
     for frame in ("metrics", "comparison"):
@@ -208,15 +223,34 @@ def test_boolean_label_is_refused_naming_the_column(tmp_path):
         evaluate(parse_spec(regression_spec(url)), WEEK)
 
 
-def test_regression_spec_requires_a_prediction_column_and_refuses_intervals_for_now():
+def test_regression_spec_requires_a_prediction_column_and_an_interval_for_its_metrics():
     spec = base_spec("duckdb:///w.duckdb", task="regression")
     with pytest.raises(SpecError, match=r"predictions\.prediction: required"):
         parse_spec(spec)
-    interval = {"lower": "low", "upper": "high"}
-    spec = regression_spec("duckdb:///w.duckdb")
-    spec["predictions"]["interval"] = interval
-    with pytest.raises(SpecError, match=r"predictions\.interval: interval_coverage is not"):
+    assert parse_spec(regression_spec("duckdb:///w.duckdb")).metrics == METRICS
+    with_interval = parse_spec(regression_spec("duckdb:///w.duckdb", interval=True))
+    assert with_interval.metrics == METRICS + INTERVAL_METRICS
+    spec = regression_spec("duckdb:///w.duckdb", metrics=["mae", "interval_coverage"])
+    with pytest.raises(SpecError, match=r"'interval_coverage' needs predictions\.interval"):
         parse_spec(spec)
+
+
+def test_r2_keeps_its_digits_for_labels_far_from_zero(tmp_path):
+    """Labels around 1e6 with noise of 1: ``sum y**2 - (sum y)**2 / n`` would lose every
+    digit of SST (1e12-sized terms); the centred sums give scikit-learn's R² to 1e-9."""
+    rng = np.random.default_rng(9)
+    predictions, labels = regression_window(rng, 2000)
+    labels["label"] = 1e6 + rng.normal(0, 1, len(labels))
+    good = predictions["model_version"] == "v2"
+    truth = labels.set_index("prediction_id")["label"]
+    near = predictions["prediction_id"].map(truth).fillna(1e6).to_numpy()
+    noise = rng.normal(0, np.where(good, 0.3, 0.8))
+    predictions["prediction"] = near + noise
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    result = evaluate(parse_spec(regression_spec(url, metrics=["r2", "mae"])), WEEK)
+    assert check_against_oracle(result.metrics, predictions, labels) > 50
+    overall = result.metrics.query("slice == 'overall' and metric == 'r2'")
+    assert overall["value"].between(0.2, 1.0).all()
 
 
 def test_run_writes_rows_report_and_a_verdict_gated_on_mae(tmp_path, capsys):
@@ -270,3 +304,26 @@ def test_nan_predictions_and_infinite_labels_fail_the_input_checks(tmp_path):
         message
     )
     assert "labels.label: 2 labels joined to version 'v1' are NaN or infinite" in message
+
+
+def test_an_inverted_or_infinite_interval_fails_the_input_checks(tmp_path):
+    rng = np.random.default_rng(6)
+    predictions, labels = regression_window(rng, 400)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(
+        "UPDATE inference_logs SET low = high + 1 "
+        "WHERE model_version = 'v1' AND prediction_id IN ('r0000001', 'r0000002')"
+    )
+    con.execute(
+        "UPDATE inference_logs SET high = 'inf'::DOUBLE "
+        "WHERE model_version = 'v2' AND prediction_id = 'r0000005'"
+    )
+    con.close()
+    with pytest.raises(ValidationFailed) as info:
+        evaluate(parse_spec(regression_spec(url, interval=True)), WEEK)
+    message = str(info.value)
+    assert "predictions.interval: 2 rows of version 'v1' have 'low' > 'high'" in message
+    assert "predictions.interval.upper: 1 rows of version 'v2' have a 'high' that is NaN" in (
+        message
+    )

@@ -175,7 +175,8 @@ def test_drift_defaults_describe_the_candidate_with_every_method_and_the_score(
     drift_warehouse, tmp_path, capsys
 ):
     drift = _drift(drift_warehouse, tmp_path)
-    assert set(drift["feature"]) == {"channel", "score"}  # include_score defaults to true
+    # include_score and include_label default to true
+    assert set(drift["feature"]) == {"channel", "score", "label"}
     channel = drift[drift["feature"] == "channel"]
     # Default methods that apply to a categorical feature (ks and wasserstein are numeric).
     assert set(channel["method"]) == {"psi", "jensen_shannon", "chi_square"}
@@ -209,8 +210,10 @@ def test_drift_thresholds_change_the_drifted_flag_of_their_method_only(
 
 
 def test_drift_methods_and_include_score(drift_warehouse, tmp_path, capsys):
-    drift = _drift(drift_warehouse, tmp_path, methods=["psi"], include_score=False)
-    assert set(drift["feature"]) == {"channel"}  # no score rows
+    drift = _drift(
+        drift_warehouse, tmp_path, methods=["psi"], include_score=False, include_label=False
+    )
+    assert set(drift["feature"]) == {"channel"}  # no score rows, no label rows
     # Only PSI was asked for; the size-aware default (chi-square: a categorical feature with
     # at most 1000 reference rows and three values) is always reported too.
     rows = drift.set_index("method")

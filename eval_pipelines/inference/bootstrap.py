@@ -204,5 +204,24 @@ class CellBootstrap:
         return out
 
 
+class IndependentCellBootstrap(CellBootstrap):
+    """The cell bootstrap for a family without joint cells of both versions (the regression
+    error histogram): deltas always compare the versions as independent (Wald, conservative
+    when the rows are paired), whatever the task's paired query returned."""
+
+    def deltas(
+        self,
+        family: "CellFamily",
+        functions: dict[str, MetricFunction],
+        delta: dict[str, np.ndarray],
+        deviation: dict[str, np.ndarray],
+        versions: tuple[int, int],
+        paired: Any,
+        spec: "EvalSpec",
+    ) -> dict[str, Delta]:
+        return super().deltas(family, functions, delta, deviation, versions, None, spec)
+
+
 BUCKET_BOOTSTRAP = BucketBootstrap()
 CELL_BOOTSTRAP = CellBootstrap()
+INDEPENDENT_CELL_BOOTSTRAP = IndependentCellBootstrap()

@@ -42,6 +42,9 @@ class Metric:
     # A signed metric whose ideal is 0 (bias): the smaller its absolute value the better, so
     # a comparison judges |candidate| against |baseline| (``higher_is_better`` is unused).
     toward_zero: bool = False
+    # The ``predictions`` spec key the metric reads besides the output (``interval``): the
+    # metric is in the default list only when the key is given, and refused without it.
+    requires: str | None = None
 
     @property
     def direction(self) -> str:

@@ -8,16 +8,38 @@ bootstrap replicate. All are exact, against scikit-learn on the same rows, up to
 of the sums:
 
 * ``mae``, ``mse``, ``rmse``: ``mean_absolute_error``, ``mean_squared_error``, its root;
-* ``r2``: ``r2_score``, ``1 - SSE / SST`` with ``SST = sum y**2 - (sum y)**2 / n``. As
-  scikit-learn (``force_finite=True``), a constant label (``SST = 0``) gives 1.0 when every
-  prediction is exact and 0.0 otherwise; fewer than two rows give NaN (undefined). ``SST`` is
-  taken as 0 when it is below ``1e-12 * sum y**2`` (the rounding of the two sums);
+* ``r2``: ``r2_score``, ``1 - SSE / SST`` with ``SST = sum u**2 - (sum u)**2 / n`` over the
+  centred labels ``u = y - c`` (``c`` the window's mean label: the same SST for any constant
+  ``c``, without the cancellation of ``sum y**2 - (sum y)**2 / n`` when labels sit far from
+  0, such as 1e6 + noise). As scikit-learn (``force_finite=True``), a constant label
+  (``SST = 0``) gives 1.0 when every prediction is exact and 0.0 otherwise; fewer than two
+  rows give NaN (undefined). ``SST`` is taken as 0 when it is below ``1e-12 * sum u**2`` (the
+  rounding of the two sums);
 * ``bias``: the mean of ``prediction - label`` (positive: the model over-predicts);
 * ``mape``: the mean of ``|e| / |y|`` over the rows with ``y != 0``; rows with a zero label are
   excluded (their relative error is undefined), so the metric's ``n`` in ``metrics.parquet``
   is the rows it averaged and the label-0 rows are the other metrics' ``n`` minus it.
   scikit-learn's ``mean_absolute_percentage_error`` divides by ``max(|y|, eps)`` instead,
-  which turns a zero label into a huge term; the two agree when no label is 0.
+  which turns a zero label into a huge term; the two agree when no label is 0;
+* ``interval_coverage`` and ``interval_width`` (with ``predictions.interval``): the share of
+  labeled rows whose label lies in the logged interval, ``lower <= y <= upper``, and the mean
+  ``upper - lower`` over the same rows (their ``n``: labeled rows with both bounds);
+* ``median_absolute_error``: scikit-learn's ``median_absolute_error``, the median of ``|e|``,
+  from the ``error_histogram`` family (log-spaced bins of ``|e|``, each with its smallest and
+  largest value): the median's order statistics lie in known bins, between those bins' end
+  values, which bounds the error (:func:`median_absolute_error_bound`), reported in
+  ``error_bound`` as ROC AUC's is. The estimate interpolates linearly by rank inside the bin;
+  it is exact when the bins hold one distinct value, and otherwise within 0.55% of the value
+  (a bin spans at most a factor of 2**(1/128)).
+
+References
+----------
+Pedregosa et al. (2011), "Scikit-learn: machine learning in Python", JMLR 12; user guide,
+section "Regression metrics" (3.4.6): MAE, MSE, R², MAPE, median absolute error.
+Hyndman & Koehler (2006), "Another look at measures of forecast accuracy", International
+Journal of Forecasting 22(4) (MAPE and its undefined zero labels).
+Gneiting & Raftery (2007), "Strictly proper scoring rules, prediction, and estimation", JASA
+102 (coverage and width of prediction intervals).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -25,7 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval_pipelines.stats.regression import (
+    ERROR_HISTOGRAM_FAMILY,
     REGRESSION_FAMILY,
+    ErrorHistogram,
     RegressionBuckets,
     RegressionSums,
     parse_pairs,
@@ -65,8 +89,8 @@ def r2(stats: RegressionSums) -> np.ndarray:
     constant-label and small-sample cases as in the module docstring)."""
     n = np.asarray(stats.n, dtype=float)
     sse = np.asarray(stats.squared_error_sum, dtype=float)
-    syy = np.asarray(stats.squared_label_sum, dtype=float)
-    sst = syy - divide(stats.label_sum**2, n)
+    syy = np.asarray(stats.centred_squared_label_sum, dtype=float)
+    sst = syy - divide(stats.centred_label_sum**2, n)
     constant = sst <= CONSTANT_LABEL_TOLERANCE * syy
     value = 1.0 - divide(sse, np.where(constant, 0.0, sst))
     value = np.where(constant, np.where(sse == 0, 1.0, 0.0), value)
@@ -82,6 +106,67 @@ def mape(stats: RegressionSums) -> np.ndarray:
 def nonzero_labels(stats: RegressionSums) -> np.ndarray:
     """MAPE's ``n``: the rows it averages (labeled, label not 0)."""
     return stats.n_nonzero_label
+
+
+def interval_coverage(stats: RegressionSums) -> np.ndarray:
+    """Share of labeled rows with a logged interval whose label lies in it,
+    ``#{lower <= y <= upper} / n_interval``."""
+    return divide(stats.n_covered, stats.n_interval)
+
+
+def interval_width(stats: RegressionSums) -> np.ndarray:
+    """Mean width ``upper - lower`` of the logged intervals of the same rows."""
+    return divide(stats.interval_width_sum, stats.n_interval)
+
+
+def interval_rows(stats: RegressionSums) -> np.ndarray:
+    """The interval metrics' ``n``: labeled rows with both bounds logged."""
+    return stats.n_interval
+
+
+def _order_statistic(
+    hist: ErrorHistogram, position: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``position``-th smallest ``|e|`` (1-based), estimated by linear interpolation by
+    rank between its bin's smallest and largest value, and those two values (which bound
+    it: bins are ordered and the value is one of the bin's rows)."""
+    count = hist.count
+    cum = np.cumsum(count, axis=-1)
+    b = np.minimum((cum < position[..., None]).sum(-1), count.shape[-1] - 1)[..., None]
+
+    def at(array: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(np.broadcast_to(array, count.shape), b, axis=-1)[..., 0]
+
+    c, low, high = at(count), at(hist.low), at(hist.high)
+    rank_in_bin = position - (at(cum) - c)  # 1 .. c
+    fraction = np.clip(divide(rank_in_bin - 1, c - 1), 0.0, 1.0)
+    fraction = np.where(c > 1, fraction, 0.0)
+    return low + (high - low) * fraction, low, high
+
+
+def _median_and_range(hist: ErrorHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The median estimate and the interval ``[low, high]`` proven to hold the median:
+    the mean of the order statistics ``floor((n + 1) / 2)`` and ``ceil((n + 1) / 2)``."""
+    n = hist.n
+    middle = (n + 1) / 2
+    first, low1, high1 = _order_statistic(hist, np.floor(middle))
+    second, low2, high2 = _order_statistic(hist, np.ceil(middle))
+    empty = n < 1
+    estimate = np.where(empty, np.nan, (first + second) / 2)
+    return estimate, (low1 + low2) / 2, (high1 + high2) / 2
+
+
+def median_absolute_error(hist: ErrorHistogram) -> np.ndarray:
+    """Median of ``|e|`` (scikit-learn's ``median_absolute_error``), within
+    :func:`median_absolute_error_bound` of the exact value."""
+    return _median_and_range(hist)[0]
+
+
+def median_absolute_error_bound(hist: ErrorHistogram) -> np.ndarray:
+    """Largest possible |estimate - exact median|: the exact median lies between the means
+    of the smallest and of the largest ``|e|`` of the bins of its two order statistics."""
+    estimate, low, high = _median_and_range(hist)
+    return np.where(np.isnan(estimate), np.nan, np.maximum(estimate - low, high - estimate))
 
 
 def row_counts(statistics: Any) -> RowCounts:
@@ -102,10 +187,35 @@ def paired_query(builder: "SqlBuilder", window: "Window", baseline: str, candida
 
 
 F = REGRESSION_FAMILY
+SKLEARN = "scikit-learn user guide, Regression metrics: "
 METRICS = [
-    Metric("mae", "Mean absolute error", F, mae, "mean(|p - y|)", False, "-"),
-    Metric("mse", "Mean squared error", F, mse, "mean((p - y)^2)", False, "-"),
-    Metric("rmse", "Root mean squared error", F, rmse, "sqrt(mean((p - y)^2))", False, "-"),
+    Metric(
+        "mae",
+        "Mean absolute error",
+        F,
+        mae,
+        "mean(|p - y|)",
+        False,
+        SKLEARN + "mean_absolute_error",
+    ),
+    Metric(
+        "mse",
+        "Mean squared error",
+        F,
+        mse,
+        "mean((p - y)^2)",
+        False,
+        SKLEARN + "mean_squared_error",
+    ),
+    Metric(
+        "rmse",
+        "Root mean squared error",
+        F,
+        rmse,
+        "sqrt(mean((p - y)^2))",
+        False,
+        SKLEARN + "root_mean_squared_error",
+    ),
     Metric(
         "r2",
         "R² (coefficient of determination)",
@@ -115,7 +225,16 @@ METRICS = [
         True,
         "scikit-learn r2_score",
     ),
-    Metric("bias", "Bias (mean error)", F, bias, "mean(p - y)", False, "-", toward_zero=True),
+    Metric(
+        "bias",
+        "Bias (mean error)",
+        F,
+        bias,
+        "mean(p - y)",
+        False,
+        "Hyndman & Koehler (2006), mean error (ME)",
+        toward_zero=True,
+    ),
     Metric(
         "mape",
         "Mean absolute percentage error",
@@ -123,14 +242,46 @@ METRICS = [
         mape,
         "mean(|p - y| / |y|) over y != 0",
         False,
-        "-",
+        "Hyndman & Koehler (2006), MAPE; zero labels excluded (scikit-learn divides by eps)",
         count=nonzero_labels,
+    ),
+    Metric(
+        "median_absolute_error",
+        "Median absolute error",
+        ERROR_HISTOGRAM_FAMILY,
+        median_absolute_error,
+        "median(|p - y|)",
+        False,
+        SKLEARN + "median_absolute_error",
+        error_bound=median_absolute_error_bound,
+    ),
+    Metric(
+        "interval_coverage",
+        "Prediction interval coverage",
+        F,
+        interval_coverage,
+        "mean(lower <= y <= upper)",
+        True,
+        "Gneiting & Raftery (2007), prediction interval coverage",
+        count=interval_rows,
+        requires="interval",
+    ),
+    Metric(
+        "interval_width",
+        "Mean prediction interval width",
+        F,
+        interval_width,
+        "mean(upper - lower)",
+        False,
+        "Gneiting & Raftery (2007), prediction interval width (sharpness)",
+        count=interval_rows,
+        requires="interval",
     ),
 ]
 
 REGRESSION = Task(
     name="regression",
-    families=(REGRESSION_FAMILY,),
+    families=(REGRESSION_FAMILY, ERROR_HISTOGRAM_FAMILY),
     metrics={metric.name: metric for metric in METRICS},
     rows=row_counts,
     parse_paired=parse_pairs,
