@@ -30,7 +30,8 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
-from eval_pipelines.tasks import DEFAULT_TASK, TASKS, task_named
+from eval_pipelines.tasks import DEFAULT_TASK, TASKS, known_metric, task_named
+from eval_pipelines.tasks.ranking import MAX_CUTOFF
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -56,12 +57,16 @@ def _owner(value: str) -> str:
     return value
 
 
-def _task_metrics(task: Any) -> list[str]:
-    """Every metric of ``task``'s registry; none when the task is invalid (reported apart)."""
+def _task_metrics(task: Any, data: dict[str, Any] | None = None) -> list[str]:
+    """The default metrics of ``task`` (every entry of its registry unless the task says
+    otherwise); none when the task is invalid (reported apart)."""
     try:
-        return list(task_named(DEFAULT_TASK if task is None else str(task)).metrics)
+        found = task_named(DEFAULT_TASK if task is None else str(task))
     except ValueError:
         return []
+    if found.default_metrics is not None:
+        return found.default_metrics(data or {})
+    return list(found.metrics)
 
 
 class _Strict(BaseModel):
@@ -105,6 +110,21 @@ class PredictionsSpec(Source):
     # regression: the predicted number (required), and optionally its logged interval.
     prediction: Identifier | None = None
     interval: IntervalSpec | None = None
+    # ranking: the column of the list (query, page view) each (list, item) row belongs to.
+    list_id: Identifier | None = None
+
+
+class RankingSpec(_Strict):
+    """A ranking model's cutoffs: ``ndcg@k``, ``map@k``, ``recall@k``, ``hit_rate@k`` at each."""
+
+    k: list[int] = Field(default_factory=lambda: [10], min_length=1)
+
+    @field_validator("k")
+    @classmethod
+    def _cutoffs(cls, value: list[int]) -> list[int]:
+        if any(k < 1 or k > MAX_CUTOFF for k in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct cutoffs between 1 and {MAX_CUTOFF}")
+        return value
 
 
 class LabelsSpec(Source):
@@ -221,7 +241,7 @@ class MetricGate(_Strict):
         # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
         # holds only metrics of the spec's task.
         known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
-        if value not in known:
+        if not known_metric(value):
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(known)}")
@@ -322,6 +342,8 @@ class EvalSpec(_Strict):
     calibration_bins: int = Field(10, ge=2, le=100)
     confidence: ConfidenceSpec = ConfidenceSpec()
     compare: CompareSpec | None = None
+    # task ranking: the cutoffs k of its metrics (default [10]).
+    ranking: RankingSpec | None = None
     drift: DriftSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec = RegistrySpec()
@@ -366,7 +388,7 @@ class EvalSpec(_Strict):
     @classmethod
     def _default_metrics(cls, data: Any) -> Any:
         if isinstance(data, dict) and "metrics" not in data:
-            return {**data, "metrics": _task_metrics(data.get("task"))}
+            return {**data, "metrics": _task_metrics(data.get("task"), data)}
         return data
 
     @field_validator("task")
@@ -399,12 +421,16 @@ class EvalSpec(_Strict):
 
     @model_validator(mode="after")
     def _task_output(self) -> "EvalSpec":
-        output = task_named(self.task).output
+        task = task_named(self.task)
+        output = task.output
         if getattr(self.predictions, output) is None:
             raise ValueError(
                 f"predictions.{output}: required for task {self.task!r} (the column holding "
                 "the model's output)"
             )
+        for key in task.window_columns:
+            if getattr(self.predictions, key) is None:
+                raise ValueError(f"predictions.{key}: required for task {self.task!r}")
         if self.predictions.interval is not None:
             raise ValueError(
                 "predictions.interval: interval_coverage is not implemented yet; remove the key"
@@ -497,6 +523,10 @@ class EvalSpec(_Strict):
         payload["warehouse"] = self.warehouse_template or self.warehouse
         if payload.get("start_week") is None:  # unset: the hash of specs written before it
             payload.pop("start_week", None)
+        if payload.get("ranking") is None:  # likewise for the other tasks' specs
+            payload.pop("ranking", None)
+        if payload["predictions"].get("list_id") is None:
+            payload["predictions"].pop("list_id", None)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
