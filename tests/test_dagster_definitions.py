@@ -165,7 +165,10 @@ def test_definitions_load():
 def test_weekly_job_and_backfills_run_as_one_step():
     job = defs.resolve_job_def("weekly_evaluation")
     assert job.partitions_def == weekly_partitions
-    assert set(job.graph.node_dict) == {"fraud_detector__weekly_evaluation"}
+    # One step per spec of evals/ (every task's demo model).
+    models = {spec.model for spec in load_specs(PROJECT_ROOT / "evals")}
+    assert "fraud_detector" in models
+    assert set(job.graph.node_dict) == {f"{model}__weekly_evaluation" for model in models}
     graph = defs.resolve_asset_graph()
     policy = graph.get(KEYS["metrics"]).backfill_policy
     assert policy is not None and policy.max_partitions_per_run is None  # single run

@@ -295,3 +295,27 @@ def test_a_list_id_column_with_nulls_fails_the_input_checks(tmp_path):
     url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
     with pytest.raises(ValidationFailed, match=r"predictions\.list_id: 2 rows of version 'v1'"):
         evaluate(parse_spec(ranking_spec(url)), WEEK)
+
+
+def test_a_slice_value_varying_within_a_list_takes_the_lists_smallest(tmp_path):
+    """Slices are list-level: list a served on 'web' and 'ios' rows counts once, under 'ios'."""
+    ts = WEEK_START + pd.Timedelta(hours=1)
+    predictions = pd.DataFrame(
+        {
+            "prediction_id": [1, 2, 3, 4],
+            "list_id": ["a", "a", "b", "b"],
+            "ts": ts,
+            "model_version": "v1",
+            "score": [0.9, 0.1, 0.8, 0.2],
+            "country": "US",
+            "device": ["web", "ios", "web", "web"],
+        }
+    )
+    labels = pd.DataFrame({"prediction_id": [2, 3], "label": [1, 1], "labeled_at": ts})
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    spec = ranking_spec(url, compare=None, slices=["device"], min_slice_size=1, metrics=["mrr"])
+    result = evaluate(parse_spec(spec), WEEK)
+    got = result.metrics.set_index("slice")
+    assert got.loc["device=ios", "value"] == 0.5 and got.loc["device=ios", "n"] == 1
+    assert got.loc["device=web", "value"] == 1.0 and got.loc["device=web", "n"] == 1
+    assert got.loc["overall", "value"] == 0.75 and got.loc["overall", "n"] == 2
