@@ -172,19 +172,22 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
                 f"no label of version {v} predictions precedes its prediction",
                 version=version,
             ),
-            Planned(
-                "label_coverage",
-                "window",
-                lab.label,
-                E.ExpectColumnValuesToNotBeNull(
-                    column="label", mostly=spec.min_label_coverage, **where
-                ),
-                False,
-                lambda r, v=v: _coverage_message(spec, v, r),
-                "",
-                version=version,
-            ),
         ]
+        if task_named(spec.task).row_label_coverage:
+            plan.append(
+                Planned(
+                    "label_coverage",
+                    "window",
+                    lab.label,
+                    E.ExpectColumnValuesToNotBeNull(
+                        column="label", mostly=spec.min_label_coverage, **where
+                    ),
+                    False,
+                    lambda r, v=v: _coverage_message(spec, v, r),
+                    "",
+                    version=version,
+                )
+            )
     return plan
 
 

@@ -259,8 +259,8 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"- Rows in window: {evaluation.fingerprint.get('rows', 0):,}; labeled: "
         f"{evaluation.fingerprint.get('labeled_rows', 0):,}; content hash "
         f"`{evaluation.fingerprint.get('content_hash', '')}`.",
-        f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
-        f"tested: {len(small)}.",
+        f"- Slices below min_slice_size ({spec.min_slice_size} "
+        f"{task_named(spec.task).count_unit}), reported but not tested: {len(small)}.",
         "",
         intervals_note(spec),
         "",

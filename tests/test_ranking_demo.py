@@ -99,6 +99,11 @@ def test_run_finds_the_planted_truth_and_holds_for_it(warehouse, tmp_path):
     held = [r for r in verdict["reasons"] if r["outcome"] == "hold"]
     assert [r["slice"] for r in held] == ["device=web"]
     assert "ndcg@10 on device=web regressed significantly" in held[0]["message"]
+    # Coverage is a share of lists (any engaged result), not of rows: no row-level warning.
+    coverage = next(r for r in verdict["reasons"] if r["gate"] == "min_label_coverage")
+    assert "lists labeled" in coverage["message"] and coverage["outcome"] == "pass"
+    checks = json.loads((out / "validation.json").read_text())["checks"]
+    assert all(check["passed"] for check in checks)
     comparison = pd.read_parquet(out / "comparison.parquet").set_index(["slice", "metric"])
     assert comparison.loc[("overall", "ndcg@10"), "outcome"] == "improved"
     assert comparison.loc[("device=web", "ndcg@10"), "outcome"] == "regressed"

@@ -107,6 +107,9 @@ class Task:
     # ("labeled rows"), in the verdict's words.
     coverage_unit: str = "predictions"
     count_unit: str = "labeled rows"
+    # Whether label coverage is a share of rows (the input checks warn on it); False when
+    # the task counts coverage otherwise (ranking: lists), judged by the verdict alone.
+    row_label_coverage: bool = True
 
     def family(self, name: str) -> Family:
         """The family whose rows carry ``name`` in the aggregate's ``family`` column."""

@@ -172,4 +172,5 @@ RANKING = Task(
     default_metrics=default_metrics,
     coverage_unit="lists",
     count_unit="lists with a relevant item",
+    row_label_coverage=False,
 )
