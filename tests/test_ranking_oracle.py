@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.metrics import ndcg_score
 from support.data import WEEK, WEEK_START, base_spec, evaluated_rows, write_warehouse
 from support.postgres import copy_duckdb_tables
@@ -319,3 +320,38 @@ def test_a_slice_value_varying_within_a_list_takes_the_lists_smallest(tmp_path):
     assert got.loc["device=ios", "value"] == 0.5 and got.loc["device=ios", "n"] == 1
     assert got.loc["device=web", "value"] == 1.0 and got.loc["device=web", "n"] == 1
     assert got.loc["overall", "value"] == 0.75 and got.loc["overall", "n"] == 2
+
+
+def test_paired_ndcg_delta_agrees_with_a_list_level_paired_bootstrap(tmp_path):
+    """Both versions ranked the same lists: the delta is the mean per-list difference, and its
+    interval is as wide as a paired bootstrap of lists says (buckets resample lists)."""
+    rng = np.random.default_rng(11)
+    predictions, labels = ranking_window(rng, 1500, ties=False)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    buckets, level = 512, 0.95
+    confidence = {"buckets": buckets, "replicates": 2000, "level": level}
+    spec = ranking_spec(url, metrics=["ndcg@10"], confidence=confidence)
+    result = evaluate(parse_spec(spec), WEEK)
+    lists = per_list_oracle(evaluated_rows(predictions, labels))
+    wide = lists.pivot(index="list_id", columns="model_version", values="ndcg@10").dropna()
+    diff = (wide["v2"] - wide["v1"]).to_numpy()
+    draws = np.random.default_rng(0).integers(0, len(diff), (1000, len(diff)))
+    boot = diff[draws].mean(1)
+    row = result.comparison.query("slice == 'overall' and metric == 'ndcg@10'").iloc[0]
+    assert row.delta == pytest.approx(diff.mean(), rel=1e-9)
+    assert row.n == len(diff)  # lists with a relevant item both versions ranked
+    assert row.delta > 0 and row.outcome == "improved"
+    t = stats.t.isf((1 - level) / 2, buckets - 1)
+    ratio = (row.delta_ci_high - row.delta_ci_low) / (2 * t * boot.std(ddof=1))
+    assert 0.8 <= ratio <= 1.25
+
+
+def test_a_row_id_repeated_within_a_version_fails_the_input_checks(tmp_path):
+    """One row per (list, item): the row id is unique per version."""
+    rng = np.random.default_rng(9)
+    predictions, labels = ranking_window(rng, 40)
+    first = predictions.index[predictions["model_version"] == "v1"][:2]
+    predictions.loc[first[1], "prediction_id"] = predictions.loc[first[0], "prediction_id"]
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    with pytest.raises(ValidationFailed, match=r"predictions\.id: \d+ rows of version 'v1'"):
+        evaluate(parse_spec(ranking_spec(url)), WEEK)
