@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from sklearn.metrics import ndcg_score
 
 from eval_pipelines.cli import main
@@ -90,10 +91,12 @@ def test_planted_truth_in_the_data_web_ndcg_drops_while_overall_improves(warehou
         assert ndcg["v2", device] > ndcg["v1", device]
 
 
-def test_run_finds_the_planted_truth_and_holds_for_it(warehouse, tmp_path):
-    out = tmp_path / "out"
+def test_run_finds_the_planted_truth_and_holds_for_it(warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlflow-artifacts"))
+    out, tracking = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["run", "--spec", str(SPEC), "--week", WEEK.isoformat(), "--out", str(out)]
-    assert main([*args, "--warehouse", f"duckdb:///{warehouse}", "--quiet"]) == 0
+    args += ["--warehouse", f"duckdb:///{warehouse}", "--mlflow", tracking]
+    assert main([*args, "--quiet"]) == 0
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["decision"] == "hold"
     held = [r for r in verdict["reasons"] if r["outcome"] == "hold"]
@@ -119,3 +122,11 @@ def test_run_finds_the_planted_truth_and_holds_for_it(warehouse, tmp_path):
         )
     report = (out / "report.md").read_text()
     assert "NDCG@10" in report and "device=web" in report
+    # MLflow headline keys read the cutoff: ndcg_at_10/v2, delta/ndcg_at_10/overall.
+    client = MlflowClient(tracking)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    logged = [r.data.metrics for r in client.search_runs(experiments) if r.data.metrics]
+    assert logged and all(key in logged[0] for key in ("ndcg_at_10/v2", "delta/mrr/overall"))
+    assert logged[0]["ndcg_at_10/v2"] == pytest.approx(
+        metrics.loc[("v2", "overall", "ndcg@10"), "value"]
+    )
