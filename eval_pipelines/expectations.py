@@ -113,6 +113,8 @@ def window_columns(spec: EvalSpec) -> dict[str, str]:
         spec.output_column: output,
         lab.label: "label",
     }
+    for key in task_named(spec.task).window_columns:
+        columns[getattr(p, key)] = key
     for i, column in enumerate(spec.slice_columns):
         columns[column] = f"s_{i}"
     interval = getattr(p, "interval", None)
@@ -174,19 +176,22 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
                 f"no label of version {v} predictions precedes its prediction",
                 version=version,
             ),
-            Planned(
-                "label_coverage",
-                "window",
-                lab.label,
-                E.ExpectColumnValuesToNotBeNull(
-                    column="label", mostly=spec.min_label_coverage, **where
-                ),
-                False,
-                lambda r, v=v: _coverage_message(spec, v, r),
-                "",
-                version=version,
-            ),
         ]
+        if task_named(spec.task).row_label_coverage:
+            plan.append(
+                Planned(
+                    "label_coverage",
+                    "window",
+                    lab.label,
+                    E.ExpectColumnValuesToNotBeNull(
+                        column="label", mostly=spec.min_label_coverage, **where
+                    ),
+                    False,
+                    lambda r, v=v: _coverage_message(spec, v, r),
+                    "",
+                    version=version,
+                )
+            )
     return plan
 
 
@@ -337,10 +342,77 @@ def _interval_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any
     return plan
 
 
+def _ranking_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any) -> list[Planned]:
+    """A ranking model's rows each belong to a list, its scores are finite numbers and its
+    labels are graded relevances >= 0 (finite). One row per (list, item) follows from the
+    unique row id (``ids_unique_per_version``)."""
+    p, lab = spec.predictions, spec.labels
+    v = repr(version)
+    return [
+        Planned(
+            "list_ids_not_null",
+            "window",
+            p.list_id,
+            E.ExpectColumnValuesToNotBeNull(column="list_id", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.list_id: {_count(r)} rows of version {v} have a NULL "
+                f"{p.list_id!r} (every row must belong to a list)"
+            ),
+            f"no NULL {p.list_id!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "scores_not_null",
+            "window",
+            p.score,
+            E.ExpectColumnValuesToNotBeNull(column="score", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.score: {_count(r)} rows of version {v} have a {p.score!r} "
+                "that is NULL (scores must be finite numbers)"
+            ),
+            f"no NULL {p.score!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "scores_finite",
+            "window",
+            p.score,
+            E.ExpectColumnValuesToBeBetween(
+                column="score", min_value=-FINITE_MAX, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"predictions.score: {_count(r)} rows of version {v} have a {p.score!r} "
+                f"that is NaN or infinite{_examples(r)}"
+            ),
+            f"every {p.score!r} of version {v} is a finite number",
+            version=version,
+        ),
+        Planned(
+            "relevance_non_negative_finite",
+            "window",
+            lab.label,
+            E.ExpectColumnValuesToBeBetween(
+                column="label", min_value=0, max_value=FINITE_MAX, **where
+            ),
+            True,
+            lambda r, v=v: (
+                f"labels.label: {_count(r)} labels joined to version {v} are negative, NaN "
+                f"or infinite (a relevance is a finite number >= 0){_examples(r)}"
+            ),
+            f"labels of version {v} are finite relevances >= 0",
+            version=version,
+        ),
+    ]
+
+
 # Each task's checks of the window's output and label values, by task name.
 TASK_VALUE_CHECKS: dict[str, Callable[..., list[Planned]]] = {
     "binary_classification": _binary_values,
     "regression": _regression_values,
+    "ranking": _ranking_values,
 }
 
 

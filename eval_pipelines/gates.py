@@ -18,7 +18,7 @@ import pandas as pd
 from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
 from eval_pipelines.drift_stats import drift_comparison, drift_decision
 from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
-from eval_pipelines.tasks import metric_of
+from eval_pipelines.tasks import metric_of, task_named
 from eval_pipelines.vocabulary import level_label
 
 SHIP, HOLD, INCONCLUSIVE = "ship", "hold", "inconclusive"
@@ -116,7 +116,8 @@ def _metric_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> li
                     Reason(
                         name,
                         INCONCLUSIVE,
-                        f"{where}: only {row.n} labeled rows, below min_slice_size "
+                        f"{where}: only {row.n} {task_named(spec.task).count_unit}, below "
+                        "min_slice_size "
                         f"{spec.min_slice_size}",
                         slice=row.slice,
                         severity=-float(row.n),
@@ -190,7 +191,8 @@ def _metric_regression(
                     Reason(
                         name,
                         INCONCLUSIVE,
-                        f"{where}: only {row.n} labeled rows in the comparison, below "
+                        f"{where}: only {row.n} {task_named(spec.task).count_unit} in the "
+                        "comparison, below "
                         f"min_slice_size {spec.min_slice_size}",
                         slice=row.slice,
                         severity=-float(row.n),
@@ -341,7 +343,8 @@ def decide(
                 "min_label_coverage",
                 outcome,
                 f"label coverage of {version}: {share:.1%} ({labeled:,} of {rows:,} "
-                f"predictions labeled) vs minimum {spec.min_label_coverage:.0%}",
+                f"{task_named(spec.task).coverage_unit} labeled) vs minimum "
+                f"{spec.min_label_coverage:.0%}",
             )
         )
     if not spec.gates:

@@ -51,14 +51,14 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def headline_metrics(metrics: pd.DataFrame, task: str, level: float = 0.95) -> pd.DataFrame:
-    titles = task_named(task).metrics
+    entry = task_named(task).metric
     overall = metrics[metrics["slice"] == OVERALL]
     rows = []
     for row in overall.itertuples(index=False):
         rows.append(
             {
                 "version": row.model_version,
-                "metric": titles[row.metric].title,
+                "metric": entry(row.metric).title,
                 "value": _num(row.value),
                 f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",
@@ -259,8 +259,8 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         f"- Rows in window: {evaluation.fingerprint.get('rows', 0):,}; labeled: "
         f"{evaluation.fingerprint.get('labeled_rows', 0):,}; content hash "
         f"`{evaluation.fingerprint.get('content_hash', '')}`.",
-        f"- Slices below min_slice_size ({spec.min_slice_size} labeled rows), reported but not "
-        f"tested: {len(small)}.",
+        f"- Slices below min_slice_size ({spec.min_slice_size} "
+        f"{task_named(spec.task).count_unit}), reported but not tested: {len(small)}.",
         "",
         intervals_note(spec),
         "",

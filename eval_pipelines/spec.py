@@ -30,7 +30,8 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
-from eval_pipelines.tasks import DEFAULT_TASK, TASKS, task_named
+from eval_pipelines.tasks import DEFAULT_TASK, TASKS, known_metric, task_named
+from eval_pipelines.tasks.ranking import MAX_CUTOFF
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -56,16 +57,21 @@ def _owner(value: str) -> str:
     return value
 
 
-def _task_metrics(data: dict) -> list[str]:
-    """Every metric of the spec's task whose required ``predictions`` key is given; none when
-    the task is invalid (reported apart)."""
+def _task_metrics(data: dict[str, Any]) -> list[str]:
+    """The default metrics of the spec's task: the task's own default list when it has one
+    (ranking: from ``ranking.k``), else every entry of its registry whose required
+    ``predictions`` key is given; none when the task is invalid (reported apart)."""
     task, predictions = data.get("task"), data.get("predictions")
     given = predictions if isinstance(predictions, dict) else {}
     try:
-        metrics = task_named(DEFAULT_TASK if task is None else str(task)).metrics
+        found = task_named(DEFAULT_TASK if task is None else str(task))
     except ValueError:
         return []
-    return [name for name, m in metrics.items() if m.requires is None or given.get(m.requires)]
+    if found.default_metrics is not None:
+        return found.default_metrics(data)
+    return [
+        name for name, m in found.metrics.items() if m.requires is None or given.get(m.requires)
+    ]
 
 
 class _Strict(BaseModel):
@@ -109,6 +115,21 @@ class PredictionsSpec(Source):
     # regression: the predicted number (required), and optionally its logged interval.
     prediction: Identifier | None = None
     interval: IntervalSpec | None = None
+    # ranking: the column of the list (query, page view) each (list, item) row belongs to.
+    list_id: Identifier | None = None
+
+
+class RankingSpec(_Strict):
+    """A ranking model's cutoffs: ``ndcg@k``, ``map@k``, ``recall@k``, ``hit_rate@k`` at each."""
+
+    k: list[int] = Field(default_factory=lambda: [10], min_length=1)
+
+    @field_validator("k")
+    @classmethod
+    def _cutoffs(cls, value: list[int]) -> list[int]:
+        if any(k < 1 or k > MAX_CUTOFF for k in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct cutoffs between 1 and {MAX_CUTOFF}")
+        return value
 
 
 class LabelsSpec(Source):
@@ -228,7 +249,7 @@ class MetricGate(_Strict):
         # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
         # holds only metrics of the spec's task.
         known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
-        if value not in known:
+        if not known_metric(value):
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(known)}")
@@ -329,6 +350,8 @@ class EvalSpec(_Strict):
     calibration_bins: int = Field(10, ge=2, le=100)
     confidence: ConfidenceSpec = ConfidenceSpec()
     compare: CompareSpec | None = None
+    # task ranking: the cutoffs k of its metrics (default [10]).
+    ranking: RankingSpec | None = None
     drift: DriftSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec = RegistrySpec()
@@ -406,13 +429,16 @@ class EvalSpec(_Strict):
 
     @model_validator(mode="after")
     def _task_output(self) -> "EvalSpec":
-        output = task_named(self.task).output
+        task = task_named(self.task)
+        output = task.output
         if getattr(self.predictions, output) is None:
             raise ValueError(
                 f"predictions.{output}: required for task {self.task!r} (the column holding "
                 "the model's output)"
             )
-        task = task_named(self.task)
+        for key in task.window_columns:
+            if getattr(self.predictions, key) is None:
+                raise ValueError(f"predictions.{key}: required for task {self.task!r}")
         for name in self.metrics:
             requires = task.metric(name).requires
             if requires is not None and getattr(self.predictions, requires, None) is None:
@@ -515,6 +541,10 @@ class EvalSpec(_Strict):
         payload["warehouse"] = self.warehouse_template or self.warehouse
         if payload.get("start_week") is None:  # unset: the hash of specs written before it
             payload.pop("start_week", None)
+        if payload.get("ranking") is None:  # likewise for the other tasks' specs
+            payload.pop("ranking", None)
+        if payload["predictions"].get("list_id") is None:
+            payload["predictions"].pop("list_id", None)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -29,6 +29,7 @@ from functools import cache
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.stats.ranking import CUTOFF_FIELDS, cutoffs
 from eval_pipelines.stats.regression import BINS_PER_OCTAVE, ZERO_ERROR_BIN
 from eval_pipelines.tasks import task_of
 from eval_pipelines.windows import Window
@@ -160,7 +161,13 @@ class SqlBuilder:
             "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
             # The model's output under the task's name for it (``score``, ``prediction``).
-            "pred_output": f"p.{self.ident(self.spec.output_column)} AS {self.output}"
+            "pred_output": ",\n    ".join(
+                [f"p.{self.ident(self.spec.output_column)} AS {self.output}"]
+                + [
+                    f"p.{self.ident(getattr(p, key))} AS {key}"
+                    for key in task_of(self.spec).window_columns
+                ]
+            )
             + self._interval_select(),
             "label_id": self.ident(lab.id),
             "label_ts": self.label_ts("l"),
@@ -338,6 +345,82 @@ class SqlBuilder:
         grouped = ", ".join(f"baseline.{a}" for a in aliases)
         return template("regression_pairs").format(
             window=self.window(window),
+            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            baseline=self.literal(baseline),
+            candidate=self.literal(candidate),
+            grouping_id=f"GROUPING({grouped})" if aliases else "0",
+            grouping_sets=self._render_sets(sets) if sets else "    ()",
+        )
+
+    def _ranking_lists(self, window: Window) -> str:
+        """``sql/ranking_lists.sql``: the per-list CTEs both ranking queries read."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        discount = "LN(CAST({} + 1 AS DOUBLE PRECISION)) / LN(CAST(2 AS DOUBLE PRECISION))"
+        cutoff_sums, cutoff_values = [], []
+        for k in cutoffs(self.spec):
+            in_top = f"pos <= {k} AND gain > 0"
+            sums = {
+                f"dcg_{k}": f"CASE WHEN pos <= {k} THEN gain / ({discount.format('pos')}) END",
+                f"idcg_{k}": (
+                    f"CASE WHEN ideal_pos <= {k} THEN gain / ({discount.format('ideal_pos')}) END"
+                ),
+                f"precision_{k}": (
+                    f"CASE WHEN {in_top} THEN CAST(hits_so_far AS DOUBLE PRECISION) / pos END"
+                ),
+            }
+            cutoff_sums += [f"{self.exact_sum(e)} AS {name}" for name, e in sums.items()]
+            cutoff_sums.append(f"SUM(CASE WHEN {in_top} THEN 1 ELSE 0 END) AS hits_{k}")
+            values = {
+                "ndcg": f"COALESCE(dcg_{k}, 0) / idcg_{k}",
+                "ap": f"COALESCE(precision_{k}, 0) / LEAST({k}, relevant)",
+                "recall": f"CAST(hits_{k} AS DOUBLE PRECISION) / relevant",
+                "hit": f"CASE WHEN hits_{k} > 0 THEN 1 ELSE 0 END",
+            }
+            assert tuple(values) == CUTOFF_FIELDS
+            cutoff_values += [
+                f"CASE WHEN relevant > 0 THEN {e} END AS {kind}_{k}" for kind, e in values.items()
+            ]
+        return template("ranking_lists").format(
+            slice_passthrough="".join(f"{a}, " for a in aliases),
+            slice_first="".join(f"MIN({a}) AS {a},\n        " for a in aliases),
+            cutoff_sums="".join(f",\n        {c}" for c in cutoff_sums),
+            cutoff_values="".join(f",\n        {c}" for c in cutoff_values),
+            bucket_expr=self.bucket_expr("list_id"),
+        )
+
+    def ranking_statistics(self, window: Window) -> str:
+        """``sql/ranking_statistics.sql``: the ranking family's sums of per-list values per
+        slice, version and resample bucket of the list id (exact sums, as regression's)."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = self._grouping_sets(self.spec.slice_crosses, ["model_version", "bucket"])
+        sums = {"rr": "rr"}
+        for k in cutoffs(self.spec):
+            sums |= {f"{kind}_{k}": f"{kind}_{k}" for kind in CUTOFF_FIELDS if kind != "hit"}
+        hits = "".join(f",\n    SUM(hit_{k}) AS hit_{k}" for k in cutoffs(self.spec))
+        return template("ranking_statistics").format(
+            window=self.window(window),
+            lists=self._ranking_lists(window),
+            slice_outputs="".join(f"{a},\n    " for a in aliases),
+            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            sums=hits
+            + "".join(
+                f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
+                for name, expr in sums.items()
+            ),
+            grouping_sets=self._render_sets(sets),
+        )
+
+    def ranking_pairs(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/ranking_pairs.sql``: lists with a relevant item both versions ranked, per
+        slice (the bucket bootstrap pairs the versions through the list id's bucket)."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = [
+            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
+        ]
+        grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        return template("ranking_pairs").format(
+            window=self.window(window),
+            lists=self._ranking_lists(window),
             slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
             baseline=self.literal(baseline),
             candidate=self.literal(candidate),

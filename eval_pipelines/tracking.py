@@ -81,7 +81,8 @@ Every metric of a week is logged at ``step = week_step(window.start)`` (weeks si
 run, so MLflow's step and time axes read as weeks. NaN and infinite values are not logged.
 Headline keys (the overall slice; everything per slice is in the tables):
 
-* ``{metric}/{version}``: the metric on all labeled rows, e.g. ``roc_auc/v2``;
+* ``{metric}/{version}``: the metric on all labeled rows, e.g. ``roc_auc/v2`` (a cutoff's
+  ``@`` reads ``_at_``: ``ndcg_at_10/v2``);
   ``{metric}/{version}/ci_low`` and ``.../ci_high``: its confidence interval. MLflow's UI
   groups charts by the text before the first ``/``: one section per metric, a line per
   version.
@@ -126,7 +127,9 @@ segments above. Metric and version names go through :func:`name_token`: a **plai
 ``_``, cut to 48 characters, then ``--`` and the first 10 hex digits of the MD5 of the
 original text (``v2/rc 1`` -> ``v2_rc_1--<md5>``). Plain tokens never contain ``--`` and
 lossy tokens always do, so the two never collide; two lossy tokens are equal only if their
-MD5 prefixes (40 bits) are. Keys stay below MLflow's 250-character key limit.
+MD5 prefixes (40 bits) are. A metric name's cutoff ``@`` reads ``_at_`` first
+(:func:`metric_token`: ``ndcg@10`` -> ``ndcg_at_10``, plain). Keys stay below MLflow's
+250-character key limit.
 
 Dataset input
 -------------
@@ -209,6 +212,7 @@ __all__ = [
     "evaluation_tables",
     "evaluation_tags",
     "metric_key",
+    "metric_token",
     "name_token",
     "results_digest",
     "spec_params",
@@ -459,6 +463,13 @@ def name_token(text: str) -> str:
     return _lossy(text)
 
 
+def metric_token(name: str) -> str:
+    """A metric's name as one key segment: a cutoff's ``@`` reads ``_at_`` (ranking's
+    ``ndcg@10`` is ``ndcg_at_10``; no registry has a name with ``_at_``, so keys stay
+    distinct), every other character as :func:`name_token`."""
+    return name_token(str(name).replace("@", "_at_"))
+
+
 def metric_key(*parts: str) -> str:
     """Join already-tokenized segments with ``/`` (checked against MLflow's key limit)."""
     key = "/".join(parts)
@@ -594,7 +605,7 @@ def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
 
     metrics = evaluation.metrics
     for row in metrics[metrics["slice"] == OVERALL].itertuples(index=False):
-        metric, version = name_token(row.metric), name_token(row.model_version)
+        metric, version = metric_token(row.metric), name_token(row.model_version)
         put(metric_key(metric, version), row.value)
         put(metric_key(metric, version, CI_LOW), row.ci_low)
         put(metric_key(metric, version, CI_HIGH), row.ci_high)
@@ -602,7 +613,7 @@ def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
     comparison = evaluation.comparison
     if comparison is not None and not comparison.empty:
         for row in comparison[comparison["slice"] == OVERALL].itertuples(index=False):
-            metric = name_token(row.metric)
+            metric = metric_token(row.metric)
             put(metric_key("delta", metric, OVERALL), row.delta)
             put(metric_key("delta", metric, OVERALL, CI_LOW), row.delta_ci_low)
             put(metric_key("delta", metric, OVERALL, CI_HIGH), row.delta_ci_high)

@@ -58,6 +58,8 @@ def test_an_unknown_task_metric_pair_fails_with_one_sentence():
     assert message.startswith("unknown metric 'rocauc' for task 'binary_classification'")
     assert "did you mean 'roc_auc'?" in message and "\n" not in message
     with pytest.raises(ValueError, match="not implemented yet"):
+        metric_of("multiclass_classification", "mae")
+    with pytest.raises(ValueError, match="unknown metric 'mae' for task 'ranking'"):
         metric_of("ranking", "mae")
 
 

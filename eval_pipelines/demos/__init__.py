@@ -15,11 +15,12 @@ from collections.abc import Callable
 
 import duckdb
 
-from eval_pipelines.demos import regression
+from eval_pipelines.demos import ranking, regression
 
 TableWriter = Callable[[duckdb.DuckDBPyConnection, dt.date, int, int, int], None]
 
 # Called in this order after the fraud demo's tables are written.
 TABLE_WRITERS: list[TableWriter] = [
     regression.write_tables,
+    ranking.write_tables,
 ]

@@ -97,6 +97,22 @@ class Task:
     output_wording: str
     label_types: frozenset[str]
     label_wording: str
+    # Further ``predictions`` spec keys the task requires, each carried by the window under
+    # its key's name (ranking: ``list_id``).
+    window_columns: tuple[str, ...] = ()
+    # Metrics named by a pattern rather than listed (ranking's ``ndcg@5``): the entry for a
+    # name, or None when the name is not one of them.
+    parametric: Callable[[str], Metric | None] | None = None
+    # The default ``metrics`` list from the raw spec mapping, when not every entry of
+    # ``metrics`` (ranking: each metric at each k of ``ranking.k``).
+    default_metrics: Callable[[dict[str, Any]], list[str]] | None = None
+    # What label coverage counts ("predictions labeled"), and what a metric's ``n`` counts
+    # ("labeled rows"), in the verdict's words.
+    coverage_unit: str = "predictions"
+    count_unit: str = "labeled rows"
+    # Whether label coverage is a share of rows (the input checks warn on it); False when
+    # the task counts coverage otherwise (ranking: lists), judged by the verdict alone.
+    row_label_coverage: bool = True
 
     def family(self, name: str) -> Family:
         """The family whose rows carry ``name`` in the aggregate's ``family`` column."""
@@ -104,6 +120,9 @@ class Task:
 
     def metric(self, name: str) -> Metric:
         """The registry entry of ``name``; one sentence naming the known ones otherwise."""
+        found = self.parametric(name) if self.parametric and name not in self.metrics else None
+        if found is not None:
+            return found
         if name not in self.metrics:
             close = difflib.get_close_matches(name, self.metrics, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
