@@ -33,6 +33,7 @@ from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import no_reference_data
 from eval_pipelines.spec import DriftGate, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
+from eval_pipelines.tasks import task_of
 from eval_pipelines.validation import CheckResult
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, reference_window
@@ -178,7 +179,7 @@ def compute_drift(
     kinds, integers = feature_kinds(spec, warehouse, builder)
     columns = list(kinds)
     if spec.drift.include_score and spec.output_column not in kinds:
-        kinds[spec.output_column] = "numeric"
+        kinds[spec.output_column] = "categorical" if task_of(spec).categorical else "numeric"
         columns.append(spec.output_column)
     numeric = [c for c in columns if kinds[c] == "numeric"]
     categorical = [c for c in columns if kinds[c] == "categorical"]

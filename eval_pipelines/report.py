@@ -51,14 +51,14 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def headline_metrics(metrics: pd.DataFrame, task: str, level: float = 0.95) -> pd.DataFrame:
-    titles = task_named(task).metrics
+    registry = task_named(task)
     overall = metrics[metrics["slice"] == OVERALL]
     rows = []
     for row in overall.itertuples(index=False):
         rows.append(
             {
                 "version": row.model_version,
-                "metric": titles[row.metric].title,
+                "metric": registry.metric(row.metric).title,
                 "value": _num(row.value),
                 f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",

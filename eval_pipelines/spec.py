@@ -56,12 +56,24 @@ def _owner(value: str) -> str:
     return value
 
 
-def _task_metrics(task: Any) -> list[str]:
-    """Every metric of ``task``'s registry; none when the task is invalid (reported apart)."""
+def _task_metrics(data: dict[str, Any]) -> list[str]:
+    """The default metrics of the spec's task (every metric of its registry unless the task
+    says); none when the task is invalid (reported apart)."""
+    task = data.get("task")
     try:
-        return list(task_named(DEFAULT_TASK if task is None else str(task)).metrics)
+        found = task_named(DEFAULT_TASK if task is None else str(task))
     except ValueError:
         return []
+    return found.default_metrics(data) if found.default_metrics else list(found.metrics)
+
+
+def _class_names(value: Any) -> Any:
+    """Class values as text (a YAML ``0`` and a column's ``'0'`` are the same class)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, (int, str)) else v for v in value]
+    return value
 
 
 class _Strict(BaseModel):
@@ -105,6 +117,13 @@ class PredictionsSpec(Source):
     # regression: the predicted number (required), and optionally its logged interval.
     prediction: Identifier | None = None
     interval: IntervalSpec | None = None
+    # multiclass_classification: class -> the column of its probability, one per class.
+    class_scores: dict[str, Identifier] | None = None
+
+    @field_validator("class_scores", mode="before")
+    @classmethod
+    def _class_keys(cls, value: Any) -> Any:
+        return _class_names(value)
 
 
 class LabelsSpec(Source):
@@ -220,8 +239,12 @@ class MetricGate(_Strict):
     def _known_metric(cls, value: str) -> str:
         # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
         # holds only metrics of the spec's task.
-        known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
-        if value not in known:
+        known = list(
+            dict.fromkeys(
+                name for task in TASKS.values() for name in [*task.metrics, *task.patterns]
+            )
+        )
+        if not any(_resolves(task, value) for task in TASKS.values()):
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(known)}")
@@ -232,6 +255,14 @@ class MetricGate(_Strict):
         if self.min is None and self.max is None and self.max_regression is None:
             raise ValueError("a metric gate needs 'min', 'max' or 'max_regression'")
         return self
+
+
+def _resolves(task: Any, name: str) -> bool:
+    try:
+        task.metric(name)
+    except ValueError:
+        return False
+    return True
 
 
 class DriftGate(_Strict):
@@ -311,6 +342,9 @@ class EvalSpec(_Strict):
     predictions: PredictionsSpec
     labels: LabelsSpec
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # multiclass_classification: the declared classes, in order (default: the keys of
+    # predictions.class_scores).
+    classes: list[str] | None = None
     slices: list[Identifier | list[Identifier]] = Field(default_factory=list)
     min_slice_size: int = Field(50, ge=1)
     # Distinct values a slice column may have in a window; more fails the run (one group each).
@@ -366,7 +400,7 @@ class EvalSpec(_Strict):
     @classmethod
     def _default_metrics(cls, data: Any) -> Any:
         if isinstance(data, dict) and "metrics" not in data:
-            return {**data, "metrics": _task_metrics(data.get("task"))}
+            return {**data, "metrics": _task_metrics(data)}
         return data
 
     @field_validator("task")
@@ -385,6 +419,11 @@ class EvalSpec(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("metrics are listed more than once")
         return value
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_values(cls, value: Any) -> Any:
+        return _class_names(value)
 
     @field_validator("slices")
     @classmethod
@@ -409,6 +448,9 @@ class EvalSpec(_Strict):
             raise ValueError(
                 "predictions.interval: interval_coverage is not implemented yet; remove the key"
             )
+        check = task_named(self.task).check_spec
+        if check is not None:
+            check(self)
         return self
 
     @property
