@@ -15,7 +15,11 @@ from collections.abc import Callable
 
 import duckdb
 
+from eval_pipelines.demos import multiclass
+
 TableWriter = Callable[[duckdb.DuckDBPyConnection, dt.date, int, int, int], None]
 
 # Called in this order after the fraud demo's tables are written.
-TABLE_WRITERS: list[TableWriter] = []
+TABLE_WRITERS: list[TableWriter] = [
+    multiclass.write_tables,
+]
