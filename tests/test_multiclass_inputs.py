@@ -77,3 +77,22 @@ def test_a_class_score_outside_the_unit_interval_names_its_key(tmp_path):
 def test_a_missing_class_score_column_is_named(tmp_path):
     message = failure(tmp_path, ["ALTER TABLE inference_logs DROP COLUMN p_fox"])
     assert "predictions.class_scores.fox" in message and "'p_fox'" in message
+
+
+def test_a_text_class_score_and_a_float_label_are_refused_by_type(tmp_path):
+    message = failure(
+        tmp_path,
+        [
+            "ALTER TABLE inference_logs ALTER p_dog TYPE VARCHAR",
+            "CREATE OR REPLACE TABLE labels AS "
+            "SELECT prediction_id, CAST(1.5 AS DOUBLE) AS label, labeled_at FROM labels",
+        ],
+    )
+    assert (
+        "predictions.class_scores.dog: column 'p_dog' in table 'inference_logs' has type VARCHAR; "
+        "expected a numeric column (a probability in [0, 1])"
+    ) in message
+    assert (
+        "labels.label: column 'label' in table 'labels' has type DOUBLE; expected a text or "
+        "integer column holding one of the declared classes"
+    ) in message
