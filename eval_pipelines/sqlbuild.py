@@ -389,7 +389,14 @@ class SqlBuilder:
             + " ".join(f"WHEN {i} THEN {s}" for i, s in enumerate(scores))
             + " END",
             class_values=", ".join(f"({i})" for i in range(len(scores))),
+            bucket_expr=self.bucket_expr(),
             fine_bins=self.spec.score_bins,
+            coarse_bins=self.spec.confidence.score_bins,
+            bucket_sets=self._render_sets(
+                self._grouping_sets(
+                    crosses, ["model_version", "bucket", "class_index", "is_class", "coarse_bin"]
+                )
+            ),
             histogram_sets=self._render_sets(
                 self._grouping_sets(
                     crosses, ["model_version", "class_index", "is_class", "fine_bin"]
@@ -400,11 +407,12 @@ class SqlBuilder:
         return (
             "SELECT family, grouping_id, {slices}model_version, bucket, label_class, "
             "predicted_class, true_rank, CAST(NULL AS INTEGER) AS class_index, "
-            "CAST(NULL AS INTEGER) AS is_class, CAST(NULL AS INTEGER) AS fine_bin, n, "
+            "CAST(NULL AS INTEGER) AS is_class, CAST(NULL AS INTEGER) AS fine_bin, "
+            "CAST(NULL AS INTEGER) AS coarse_bin, n, "
             "log_loss_sum, part FROM (\n{confusion}\n) AS confusion\nUNION ALL\n"
-            "SELECT family, grouping_id, {slices}model_version, CAST(NULL AS BIGINT) AS bucket, "
+            "SELECT family, grouping_id, {slices}model_version, bucket, "
             "CAST(NULL AS INTEGER) AS label_class, CAST(NULL AS INTEGER) AS predicted_class, "
-            "CAST(NULL AS INTEGER) AS true_rank, class_index, is_class, fine_bin, n, "
+            "CAST(NULL AS INTEGER) AS true_rank, class_index, is_class, fine_bin, coarse_bin, n, "
             "CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum, CAST(NULL AS VARCHAR) AS part "
             "FROM (\n{histogram}\n) AS histogram"
         ).format(

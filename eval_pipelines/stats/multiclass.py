@@ -9,9 +9,11 @@
   counted per bucket too.
 * ``class_histogram``: per slice, version and class ``c``, the rows whose label is ``c`` or
   not, by equal-width fine bin of class ``c``'s score (:class:`ClassHistogram`): one-vs-rest
-  ROC AUC per class with its binning error bound, and the cell bootstrap of each version's
-  histogram (deltas compared as independent versions: conservative; joint cells of both
-  versions are left for later).
+  ROC AUC per class with its binning error bound; and the same counts at the coarse
+  ``confidence.score_bins`` per resample bucket, for the bucket bootstrap
+  (:class:`HistogramBucketBootstrap`). Drawing buckets keeps each row's C class cells together
+  (the per-class AUCs are correlated: a Poisson draw per cell, as the binary histogram's, gave
+  87% coverage for their mean) and pairs the versions through the id's bucket.
 
 Classes are indexed in the spec's declared order (:func:`classes_of`); the aggregate returns
 each row's class index, computed in SQL from the declared values.
@@ -23,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP, CellBootstrap
-from eval_pipelines.inference.resampling import merge_bins, poisson_cell_replicates
+from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP, GROUPS_PER_DRAW, BucketBootstrap
+from eval_pipelines.inference.resampling import bucket_weights, deviation_scale, deviations
 from eval_pipelines.stats.base import RowIndex, accumulate, column, is_null
 
 if TYPE_CHECKING:
-    from eval_pipelines.inference.bootstrap import Delta, MetricFunction
+    from eval_pipelines.inference.bootstrap import MetricFunction
     from eval_pipelines.spec import EvalSpec
 
 # The most classes a spec may declare: the confusion family holds C x C cells per slice,
@@ -90,6 +92,16 @@ class ClassHistogram:
 
     classes: tuple[str, ...]
     count: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassHistogramBuckets:
+    """The ``class_histogram`` family as parsed: ``fine[g, v, C, 2, score_bins]`` and
+    ``coarse[g, v, k, C, 2, confidence.score_bins]`` (per resample bucket)."""
+
+    classes: tuple[str, ...]
+    fine: np.ndarray
+    coarse: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -177,65 +189,108 @@ class ConfusionFamily:
         return int(data.count.size + data.rank_count.size + data.log_loss_sum.size)
 
 
-class IndependentCellBootstrap(CellBootstrap):
-    """The cell bootstrap, with deltas always compared as independent versions (Wald on the
-    two versions' replicate deviations: conservative when the versions are paired). The class
-    histogram has no joint cells of both versions yet."""
+class HistogramBucketBootstrap(BucketBootstrap):
+    """The bucket bootstrap of a histogram kept per bucket at coarse bins: each replicate's
+    deviation is taken against the coarse histogram of all buckets and added to the fine
+    point estimate (as the cell bootstrap does), slice groups a chunk at a time (bounded
+    memory). The weights are the other bucket families' (same seed), so a row's classes move
+    together and version differences stay paired; deltas are the bucket bootstrap's."""
 
-    def deltas(
+    def deviations(
         self,
         family: Any,
+        data: Any,
         functions: dict[str, "MetricFunction"],
-        delta: dict[str, np.ndarray],
-        deviation: dict[str, np.ndarray],
-        versions: tuple[int, int],
-        paired: Any,
         spec: "EvalSpec",
-    ) -> dict[str, "Delta"]:
-        return super().deltas(family, functions, delta, deviation, versions, None, spec)
-
-
-INDEPENDENT_CELL_BOOTSTRAP = IndependentCellBootstrap()
+    ) -> dict[str, np.ndarray]:
+        conf = spec.confidence
+        buckets = family.buckets(data)
+        weights = bucket_weights(buckets, conf.replicates, conf.seed)
+        scale = deviation_scale(buckets, conf.level)
+        groups = family.groups(data)
+        out: dict[str, np.ndarray] = {}
+        chunks = np.array_split(np.arange(groups), max(1, groups // GROUPS_PER_DRAW))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for chunk in chunks:
+                part = family.subset(data, chunk)
+                replicates = family.reweight(part, weights)
+                centre = family.coarse_point(part)
+                for name, function in functions.items():
+                    value = deviations(function(replicates), function(centre), scale)
+                    if name not in out:
+                        out[name] = np.empty((groups, *value.shape[1:]))
+                    out[name][chunk] = value
+        return out
 
 
 class ClassHistogramFamily:
-    """Per-class score histograms, one-vs-rest: the cell bootstrap's family."""
+    """Per-class one-vs-rest score histograms: fine bins for the point estimate, coarse bins
+    per resample bucket for the bootstrap."""
 
     name = "class_histogram"
-    bootstrap = INDEPENDENT_CELL_BOOTSTRAP
+    bootstrap = HistogramBucketBootstrap()
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ClassHistogram:
+    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ClassHistogramBuckets:
         classes = classes_of(spec)
-        shape = (index.groups, index.versions, len(classes), 2, spec.score_bins)
+        G, V, C, K = index.groups, index.versions, len(classes), spec.confidence.buckets
+        fine_shape = (G, V, C, 2, spec.score_bins)
+        coarse_shape = (G, V, K, C, 2, spec.confidence.score_bins)
         if "fine_bin" not in table.column_names:  # no class scores: no histogram rows
-            return ClassHistogram(classes, np.zeros(shape))
-        keep = (index.g >= 0) & ~is_null(table, "fine_bin")
-        cell = (
-            index.g[keep],
-            index.v[keep],
-            column(table, "class_index")[keep],
-            column(table, "is_class")[keep],
-            column(table, "fine_bin")[keep],
+            return ClassHistogramBuckets(classes, np.zeros(fine_shape), np.zeros(coarse_shape))
+        kept = index.g >= 0
+        fine = kept & ~is_null(table, "fine_bin")
+        coarse = kept & ~is_null(table, "coarse_bin")
+        n = column(table, "n", float)
+        klass, is_class = column(table, "class_index"), column(table, "is_class")
+        g, v = index.g, index.v
+        return ClassHistogramBuckets(
+            classes,
+            accumulate(
+                fine_shape,
+                (g[fine], v[fine], klass[fine], is_class[fine], column(table, "fine_bin")[fine]),
+                n[fine],
+            ),
+            accumulate(
+                coarse_shape,
+                (
+                    g[coarse],
+                    v[coarse],
+                    column(table, "bucket")[coarse],
+                    klass[coarse],
+                    is_class[coarse],
+                    column(table, "coarse_bin")[coarse],
+                ),
+                n[coarse],
+            ),
         )
-        return ClassHistogram(classes, accumulate(shape, cell, column(table, "n", float)[keep]))
 
-    def point(self, data: ClassHistogram) -> ClassHistogram:
-        return data
+    def point(self, data: ClassHistogramBuckets) -> ClassHistogram:
+        """The fine histogram, axes ``[g, v, C, 2, bins]``."""
+        return ClassHistogram(data.classes, data.fine)
 
-    def cells(self, data: ClassHistogram) -> int:
-        return int(data.count.size)
+    def coarse_point(self, data: ClassHistogramBuckets) -> ClassHistogram:
+        """The coarse histogram of all buckets, the bootstrap's centre."""
+        return ClassHistogram(data.classes, data.coarse.sum(axis=2))
 
-    def coarsen(self, data: ClassHistogram, spec: "EvalSpec") -> ClassHistogram:
-        """The histogram merged to ``confidence.score_bins`` bins, which the bootstrap draws."""
-        return ClassHistogram(data.classes, merge_bins(data.count, spec.confidence.score_bins))
+    def buckets(self, data: ClassHistogramBuckets) -> int:
+        return data.coarse.shape[2]
 
-    def redraw(
-        self, data: ClassHistogram, chunk: np.ndarray, replicates: int, rng: np.random.Generator
-    ) -> ClassHistogram:
-        """Poisson cell replicates of the slice groups ``chunk``, axes ``[g, v, B, C, 2, bins]``."""
-        count = data.count[chunk]
-        draws, _ = poisson_cell_replicates(count, np.zeros_like(count), replicates, rng)
-        return ClassHistogram(data.classes, np.moveaxis(draws, -2, 2))
+    def groups(self, data: ClassHistogramBuckets) -> int:
+        return data.fine.shape[0]
+
+    def subset(self, data: ClassHistogramBuckets, chunk: np.ndarray) -> ClassHistogramBuckets:
+        return ClassHistogramBuckets(data.classes, data.fine[chunk], data.coarse[chunk])
+
+    def reweight(self, data: ClassHistogramBuckets, weights: np.ndarray) -> ClassHistogram:
+        """Replicates ``[g, v, B, C, 2, coarse bins]`` for bucket ``weights[B, K]``."""
+        g, v, k, *rest = data.coarse.shape
+        flat = data.coarse.reshape(g * v, k, -1)
+        return ClassHistogram(
+            data.classes, np.matmul(weights, flat).reshape(g, v, weights.shape[0], *rest)
+        )
+
+    def cells(self, data: ClassHistogramBuckets) -> int:
+        return int(data.fine.size + data.coarse.size)
 
 
 CONFUSION = ConfusionFamily()
