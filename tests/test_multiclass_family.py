@@ -8,6 +8,7 @@ from support.data import base_spec
 
 from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import parse_spec
+from eval_pipelines.stats import multiclass as multiclass_stats
 from eval_pipelines.stats.multiclass import CONFUSION, ConfusionBuckets, ConfusionStats
 from eval_pipelines.tasks import metric_of, task_named
 from eval_pipelines.tasks import multiclass as mc
@@ -161,3 +162,25 @@ def test_a_gate_on_a_per_class_metric_is_accepted():
 def test_bad_multiclass_specs_fail_with_one_sentence(overrides, message):
     with pytest.raises(SpecError, match=message):
         parse_spec(spec_with(**overrides))
+
+
+def test_bootstrap_chunks_do_not_change_the_deviations(monkeypatch):
+    """Slice groups drawn a chunk at a time (bounded memory) give the numbers of one draw."""
+    spec = parse_spec(spec_with())
+    rng = np.random.default_rng(1)
+    K = spec.confidence.buckets
+    shape = (5, 2, K)
+    data = ConfusionBuckets(
+        CLASSES,
+        rng.integers(0, 4, (*shape, 3, 3)).astype(float),
+        np.zeros((*shape, 3)),
+        np.zeros(shape),
+        np.zeros(shape),
+    )
+    functions = {"macro_f1": mc.macro_f1, "accuracy": mc.accuracy}
+    whole = CONFUSION.bootstrap.deviations(CONFUSION, data, functions, spec)
+    monkeypatch.setattr(multiclass_stats, "REPLICATE_NUMBERS_PER_CHUNK", 1)
+    chunked = CONFUSION.bootstrap.deviations(CONFUSION, data, functions, spec)
+    for name in functions:
+        assert whole[name].shape == (5, 2, spec.confidence.replicates)
+        np.testing.assert_array_equal(whole[name], chunked[name])

@@ -11,7 +11,7 @@
   not, by equal-width fine bin of class ``c``'s score (:class:`ClassHistogram`): one-vs-rest
   ROC AUC per class with its binning error bound; and the same counts at the coarse
   ``confidence.score_bins`` per resample bucket, for the bucket bootstrap
-  (:class:`HistogramBucketBootstrap`). Drawing buckets keeps each row's C class cells together
+  (:class:`ChunkedBucketBootstrap`). Drawing buckets keeps each row's C class cells together
   (the per-class AUCs are correlated: a Poisson draw per cell, as the binary histogram's, gave
   87% coverage for their mean) and pairs the versions through the id's bucket.
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP, GROUPS_PER_DRAW, BucketBootstrap
+from eval_pipelines.inference.bootstrap import BucketBootstrap
 from eval_pipelines.inference.resampling import bucket_weights, deviation_scale, deviations
 from eval_pipelines.stats.base import RowIndex, accumulate, column, is_null
 
@@ -117,11 +117,57 @@ class MulticlassPairs:
         return self.outcomes[:, 2]
 
 
+# Numbers of bucket-bootstrap replicates held at once (slice groups are drawn in chunks): the
+# confusion replicates grow as C**2 per slice, version and replicate.
+REPLICATE_NUMBERS_PER_CHUNK = 2**24
+
+
+class ChunkedBucketBootstrap(BucketBootstrap):
+    """The bucket bootstrap, slice groups a chunk at a time (at most
+    :data:`REPLICATE_NUMBERS_PER_CHUNK` replicate numbers held at once), each replicate's
+    deviation taken against the family's ``centre``: the point statistic for the confusion
+    family; for the class histograms, kept per bucket at coarse bins, the coarse histogram of
+    all buckets, the deviations then added to the fine point estimate (as the cell bootstrap
+    does). The weights are every bucket family's (same seed), so a row's classes move
+    together and version differences stay paired; deltas are the bucket bootstrap's."""
+
+    def deviations(
+        self,
+        family: Any,
+        data: Any,
+        functions: dict[str, "MetricFunction"],
+        spec: "EvalSpec",
+    ) -> dict[str, np.ndarray]:
+        conf = spec.confidence
+        buckets = family.buckets(data)
+        weights = bucket_weights(buckets, conf.replicates, conf.seed)
+        scale = deviation_scale(buckets, conf.level)
+        groups = family.groups(data)
+        per_group = max(1, conf.replicates * family.cells(data) // max(1, groups * buckets))
+        size = max(1, REPLICATE_NUMBERS_PER_CHUNK // per_group)
+        out: dict[str, np.ndarray] = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for first in range(0, groups, size):
+                chunk = np.arange(first, min(groups, first + size))
+                part = family.subset(data, chunk)
+                replicates = family.reweight(part, weights)
+                centre = family.centre(part)
+                for name, function in functions.items():
+                    value = deviations(function(replicates), function(centre), scale)
+                    if name not in out:
+                        out[name] = np.empty((groups, *value.shape[1:]))
+                    out[name][chunk] = value
+        return out
+
+
+CHUNKED_BUCKET_BOOTSTRAP = ChunkedBucketBootstrap()
+
+
 class ConfusionFamily:
     """Confusion counts, true-class ranks and log-loss sums per resample bucket."""
 
     name = "confusion"
-    bootstrap = BUCKET_BOOTSTRAP
+    bootstrap = CHUNKED_BUCKET_BOOTSTRAP
 
     def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ConfusionBuckets:
         classes = classes_of(spec)
@@ -169,6 +215,22 @@ class ConfusionFamily:
     def buckets(self, data: ConfusionBuckets) -> int:
         return data.count.shape[2]
 
+    def groups(self, data: ConfusionBuckets) -> int:
+        return data.count.shape[0]
+
+    def subset(self, data: ConfusionBuckets, chunk: np.ndarray) -> ConfusionBuckets:
+        return ConfusionBuckets(
+            data.classes,
+            data.count[chunk],
+            data.rank_count[chunk],
+            data.log_loss_sum[chunk],
+            data.unlabeled[chunk],
+        )
+
+    def centre(self, data: ConfusionBuckets) -> ConfusionStats:
+        """The replicates' centre: the point statistic."""
+        return self.point(data)
+
     def reweight(self, data: ConfusionBuckets, weights: np.ndarray) -> ConfusionStats:
         """Bucket-bootstrap replicates, axes ``[g, v, B, ...]``, for ``weights[B, K]`` (the same
         weights for every slice and version, so version differences stay paired)."""
@@ -189,46 +251,12 @@ class ConfusionFamily:
         return int(data.count.size + data.rank_count.size + data.log_loss_sum.size)
 
 
-class HistogramBucketBootstrap(BucketBootstrap):
-    """The bucket bootstrap of a histogram kept per bucket at coarse bins: each replicate's
-    deviation is taken against the coarse histogram of all buckets and added to the fine
-    point estimate (as the cell bootstrap does), slice groups a chunk at a time (bounded
-    memory). The weights are the other bucket families' (same seed), so a row's classes move
-    together and version differences stay paired; deltas are the bucket bootstrap's."""
-
-    def deviations(
-        self,
-        family: Any,
-        data: Any,
-        functions: dict[str, "MetricFunction"],
-        spec: "EvalSpec",
-    ) -> dict[str, np.ndarray]:
-        conf = spec.confidence
-        buckets = family.buckets(data)
-        weights = bucket_weights(buckets, conf.replicates, conf.seed)
-        scale = deviation_scale(buckets, conf.level)
-        groups = family.groups(data)
-        out: dict[str, np.ndarray] = {}
-        chunks = np.array_split(np.arange(groups), max(1, groups // GROUPS_PER_DRAW))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for chunk in chunks:
-                part = family.subset(data, chunk)
-                replicates = family.reweight(part, weights)
-                centre = family.coarse_point(part)
-                for name, function in functions.items():
-                    value = deviations(function(replicates), function(centre), scale)
-                    if name not in out:
-                        out[name] = np.empty((groups, *value.shape[1:]))
-                    out[name][chunk] = value
-        return out
-
-
 class ClassHistogramFamily:
     """Per-class one-vs-rest score histograms: fine bins for the point estimate, coarse bins
     per resample bucket for the bootstrap."""
 
     name = "class_histogram"
-    bootstrap = HistogramBucketBootstrap()
+    bootstrap = CHUNKED_BUCKET_BOOTSTRAP
 
     def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ClassHistogramBuckets:
         classes = classes_of(spec)
@@ -268,7 +296,7 @@ class ClassHistogramFamily:
         """The fine histogram, axes ``[g, v, C, 2, bins]``."""
         return ClassHistogram(data.classes, data.fine)
 
-    def coarse_point(self, data: ClassHistogramBuckets) -> ClassHistogram:
+    def centre(self, data: ClassHistogramBuckets) -> ClassHistogram:
         """The coarse histogram of all buckets, the bootstrap's centre."""
         return ClassHistogram(data.classes, data.coarse.sum(axis=2))
 
