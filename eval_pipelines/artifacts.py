@@ -48,6 +48,8 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
         comparison.to_parquet(staging / "comparison.parquet", index=False)
         evaluation.drift.to_parquet(staging / "drift.parquet", index=False)
         evaluation.coverage.to_parquet(staging / "coverage.parquet", index=False)
+        for name, table in evaluation.tables.items():
+            table.to_parquet(staging / f"{name}.parquet", index=False)
         _json(staging / "validation.json", evaluation.validation.to_dict())
         _json(staging / "verdict.json", verdict.to_dict())
         _json(staging / "run.json", run_record(evaluation))

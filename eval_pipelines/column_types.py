@@ -29,6 +29,7 @@ ACCEPTED_TIMESTAMPS = (
     "converted to UTC) or DATE"
 )
 
+NUMERIC = {"integer", "decimal", "float"}
 # What each role accepts, and how the expectation is worded in the message.
 _EXPECTED = {
     "id": ({"integer", "text", "uuid"}, "an integer, text or UUID column (ids must join exactly)"),
@@ -57,17 +58,19 @@ def column_type_failures(
         task.output: (task.output_types, task.output_wording),
         "label": (task.label_types, task.label_wording),
     }
+    predicted = {
+        "id": p.id,
+        "timestamp": p.timestamp,
+        "model_version": p.model_version,
+        task.output: spec.output_column,
+    }
+    # The task's other outputs (class scores) are probabilities: numeric.
+    for key, column, _ in task.window_outputs(spec) if task.window_outputs else []:
+        role = key.removeprefix("predictions.")
+        expected[role] = (NUMERIC, "a numeric column (a probability in [0, 1])")
+        predicted[role] = column
     roles = [
-        (
-            p,
-            "predictions",
-            {
-                "id": p.id,
-                "timestamp": p.timestamp,
-                "model_version": p.model_version,
-                task.output: spec.output_column,
-            },
-        ),
+        (p, "predictions", predicted),
         (lab, "labels", {"id": lab.id, "label": lab.label, "timestamp": lab.timestamp}),
     ]
     families: dict[str, str] = {}

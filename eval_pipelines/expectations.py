@@ -32,7 +32,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eval_pipelines.spec import EvalSpec, UserExpectation
+from eval_pipelines.stats.multiclass import MAX_CLASSES, classes_of
 from eval_pipelines.tasks import task_named
+from eval_pipelines.tasks.multiclass import window_outputs
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
@@ -115,6 +117,9 @@ def window_columns(spec: EvalSpec) -> dict[str, str]:
     }
     for key in task_named(spec.task).window_columns:
         columns[getattr(p, key)] = key
+    outputs = task_named(spec.task).window_outputs
+    for _, column, name in outputs(spec) if outputs else []:
+        columns[column] = name
     for i, column in enumerate(spec.slice_columns):
         columns[column] = f"s_{i}"
     interval = getattr(p, "interval", None)
@@ -408,11 +413,97 @@ def _ranking_values(spec: EvalSpec, version: str, where: dict[str, Any], E: Any)
     ]
 
 
+def _multiclass_values(
+    spec: EvalSpec, version: str, where: dict[str, Any], E: Any
+) -> list[Planned]:
+    """A multiclass model's predicted class and its labels are declared classes, and each
+    class score is a probability in [0, 1]. Scores are not required to sum to 1 (log loss
+    reads the true class's score only, as scikit-learn's, which only warns)."""
+    p, lab = spec.predictions, spec.labels
+    classes = list(classes_of(spec))
+    declared = f"the declared classes ({', '.join(classes)}; at most {MAX_CLASSES})"
+    v = repr(version)
+    plan = [
+        Planned(
+            "predictions_not_null",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToNotBeNull(column="prediction", **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is NULL (a prediction must be a declared class)"
+            ),
+            f"no NULL {p.prediction!r} in version {v}",
+            version=version,
+        ),
+        Planned(
+            "predictions_in_classes",
+            "window",
+            p.prediction,
+            E.ExpectColumnValuesToBeInSet(column="prediction", value_set=classes, **where),
+            True,
+            lambda r, v=v: (
+                f"predictions.prediction: {_count(r)} rows of version {v} have a "
+                f"{p.prediction!r} that is not one of {declared}{_examples(r)}"
+            ),
+            f"every {p.prediction!r} of version {v} is a declared class",
+            version=version,
+        ),
+        Planned(
+            "labels_in_classes",
+            "window",
+            lab.label,
+            E.ExpectColumnValuesToBeInSet(column="label", value_set=classes, **where),
+            True,
+            lambda r, v=v: (
+                f"labels.label: {_count(r)} labels joined to version {v} are not one of "
+                f"{declared}{_examples(r)}"
+            ),
+            f"labels of version {v} are declared classes",
+            version=version,
+        ),
+    ]
+    for key, column, name in window_outputs(spec):
+        plan.append(
+            Planned(
+                "class_scores_in_unit_interval",
+                "window",
+                column,
+                E.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=1, **where),
+                True,
+                lambda r, v=v, key=key, column=column: (
+                    f"{key}: {_count(r)} rows of version {v} have a {column!r} that is "
+                    f"NaN or outside [0, 1]{_examples(r)}"
+                ),
+                f"every {column!r} of version {v} in [0, 1]",
+                version=version,
+            )
+        )
+        plan.append(
+            Planned(
+                "class_scores_not_null",
+                "window",
+                column,
+                E.ExpectColumnValuesToNotBeNull(column=name, **where),
+                True,
+                lambda r, v=v, key=key, column=column: (
+                    f"{key}: {_count(r)} rows of version {v} have a {column!r} that is NULL "
+                    "(class scores must be in [0, 1])"
+                ),
+                f"no NULL {column!r} in version {v}",
+                version=version,
+            )
+        )
+    return plan
+
+
 # Each task's checks of the window's output and label values, by task name.
 TASK_VALUE_CHECKS: dict[str, Callable[..., list[Planned]]] = {
     "binary_classification": _binary_values,
     "regression": _regression_values,
     "ranking": _ranking_values,
+    "multiclass_classification": _multiclass_values,
 }
 
 

@@ -46,6 +46,8 @@ class Evaluation:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     # Size of the sufficient statistics: what the aggregate query returned, not the rows.
     statistics: dict[str, int] = field(default_factory=dict)
+    # The task's own artifact tables (``Task.tables``), by name: ``<name>.parquet``.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def decide(self) -> Verdict:
         """The release verdict of this evaluation under its spec's gates."""
@@ -269,4 +271,5 @@ def _evaluate_valid(
         coverage=coverage_table(stats),
         queries=queries,
         timings=timings,
+        tables=stats.task.tables(stats) if stats.task.tables is not None else {},
     )

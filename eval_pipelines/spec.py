@@ -74,6 +74,15 @@ def _task_metrics(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _class_names(value: Any) -> Any:
+    """Class values as text (a YAML ``0`` and a column's ``'0'`` are the same class)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, (int, str)) else v for v in value]
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -117,6 +126,13 @@ class PredictionsSpec(Source):
     interval: IntervalSpec | None = None
     # ranking: the column of the list (query, page view) each (list, item) row belongs to.
     list_id: Identifier | None = None
+    # multiclass_classification: class -> the column of its probability, one per class.
+    class_scores: dict[str, Identifier] | None = None
+
+    @field_validator("class_scores", mode="before")
+    @classmethod
+    def _class_keys(cls, value: Any) -> Any:
+        return _class_names(value)
 
 
 class RankingSpec(_Strict):
@@ -248,7 +264,11 @@ class MetricGate(_Strict):
     def _known_metric(cls, value: str) -> str:
         # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
         # holds only metrics of the spec's task.
-        known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
+        known = list(
+            dict.fromkeys(
+                name for task in TASKS.values() for name in [*task.metrics, *task.patterns]
+            )
+        )
         if not known_metric(value):
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -339,6 +359,9 @@ class EvalSpec(_Strict):
     predictions: PredictionsSpec
     labels: LabelsSpec
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # multiclass_classification: the declared classes, in order (default: the keys of
+    # predictions.class_scores).
+    classes: list[str] | None = None
     slices: list[Identifier | list[Identifier]] = Field(default_factory=list)
     min_slice_size: int = Field(50, ge=1)
     # Distinct values a slice column may have in a window; more fails the run (one group each).
@@ -416,6 +439,11 @@ class EvalSpec(_Strict):
             raise ValueError("metrics are listed more than once")
         return value
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_values(cls, value: Any) -> Any:
+        return _class_names(value)
+
     @field_validator("slices")
     @classmethod
     def _slice_columns(cls, value: list[str | list[str]]) -> list[str | list[str]]:
@@ -445,6 +473,9 @@ class EvalSpec(_Strict):
                 raise ValueError(
                     f"metrics: {name!r} needs predictions.{requires} (the columns it reads)"
                 )
+        check = task.check_spec
+        if check is not None:
+            check(self)
         return self
 
     @property

@@ -29,6 +29,7 @@ from functools import cache
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
 from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.stats.multiclass import classes_of, score_columns
 from eval_pipelines.stats.ranking import CUTOFF_FIELDS, cutoffs
 from eval_pipelines.stats.regression import BINS_PER_OCTAVE, ZERO_ERROR_BIN
 from eval_pipelines.tasks import task_of
@@ -101,6 +102,8 @@ class SqlBuilder:
     def label_value(self, alias: str = "l") -> str:
         """The label as a number: a BOOLEAN is 1 for true, 0 for false (NULL stays NULL)."""
         column = f"{alias}.{self.ident(self.spec.labels.label)}"
+        if task_of(self.spec).categorical:  # a class value, as text (like the prediction)
+            return f"CAST({column} AS VARCHAR)"
         if self._family("labels.label") == "boolean":
             return f"CAST({column} AS INTEGER)"
         return column
@@ -154,6 +157,20 @@ class SqlBuilder:
         """The window's column of the model's output (the task's ``output``)."""
         return task_of(self.spec).output
 
+    def _output_select(self) -> str:
+        """The window's output column (a class value as text) and the task's other outputs."""
+        task = task_of(self.spec)
+        output = f"p.{self.ident(self.spec.output_column)}"
+        if task.categorical:
+            output = f"CAST({output} AS VARCHAR)"
+        terms = [f"{output} AS {self.output}"]
+        if task.window_outputs is not None:
+            terms += [
+                f"p.{self.ident(column)} AS {name}"
+                for _, column, name in task.window_outputs(self.spec)
+            ]
+        return ",\n    ".join(terms)
+
     def _common(self) -> dict[str, str]:
         p, lab = self.spec.predictions, self.spec.labels
         return {
@@ -161,13 +178,8 @@ class SqlBuilder:
             "pred_ts": self.pred_ts("p"),
             "pred_version": self.ident(p.model_version),
             # The model's output under the task's name for it (``score``, ``prediction``).
-            "pred_output": ",\n    ".join(
-                [f"p.{self.ident(self.spec.output_column)} AS {self.output}"]
-                + [
-                    f"p.{self.ident(getattr(p, key))} AS {key}"
-                    for key in task_of(self.spec).window_columns
-                ]
-            )
+            "pred_output": self._output_select()
+            + self._window_columns_select()
             + self._interval_select(),
             "label_id": self.ident(lab.id),
             "label_ts": self.label_ts("l"),
@@ -175,6 +187,14 @@ class SqlBuilder:
             "predictions": self.source(p),
             "labels": self.source(lab),
         }
+
+    def _window_columns_select(self) -> str:
+        """The task's further key columns under their key's name (ranking: ``list_id``)."""
+        p = self.spec.predictions
+        return "".join(
+            f",\n    p.{self.ident(getattr(p, key))} AS {key}"
+            for key in task_of(self.spec).window_columns
+        )
 
     def _interval_select(self) -> str:
         """A regression's logged interval bounds, as ``interval_lower``/``interval_upper``."""
@@ -428,10 +448,130 @@ class SqlBuilder:
             grouping_sets=self._render_sets(sets) if sets else "    ()",
         )
 
+    def _class_index(self, expr: str, classes: tuple[str, ...]) -> str:
+        """The declared class index of a text ``expr`` (NULL outside the declared classes)."""
+        whens = " ".join(f"WHEN {self.literal(c)} THEN {i}" for i, c in enumerate(classes))
+        return f"CASE {expr} {whens} END"
+
+    def _slice_pieces(self) -> dict[str, str]:
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        return {
+            "slice_passthrough": "".join(f"{a}, " for a in aliases),
+            "slice_outputs": "".join(f"{a},\n    " for a in aliases),
+            "grouping_id": f"GROUPING({', '.join(aliases)})" if aliases else "0",
+        }
+
+    def multiclass_statistics(self, window: Window) -> str:
+        """``sql/multiclass_statistics.sql`` (the confusion family), followed by
+        ``sql/multiclass_histogram.sql`` (the class histograms) when class scores are logged."""
+        classes = classes_of(self.spec)
+        scores = [f"cs_{i}" for i in range(len(score_columns(self.spec)))]
+        crosses = self.spec.slice_crosses
+        if scores:
+            true_score = (
+                "CASE label_class "
+                + " ".join(f"WHEN {i} THEN {s}" for i, s in enumerate(scores))
+                + " END"
+            )
+            # Classes ranked above the true one: a higher score, or an equal score and a later
+            # declared position (scikit-learn's stable argsort, reversed).
+            above = " + ".join(
+                f"CASE WHEN {s} > true_score OR ({s} = true_score AND {i} > label_class) "
+                "THEN 1 ELSE 0 END"
+                for i, s in enumerate(scores)
+            )
+            true_rank = f"1 + {above}"
+        else:
+            true_score = "CAST(NULL AS DOUBLE PRECISION)"
+            true_rank = "CAST(NULL AS INTEGER)"
+        passthrough = "".join(f",\n        {s}" for s in scores)
+        eps = LOG_LOSS_EPS
+        query = template("multiclass_statistics").format(
+            window=self.window(window),
+            **self._slice_pieces(),
+            bucket_expr=self.bucket_expr(),
+            label_class=self._class_index("label", classes),
+            predicted_class=self._class_index("prediction", classes),
+            true_score=true_score,
+            score_passthrough=passthrough,
+            true_rank=true_rank,
+            eps=self.double(eps),
+            one_minus_eps=self.double(1.0 - eps),
+            log_loss_sum=self.fixed_point_sum("log_loss_term"),
+            confusion_sets=self._render_sets(
+                self._grouping_sets(
+                    crosses, ["model_version", "bucket", "label_class", "predicted_class"]
+                )
+            ),
+            rank_sets=self._render_sets(
+                self._grouping_sets(crosses, ["model_version", "bucket", "true_rank"])
+            ),
+        )
+        if not scores:
+            return query
+        histogram = template("multiclass_histogram").format(
+            window=self.window(window),
+            **self._slice_pieces(),
+            label_class=self._class_index("label", classes),
+            score_passthrough=passthrough,
+            class_score="CASE classes.class_index "
+            + " ".join(f"WHEN {i} THEN {s}" for i, s in enumerate(scores))
+            + " END",
+            class_values=", ".join(f"({i})" for i in range(len(scores))),
+            bucket_expr=self.bucket_expr(),
+            fine_bins=self.spec.score_bins,
+            coarse_bins=self.spec.confidence.score_bins,
+            bucket_sets=self._render_sets(
+                self._grouping_sets(
+                    crosses, ["model_version", "bucket", "class_index", "is_class", "coarse_bin"]
+                )
+            ),
+            histogram_sets=self._render_sets(
+                self._grouping_sets(
+                    crosses, ["model_version", "class_index", "is_class", "fine_bin"]
+                )
+            ),
+        )
+        # Both results share the column names the parser reads; each family reads its own.
+        return (
+            "SELECT family, grouping_id, {slices}model_version, bucket, label_class, "
+            "predicted_class, true_rank, CAST(NULL AS INTEGER) AS class_index, "
+            "CAST(NULL AS INTEGER) AS is_class, CAST(NULL AS INTEGER) AS fine_bin, "
+            "CAST(NULL AS INTEGER) AS coarse_bin, n, "
+            "log_loss_sum, part FROM (\n{confusion}\n) AS confusion\nUNION ALL\n"
+            "SELECT family, grouping_id, {slices}model_version, bucket, "
+            "CAST(NULL AS INTEGER) AS label_class, CAST(NULL AS INTEGER) AS predicted_class, "
+            "CAST(NULL AS INTEGER) AS true_rank, class_index, is_class, fine_bin, coarse_bin, n, "
+            "CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum, CAST(NULL AS VARCHAR) AS part "
+            "FROM (\n{histogram}\n) AS histogram"
+        ).format(
+            slices=self._slice_pieces()["slice_passthrough"],
+            confusion=query,
+            histogram=histogram,
+        )
+
+    def multiclass_pairs(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/multiclass_pairs.sql``: per slice, labeled requests both versions predicted
+        and those only one of them classified correctly."""
+        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
+        sets = [
+            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
+        ]
+        grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        return template("multiclass_pairs").format(
+            window=self.window(window),
+            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            baseline=self.literal(baseline),
+            candidate=self.literal(candidate),
+            grouping_id=f"GROUPING({grouped})" if aliases else "0",
+            grouping_sets=self._render_sets(sets) if sets else "    ()",
+        )
+
     def window_checks(self, window: Window) -> str:
+        value = task_of(self.spec).fingerprint_value
         row_text = (
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            f"{task_of(self.spec).fingerprint_value}"
+            f"{value(self.spec) if callable(value) else value}"
         )
         return template("window_checks").format(
             window=self.window(window),

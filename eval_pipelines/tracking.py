@@ -185,6 +185,7 @@ from mlflow.tracking import MlflowClient
 from eval_pipelines.errors import EvalError
 from eval_pipelines.lineage import code_version
 from eval_pipelines.spec import OVERALL
+from eval_pipelines.tasks import task_named
 from eval_pipelines.warehouse import safe_url
 from eval_pipelines.windows import naive_utc
 
@@ -681,8 +682,8 @@ def window_dataset(evaluation: Evaluation) -> Dataset:
         (p.id, "string"),
         (p.timestamp, "datetime"),
         (p.model_version, "string"),
-        (spec.output_column, "double"),
-        (lab.label, "long"),
+        (spec.output_column, "string" if task_named(spec.task).categorical else "double"),
+        (lab.label, "string" if task_named(spec.task).categorical else "long"),
         (lab.timestamp, "datetime"),
         *((column, "string") for column in spec.slice_columns),
     ]

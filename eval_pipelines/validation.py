@@ -29,6 +29,7 @@ import pandas as pd
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
+from eval_pipelines.tasks import task_of
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
@@ -137,6 +138,9 @@ class RequiredColumns:
             "predictions.model_version": p.model_version,
             spec.output_key: spec.output_column,
         }
+        outputs = task_of(spec).window_outputs
+        for key, column, _ in outputs(spec) if outputs else []:
+            pred_required[key] = column
         for i, entry in enumerate(spec.slices):
             for col in [entry] if isinstance(entry, str) else entry:
                 pred_required[f"slices[{i}]"] = col
@@ -164,9 +168,13 @@ def _unusable_types(context: CheckContext) -> list[CheckResult]:
     the engine can compute with does not."""
     spec, b = context.spec, context.builder
     p, lab = spec.predictions, spec.labels
-    # The expressions the queries apply to each column (booleans as 0/1, time zones to UTC).
+    # The expressions the queries apply to each column (booleans as 0/1, time zones to UTC;
+    # a class value as text).
+    value_probe, label_probe, value_kind = "{c} + 0", b.label_value("{a}") + " + 0", "numeric"
+    if task_of(spec).categorical:
+        value_probe, label_probe, value_kind = "CAST({c} AS VARCHAR)", b.label_value("{a}"), "text"
     probes = [
-        (spec.output_key, p, spec.output_column, "{c} + 0", "numeric"),
+        (spec.output_key, p, spec.output_column, value_probe, value_kind),
         (
             "predictions.timestamp",
             p,
@@ -174,7 +182,7 @@ def _unusable_types(context: CheckContext) -> list[CheckResult]:
             b.utc_timestamp("predictions.timestamp", "{c}") + " + INTERVAL '1' SECOND",
             "a timestamp",
         ),
-        ("labels.label", lab, lab.label, b.label_value("{a}") + " + 0", "numeric"),
+        ("labels.label", lab, lab.label, label_probe, value_kind),
         (
             "labels.timestamp",
             lab,

@@ -15,12 +15,13 @@ from collections.abc import Callable
 
 import duckdb
 
-from eval_pipelines.demos import ranking, regression
+from eval_pipelines.demos import multiclass, ranking, regression
 
 TableWriter = Callable[[duckdb.DuckDBPyConnection, dt.date, int, int, int], None]
 
 # Called in this order after the fraud demo's tables are written.
 TABLE_WRITERS: list[TableWriter] = [
+    multiclass.write_tables,
     regression.write_tables,
     ranking.write_tables,
 ]

@@ -90,8 +90,9 @@ class Task:
     statistics_query: Callable[[Any, Any], str]
     paired_query: Callable[[Any, Any, str, str], str]
     # The output's and the label's terms of the window's content fingerprint (a SQL text
-    # expression over the window's columns that never fails, the same text on every engine).
-    fingerprint_value: str
+    # expression over the window's columns that never fails, the same text on every engine),
+    # or a function of the spec giving it (when the columns depend on the spec).
+    fingerprint_value: str | Callable[[Any], str]
     # Column type families accepted for the output and the label, and how a message says it.
     output_types: frozenset[str]
     output_wording: str
@@ -100,12 +101,26 @@ class Task:
     # Further ``predictions`` spec keys the task requires, each carried by the window under
     # its key's name (ranking: ``list_id``).
     window_columns: tuple[str, ...] = ()
-    # Metrics named by a pattern rather than listed (ranking's ``ndcg@5``): the entry for a
-    # name, or None when the name is not one of them.
-    parametric: Callable[[str], Metric | None] | None = None
-    # The default ``metrics`` list from the raw spec mapping, when not every entry of
-    # ``metrics`` (ranking: each metric at each k of ``ranking.k``).
+    # Parametric metric names (``precision.<class>``, ``top_<k>_accuracy``, ``ndcg@<k>``):
+    # ``name -> entry``, or None when ``name`` is none of them; ``patterns`` is how messages
+    # list them.
+    resolve: Callable[[str], Metric | None] | None = None
+    patterns: tuple[str, ...] = ()
+    # The spec's default ``metrics`` from its raw mapping (else every entry of ``metrics``
+    # whose required ``predictions`` key is given; ranking: each metric at each k of
+    # ``ranking.k``).
     default_metrics: Callable[[dict[str, Any]], list[str]] | None = None
+    # The task's own checks of a parsed spec (raise ValueError with one sentence).
+    check_spec: Callable[[Any], None] | None = None
+    # Numeric window columns beyond the output (class probabilities):
+    # spec -> [(spec key, source column, window column)].
+    window_outputs: Callable[[Any], list[tuple[str, str, str]]] | None = None
+    # The output and the label are class values, carried in the window as text: type probes,
+    # drift (a categorical output) and MLflow's dataset schema read them as strings.
+    categorical: bool = False
+    # The task's own artifact tables: statistics -> {name: DataFrame}, each written as
+    # ``<name>.parquet`` beside metrics.parquet (multiclass: the confusion matrix).
+    tables: Callable[["Statistics"], dict[str, Any]] | None = None
     # What label coverage counts ("predictions labeled"), and what a metric's ``n`` counts
     # ("labeled rows"), in the verdict's words.
     coverage_unit: str = "predictions"
@@ -119,18 +134,19 @@ class Task:
         return next(family for family in self.families if family.name == name)
 
     def metric(self, name: str) -> Metric:
-        """The registry entry of ``name``; one sentence naming the known ones otherwise."""
-        found = self.parametric(name) if self.parametric and name not in self.metrics else None
-        if found is not None:
-            return found
-        if name not in self.metrics:
-            close = difflib.get_close_matches(name, self.metrics, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"unknown metric {name!r} for task {self.name!r}{hint}; known: "
-                f"{', '.join(self.metrics)}"
-            )
-        return self.metrics[name]
+        """The registry entry of ``name`` (a parametric name through ``resolve``); one
+        sentence naming the known ones otherwise."""
+        if name in self.metrics:
+            return self.metrics[name]
+        resolved = self.resolve(name) if self.resolve is not None else None
+        if resolved is not None:
+            return resolved
+        close = difflib.get_close_matches(name, [*self.metrics, *self.patterns], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown metric {name!r} for task {self.name!r}{hint}; known: "
+            f"{', '.join([*self.metrics, *self.patterns])}"
+        )
 
 
 def divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -79,6 +79,10 @@ def mrr(stats: RankingSums) -> np.ndarray:
     return mean_over_lists(stats, "rr")
 
 
+# How messages list the metrics at any cutoff.
+PATTERNS = tuple(f"{kind}@<k>" for kind in KINDS)
+
+
 @cache
 def metric_named(name: str) -> Metric | None:
     """The entry of a metric at a cutoff (``ndcg@10``), or None when ``name`` is not one."""
@@ -168,7 +172,8 @@ RANKING = Task(
     label_types=frozenset({"integer", "decimal", "float", "boolean"}),
     label_wording="a numeric column (the graded relevance, 0 or more) or BOOLEAN",
     window_columns=("list_id",),
-    parametric=metric_named,
+    resolve=metric_named,
+    patterns=PATTERNS,
     default_metrics=default_metrics,
     coverage_unit="lists",
     count_unit="lists with a relevant item",
