@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
+from eval_pipelines.estimation import estimated_names, gate_problem, is_estimated
 from eval_pipelines.tasks import DEFAULT_TASK, TASKS, task_named
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -166,6 +167,16 @@ class DriftSpec(_Strict):
     thresholds: dict[DriftMethodName, float] = Field(default_factory=dict)
 
 
+class EstimationSpec(_Strict):
+    """Label-free performance estimation (CBPE; docs/estimation.md). Omit the section, or
+    write ``estimation: null``, to turn it off."""
+
+    # Labeled weeks before the evaluated week that the scores are calibrated on.
+    reference_weeks: int = Field(4, ge=1, le=52)
+    # Fewer labeled reference rows of a version than this: no estimate (status no_reference).
+    min_reference_rows: int = Field(100, ge=1)
+
+
 TableName = Literal["predictions", "labels", "window"]
 
 
@@ -221,6 +232,7 @@ class MetricGate(_Strict):
         # Any task's metric; parse_spec then requires it in the spec's own ``metrics``, which
         # holds only metrics of the spec's task.
         known = list(dict.fromkeys(name for task in TASKS.values() for name in task.metrics))
+        known += estimated_names()
         if value not in known:
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -323,6 +335,7 @@ class EvalSpec(_Strict):
     confidence: ConfidenceSpec = ConfidenceSpec()
     compare: CompareSpec | None = None
     drift: DriftSpec | None = None
+    estimation: EstimationSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec = RegistrySpec()
     validation: ValidationSpec = ValidationSpec()
@@ -590,7 +603,15 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
                 raise SpecError(
                     _format_errors(exc, source, prefix=("gates", index), root=_gate_model(gate))
                 ) from None
-            if isinstance(parsed, MetricGate) and parsed.metric not in spec.metrics:
+            if isinstance(parsed, MetricGate) and is_estimated(parsed.metric):
+                problem = gate_problem(
+                    spec.task, spec.metrics, spec.estimation is not None, parsed.metric
+                )
+                if parsed.max_regression is not None:
+                    problem = f"{parsed.metric!r}: an estimated metric takes 'min'/'max' only"
+                if problem:
+                    raise SpecError(f"{source}: invalid spec:\n  gates.{index}.metric: {problem}")
+            elif isinstance(parsed, MetricGate) and parsed.metric not in spec.metrics:
                 raise SpecError(
                     f"{source}: invalid spec:\n  gates.{index}.metric: {parsed.metric!r} is not "
                     f"in metrics ({', '.join(spec.metrics)}); add it there to gate on it"
