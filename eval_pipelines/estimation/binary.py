@@ -91,9 +91,12 @@ def estimated_bound(metric: str):
 
 
 class ExpectedCellsFamily:
-    """The expected cells as a cell-bootstrap family: each cell's rows are redrawn
-    Poisson(n) and its expected positives scaled with them, the calibration held fixed
-    (the interval is the sampling error of this week's rows; docs/estimation.md)."""
+    """The expected cells as a cell-bootstrap family whose replicates are weeks the
+    calibrated model could have produced: each cell's rows are redrawn Poisson(n) (the
+    Poisson bootstrap of the week's rows) and their labels Binomial(rows, p) at the cell's
+    calibrated probability ``p``, the calibration held fixed. The interval is then one for
+    the *realized* metric of a week like this one, not only for the estimate: label noise is
+    most of its width, as in NannyML's sampling error (docs/estimation.md)."""
 
     name = "expected_cells"
     bootstrap = CELL_BOOTSTRAP
@@ -112,9 +115,12 @@ class ExpectedCellsFamily:
         self, data: ExpectedCells, chunk: np.ndarray, replicates: int, rng: np.random.Generator
     ) -> ExpectedCells:
         """Replicates ``[g, v, B, 2, C]`` of the slice groups ``chunk``."""
-        counts, positives = poisson_cell_replicates(
+        counts, expected = poisson_cell_replicates(
             data.count[chunk], data.positive[chunk], replicates, rng
         )  # [g, v, 2, B, C]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(counts > 0, expected / np.where(counts > 0, counts, 1), 0.0)
+        positives = rng.binomial(counts.astype(np.int64), np.clip(p, 0.0, 1.0)).astype(float)
         return ExpectedCells(np.moveaxis(counts, -2, 2), np.moveaxis(positives, -2, 2))
 
 
