@@ -13,6 +13,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 from support.data import write_warehouse
 from support.estimation_data import Week, cbpe_weeks
+from support.postgres import copy_duckdb_tables
 
 from eval_pipelines.demo import DEMO_WEEKS, build_demo_warehouse
 from eval_pipelines.errors import SpecError
@@ -248,3 +249,19 @@ def test_estimates_track_the_realized_metrics_on_the_demo(tmp_path):
     # The interval is one for the realized metric: it holds it most of the time (measured
     # 38 of 40 here; the demo's drift in weeks 7-8 moves P(label | score) a little).
     assert sum(inside) >= 0.75 * len(inside)
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_estimates(unlabeled_week, postgres_url):
+    url, _, _ = unlabeled_week
+    copy_duckdb_tables(
+        url.removeprefix("duckdb:///"), postgres_url, ["inference_logs", "labels"], replace=True
+    )
+    columns = ["model_version", "slice", "metric", "value", "ci_low", "ci_high", "n", "status"]
+    frames = []
+    for warehouse in (url, postgres_url):
+        metrics = evaluate(parse_spec(_spec(warehouse)), WEEK).metrics
+        frames.append(metrics[metrics["metric"].str.startswith("estimated_")][columns])
+    pd.testing.assert_frame_equal(
+        frames[0].reset_index(drop=True), frames[1].reset_index(drop=True)
+    )
