@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 from support.data import write_warehouse
 from support.estimation_data import Week, cbpe_weeks
 from support.postgres import copy_duckdb_tables
@@ -19,6 +19,12 @@ from eval_pipelines.demo import DEMO_WEEKS, build_demo_warehouse
 from eval_pipelines.errors import SpecError
 from eval_pipelines.estimation.binary import ExpectedCells, estimated_function
 from eval_pipelines.estimation.calibration import fit_isotonic, weighted_pava
+from eval_pipelines.estimation.multiclass import (
+    calibrated_probabilities,
+    estimated_accuracy,
+    estimated_macro_f1,
+    expected_confusion,
+)
 from eval_pipelines.gates import INCONCLUSIVE, PASS
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.report import render_markdown
@@ -84,6 +90,33 @@ def test_estimates_are_the_metrics_of_the_expected_confusion_by_hand():
     }
     for name, value in by_hand.items():
         assert float(estimated_function(name)(cells)) == pytest.approx(value, abs=1e-12), name
+
+
+def test_multiclass_expected_confusion_is_scikit_learns_weighted_confusion():
+    """Each row counted once per class i with weight p_i: scikit-learn's weighted confusion,
+    accuracy and macro F1 are the expected ones."""
+    rng = np.random.default_rng(9)
+    proba = rng.dirichlet(np.ones(3), 40)
+    predicted = rng.integers(0, 3, 40)
+    confusion = expected_confusion(proba, predicted)
+    true = np.repeat(np.arange(3)[None, :], 40, axis=0).ravel()
+    pred = np.repeat(predicted, 3)
+    weight = proba.ravel()
+    np.testing.assert_allclose(
+        confusion, confusion_matrix(true, pred, labels=[0, 1, 2], sample_weight=weight)
+    )
+    assert float(estimated_accuracy(confusion)) == pytest.approx(
+        accuracy_score(true, pred, sample_weight=weight), abs=1e-12
+    )
+    assert float(estimated_macro_f1(confusion)) == pytest.approx(
+        f1_score(true, pred, average="macro", sample_weight=weight), abs=1e-12
+    )
+
+
+def test_multiclass_calibration_renormalises_rows_and_is_uniform_when_all_are_zero():
+    maps = [fit_isotonic(np.array([5.0, 5.0]), np.array([0.0, 5.0]), np.array([0.5, 4.5]))] * 2
+    calibrated = calibrated_probabilities(maps, np.array([[0.95, 0.9], [0.05, 0.02]]))
+    np.testing.assert_allclose(calibrated, [[0.5, 0.5], [0.5, 0.5]])
 
 
 # --------------------------------------------------------------------------------------
