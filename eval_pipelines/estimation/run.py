@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from eval_pipelines.estimation import estimated_metrics, estimated_name
@@ -83,6 +84,16 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     )
 
 
+def _version_index(table, versions: list[str]) -> np.ndarray:
+    """Each row's position in ``versions`` (-1: another version or NULL), vectorised: the
+    week's result has a row per slice, version and cell."""
+    text = pc.fill_null(pc.cast(table.column("model_version"), pa.string()), "")
+    encoded = pc.dictionary_encode(text).combine_chunks()
+    position = {version: j for j, version in enumerate(versions)}
+    lookup = np.array([position.get(x, -1) for x in encoded.dictionary.to_pylist()] + [-1])
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
 def calibrations(
     table, versions: list[str], spec: EvalSpec, window: Window
 ) -> tuple[dict[str, IsotonicMap | None], dict[str, str]]:
@@ -93,7 +104,7 @@ def calibrations(
     bins = column(table, "fine_bin")
     n = column(table, "n", float)
     scores = column(table, "score_sum", float)
-    names = table.column("model_version").to_pylist()
+    v = _version_index(table, versions)
     reference = reference_window(window, spec.estimation.reference_weeks)
     where = (
         f"in the {spec.estimation.reference_weeks} reference weeks {reference} "
@@ -101,8 +112,8 @@ def calibrations(
     )
     fitted: dict[str, IsotonicMap | None] = {}
     problems: dict[str, str] = {}
-    for version in versions:
-        rows = np.array([name is not None and str(name) == version for name in names], dtype=bool)
+    for j, version in enumerate(versions):
+        rows = v == j
         count = np.zeros((2, C))
         score_sum = np.zeros(C)
         if rows.any():
@@ -143,9 +154,8 @@ def expected_cells(
     position = {key: i for i, key in enumerate(slices)}
     remap = np.array([position.get(key, -1) for key in local_slices] + [-1], dtype=np.int64)
     g = remap[g_local]
-    names = table.column("model_version").to_pylist()
     index = {version: i for i, version in enumerate(versions)}
-    v = np.array([index.get(str(name), -1) if name is not None else -1 for name in names])
+    v = _version_index(table, versions)
     keep = (g >= 0) & (v >= 0)
     cell = (g[keep], v[keep], column(table, "above")[keep], column(table, "fine_bin")[keep])
     count = accumulate(shape, cell, column(table, "n", float)[keep])
