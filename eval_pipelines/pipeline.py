@@ -14,7 +14,7 @@ import pandas as pd
 from eval_pipelines.column_types import check_column_types
 from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, reference_note
 from eval_pipelines.errors import ValidationFailed
-from eval_pipelines.estimation.run import estimate
+from eval_pipelines.estimation.run import estimate, with_estimates
 from eval_pipelines.evaluation import (
     SliceMetrics,
     comparison_table,
@@ -237,9 +237,7 @@ def _evaluate_valid(
         with progress.step("label-free estimates", timings, "estimation_s"):
             estimation = estimate(spec, window, warehouse, builder, stats.slices, stats.versions)
             queries["estimation_histograms"] = estimation.query
-            metrics = pd.concat([metrics, estimation.metrics], ignore_index=True)
-            metrics = metrics.sort_values(["model_version", "slice", "metric"], kind="stable")
-            metrics = metrics.reset_index(drop=True)
+            metrics = with_estimates(metrics, estimation.metrics)
             validation.results.extend(estimation.notes())
 
     comparison = None

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eval_pipelines.estimation import estimated_metrics, estimated_name
+from eval_pipelines.estimation import base_metric, estimated_metrics, estimated_name, is_estimated
 from eval_pipelines.estimation.binary import (
     EXPECTED_CELLS,
     ExpectedCells,
@@ -228,3 +228,13 @@ def estimate(
                 )
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     return Estimation(metrics=frame, calibration=calibration, problems=problems, query=sql)
+
+
+def with_estimates(metrics: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
+    """The realized metrics with the estimated rows beside them: each ``estimated_<m>`` right
+    after ``<m>`` of the same version and slice (the order of ``metrics.parquet``)."""
+    frame = pd.concat([metrics, estimates], ignore_index=True)
+    order = frame.assign(
+        _base=frame["metric"].map(base_metric), _estimated=frame["metric"].map(is_estimated)
+    ).sort_values(["model_version", "slice", "_base", "_estimated"], kind="stable")
+    return frame.loc[order.index].reset_index(drop=True)
