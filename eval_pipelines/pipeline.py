@@ -236,7 +236,8 @@ def _evaluate_valid(
     if spec.estimation is not None:  # label-free estimates beside the realized metrics
         with progress.step("label-free estimates", timings, "estimation_s"):
             estimation = estimate(spec, window, warehouse, builder, stats.slices, stats.versions)
-            queries["estimation_histograms"] = estimation.query
+            if estimation.query:
+                queries["estimation_histograms"] = estimation.query
             metrics = with_estimates(metrics, estimation.metrics)
             validation.results.extend(estimation.notes())
 

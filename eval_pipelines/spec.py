@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
-from eval_pipelines.estimation import estimated_names, gate_problem, is_estimated
+from eval_pipelines.estimation import ESTIMABLE, estimated_names, gate_problem, is_estimated
 from eval_pipelines.tasks import DEFAULT_TASK, TASKS, task_named
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -596,6 +596,11 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
             raise SpecError(f"{source}: {reserved}: not a spec key")
     try:
         spec = EvalSpec(**data)
+        if spec.estimation is not None and spec.task not in ESTIMABLE:
+            raise SpecError(
+                f"{source}: invalid spec:\n  estimation: task {spec.task!r} has no label-free "
+                f"estimator (estimation supports: {', '.join(ESTIMABLE)})"
+            )
         for index, gate in enumerate(spec.gates):
             try:
                 parsed = _parse_gate(gate)

@@ -227,6 +227,13 @@ def test_no_labeled_reference_weeks_gives_an_inconclusive_estimate_not_a_traceba
     assert gate.outcome == INCONCLUSIVE and "no estimate" in gate.message
 
 
+def test_no_estimated_metric_in_metrics_runs_no_estimation_query(unlabeled_week):
+    url, _, _ = unlabeled_week
+    evaluation = evaluate(parse_spec(_spec(url, metrics=["log_loss"], gates=[])), WEEK)
+    assert "estimation_histograms" not in evaluation.queries
+    assert list(evaluation.metrics["metric"].unique()) == ["log_loss"]
+
+
 def test_estimation_is_off_unless_the_spec_asks(unlabeled_week):
     url, _, _ = unlabeled_week
     raw = _spec(url, gates=[])
@@ -246,6 +253,15 @@ def test_estimation_is_off_unless_the_spec_asks(unlabeled_week):
         ({"gates": [{"metric": "estimated_log_loss", "min": 0.1}]}, "unknown metric"),
         ({"metrics": ["accuracy"]}, "estimates 'roc_auc', which is not in metrics"),
         ({"estimation": {"reference_weeks": 0}}, "estimation.reference_weeks"),
+        (
+            {
+                "task": "regression",
+                "predictions": {"table": "inference_logs", "prediction": "score"},
+                "gates": [],
+                "metrics": ["mae"],
+            },
+            "estimation: task 'regression' has no label-free estimator",
+        ),
     ],
 )
 def test_bad_estimation_specs_fail_in_one_sentence(change, message):

@@ -189,6 +189,8 @@ def estimate(
 ) -> Estimation:
     """The estimated metrics of every slice and version of the evaluated week."""
     names = estimated_metrics(spec.task, spec.metrics)
+    if not names:  # none of the spec's metrics is estimated: no query
+        return Estimation(metrics=pd.DataFrame(columns=METRIC_COLUMNS), calibration={})
     sql = estimation_query(builder, window)
     table = warehouse.query_arrow(sql, "estimation histograms")
     part = table.column("part")
