@@ -84,7 +84,7 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     )
 
 
-def _version_index(table, versions: list[str]) -> np.ndarray:
+def _version_index(table: pa.Table, versions: list[str]) -> np.ndarray:
     """Each row's position in ``versions`` (-1: another version or NULL), vectorised: the
     week's result has a row per slice, version and cell."""
     text = pc.fill_null(pc.cast(table.column("model_version"), pa.string()), "")
@@ -95,7 +95,7 @@ def _version_index(table, versions: list[str]) -> np.ndarray:
 
 
 def calibrations(
-    table, versions: list[str], spec: EvalSpec, window: Window
+    table: pa.Table, versions: list[str], spec: EvalSpec, window: Window
 ) -> tuple[dict[str, IsotonicMap | None], dict[str, str]]:
     """Per version, the isotonic map fitted on its labeled reference rows, or why not."""
     assert spec.estimation is not None
@@ -143,7 +143,12 @@ def calibrations(
 
 
 def expected_cells(
-    table, slices: list[SliceKey], versions: list[str], calibration, spec: EvalSpec, builder
+    table: pa.Table,
+    slices: list[SliceKey],
+    versions: list[str],
+    calibration: dict[str, IsotonicMap | None],
+    spec: EvalSpec,
+    builder: SqlBuilder,
 ) -> ExpectedCells:
     """The week's cells ``[g, v, side, bin]`` with their expected positives."""
     G, V, C = len(slices), len(versions), spec.score_bins
