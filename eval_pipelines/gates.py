@@ -8,6 +8,11 @@
 * ``ship``: every gate was evaluated and passed.
 
 Every reason names the gate, the slice or feature, and the numbers.
+
+A gate on a label-free estimate (``estimated_<metric>``, docs/estimation.md) is judged on the
+week's predictions without labels: when every metric gate is one, label coverage no longer
+makes the verdict inconclusive, an estimate without calibration (no labeled reference weeks)
+does, and the verdict carries an ``estimation`` reason saying it rests on estimates.
 """
 
 from dataclasses import asdict, dataclass, field
