@@ -8,6 +8,11 @@
 * ``ship``: every gate was evaluated and passed.
 
 Every reason names the gate, the slice or feature, and the numbers.
+
+A gate on a label-free estimate (``estimated_<metric>``, docs/estimation.md) is judged on the
+week's predictions without labels: when every metric gate is one, label coverage no longer
+makes the verdict inconclusive, an estimate without calibration (no labeled reference weeks)
+does, and the verdict carries an ``estimation`` reason saying it rests on estimates.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -17,6 +22,7 @@ import pandas as pd
 
 from eval_pipelines.drift_stats import METHODS as DRIFT_METHODS
 from eval_pipelines.drift_stats import drift_comparison, drift_decision
+from eval_pipelines.estimation import is_estimated
 from eval_pipelines.spec import OVERALL, DriftGate, EvalSpec, MetricGate
 from eval_pipelines.tasks import metric_of, task_named
 from eval_pipelines.vocabulary import level_label
@@ -259,6 +265,88 @@ def _metric_regression(
     return reasons
 
 
+def _estimated_bound(gate: MetricGate, spec: EvalSpec, metrics: pd.DataFrame) -> list[Reason]:
+    """A ``min``/``max`` gate on a label-free estimate (``estimated_<metric>``, CBPE): judged
+    on every prediction of the week, labeled or not; no calibration is inconclusive."""
+    assert spec.estimation is not None
+    name = _describe(gate)
+    level = level_label(spec.confidence.level)
+    reasons = []
+    for version in _target_versions(spec, metrics):
+        rows = metrics[(metrics["model_version"] == version) & (metrics["metric"] == gate.metric)]
+        if gate.slice is not None:
+            rows = rows[rows["slice"] == gate.slice]
+        if rows.empty:
+            reasons.append(Reason(name, HOLD, f"{gate.metric} of {version} is missing"))
+            continue
+        if (rows["status"] == "no_reference").any():
+            # No calibration for this version at all: nothing to judge, in no slice.
+            reasons.append(
+                Reason(
+                    name,
+                    INCONCLUSIVE,
+                    f"{gate.metric} of {version}: no estimate, too few labeled rows of "
+                    f"{version} (or only one class) in the {spec.estimation.reference_weeks} "
+                    "weeks before this one to calibrate the scores on (estimation."
+                    "reference_weeks, estimation.min_reference_rows)",
+                    slice=gate.slice,
+                )
+            )
+            continue
+        for row in rows.itertuples(index=False):
+            where = f"{gate.metric} on {row.slice} of {version}"
+            if row.status != "ok" and gate.slice is None and row.slice != OVERALL:
+                continue  # an unnamed gate leaves out small slices, as for realized metrics
+            if row.status != "ok":
+                reasons.append(
+                    Reason(
+                        name,
+                        INCONCLUSIVE if row.n else HOLD,
+                        f"{where}: only {row.n} predictions, below min_slice_size "
+                        f"{spec.min_slice_size}",
+                        slice=row.slice,
+                        severity=-float(row.n),
+                    )
+                )
+                continue
+            ci = f"{level} CI [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}], n={row.n} predictions"
+            if np.isnan(row.value):
+                reasons.append(Reason(name, HOLD, f"{where} is undefined ({ci})", slice=row.slice))
+                continue
+            failed = []
+            if gate.min is not None and row.value < gate.min:
+                failed.append(f"below the minimum {gate.min}")
+            if gate.max is not None and row.value > gate.max:
+                failed.append(f"above the maximum {gate.max}")
+            past = [gate.min - row.value if gate.min is not None else -np.inf]
+            past.append(row.value - gate.max if gate.max is not None else -np.inf)
+            reasons.append(
+                Reason(
+                    name,
+                    HOLD if failed else PASS,
+                    f"{where} = {_fmt(row.value)} (label-free estimate) is "
+                    f"{' and '.join(failed) if failed else 'within bounds'} ({ci})",
+                    slice=row.slice,
+                    severity=float(max(past)),
+                )
+            )
+    return reasons
+
+
+def rests_on_estimates(spec: EvalSpec) -> Reason:
+    """The reason that says a verdict was decided (in part) on estimates, not labels."""
+    assert spec.estimation is not None
+    gated = sorted({g.metric for g in spec.metric_gates if is_estimated(g.metric)})
+    return Reason(
+        "estimation",
+        PASS,
+        f"this verdict rests on label-free estimates ({', '.join(gated)}): CBPE, the scores "
+        f"calibrated on the labeled rows of the {spec.estimation.reference_weeks} weeks before "
+        "this one; the estimates assume the relation between score and label has not changed "
+        "since (docs/estimation.md)",
+    )
+
+
 def no_reference_data(rows: pd.DataFrame) -> bool:
     """Drift rows with no reference rows at all (not merely missing values): a model's first
     weeks. Drift is then not judged: gates are inconclusive and the report says why."""
@@ -332,19 +420,27 @@ def decide(
     window: str = "",
 ) -> Verdict:
     reasons: list[Reason] = []
+    # Metric gates only on label-free estimates (and drift gates) need no labels this week.
+    estimated_only = bool(spec.metric_gates) and all(
+        is_estimated(g.metric) for g in spec.metric_gates
+    )
     for version in _target_versions(spec, metrics):
         overall = coverage[(coverage["slice"] == OVERALL) & (coverage["model_version"] == version)]
         rows = int(overall["rows"].sum())
         labeled = int(overall["labeled"].sum())
         share = labeled / rows if rows else 0.0
         outcome = PASS if share >= spec.min_label_coverage and labeled > 0 else INCONCLUSIVE
+        note = ""
+        if outcome == INCONCLUSIVE and estimated_only:
+            outcome = PASS
+            note = "; the metric gates use label-free estimates, which need no labels"
         reasons.append(
             Reason(
                 "min_label_coverage",
                 outcome,
                 f"label coverage of {version}: {share:.1%} ({labeled:,} of {rows:,} "
                 f"{task_named(spec.task).coverage_unit} labeled) vs minimum "
-                f"{spec.min_label_coverage:.0%}",
+                f"{spec.min_label_coverage:.0%}{note}",
             )
         )
     if not spec.gates:
@@ -353,6 +449,9 @@ def decide(
     for gate in spec.parsed_gates:
         if isinstance(gate, DriftGate):
             reasons += _drift_gate(gate, drift)
+            continue
+        if is_estimated(gate.metric):
+            reasons += _estimated_bound(gate, spec, metrics)
             continue
         # No labels yet (they arrive within labels.max_delay): a metric gate cannot be judged
         # either way, so the verdict waits instead of holding on missing data.
@@ -375,6 +474,8 @@ def decide(
             reasons += _metric_regression(gate, spec, comparison)
         if isinstance(gate, MetricGate) and (gate.min is not None or gate.max is not None):
             reasons += _metric_bound(gate, spec, metrics)
+    if any(is_estimated(g.metric) for g in spec.metric_gates):
+        reasons.append(rests_on_estimates(spec))
     outcomes = {r.outcome for r in reasons}
     decision = HOLD if HOLD in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else SHIP
     return Verdict(

@@ -14,6 +14,7 @@ import pandas as pd
 from eval_pipelines.column_types import check_column_types
 from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, reference_note
 from eval_pipelines.errors import ValidationFailed
+from eval_pipelines.estimation.run import estimate, with_estimates
 from eval_pipelines.evaluation import (
     SliceMetrics,
     comparison_table,
@@ -233,6 +234,14 @@ def _evaluate_valid(
     with progress.step("metrics and bootstrap intervals", timings, "metrics_s"):
         result: SliceMetrics = compute_slice_metrics(stats, spec)
         metrics = metrics_table(result, spec)
+
+    if spec.estimation is not None:  # label-free estimates beside the realized metrics
+        with progress.step("label-free estimates", timings, "estimation_s"):
+            estimation = estimate(spec, window, warehouse, builder, stats.slices, stats.versions)
+            if estimation.query:
+                queries["estimation_histograms"] = estimation.query
+            metrics = with_estimates(metrics, estimation.metrics)
+            validation.results.extend(estimation.notes())
 
     comparison = None
     if spec.compare is not None:

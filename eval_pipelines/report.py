@@ -5,6 +5,7 @@ import math
 import pandas as pd
 
 from eval_pipelines.drift_stats import drift_evidence, drifted_rows
+from eval_pipelines.estimation import base_metric, is_estimated
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
 from eval_pipelines.reasons import group_reasons
 from eval_pipelines.spec import OVERALL
@@ -58,7 +59,8 @@ def headline_metrics(metrics: pd.DataFrame, task: str, level: float = 0.95) -> p
         rows.append(
             {
                 "version": row.model_version,
-                "metric": entry(row.metric).title,
+                "metric": entry(base_metric(row.metric)).title
+                + (" (estimated, label-free)" if is_estimated(row.metric) else ""),
                 "value": _num(row.value),
                 f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",
@@ -130,6 +132,13 @@ def intervals_note(spec) -> str:
         + "; ".join(f"{how} for {', '.join(titles)}" for how, titles in schemes.items())
         + "."
     )
+    if spec.estimation is not None:
+        text += (
+            " Estimated (label-free) metrics: CBPE, scores isotonic-calibrated on the labeled "
+            f"rows of the {spec.estimation.reference_weeks} weeks before; their intervals "
+            "redraw this week's score-histogram cells with the calibration fixed "
+            "(docs/estimation.md)."
+        )
     binned = [task.metric(name).title for name in spec.metrics if task.metric(name).error_bound]
     if binned:
         text += (

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
+from eval_pipelines.estimation import ESTIMABLE, estimated_names, gate_problem, is_estimated
 from eval_pipelines.tasks import DEFAULT_TASK, TASKS, known_metric, task_named
 from eval_pipelines.tasks.ranking import MAX_CUTOFF
 
@@ -210,6 +211,16 @@ class DriftSpec(_Strict):
     thresholds: dict[DriftMethodName, float] = Field(default_factory=dict)
 
 
+class EstimationSpec(_Strict):
+    """Label-free performance estimation (CBPE; docs/estimation.md). Omit the section, or
+    write ``estimation: null``, to turn it off."""
+
+    # Labeled weeks before the evaluated week that the scores are calibrated on.
+    reference_weeks: int = Field(4, ge=1, le=52)
+    # Fewer labeled reference rows of a version than this: no estimate (status no_reference).
+    min_reference_rows: int = Field(100, ge=1)
+
+
 TableName = Literal["predictions", "labels", "window"]
 
 
@@ -269,7 +280,8 @@ class MetricGate(_Strict):
                 name for task in TASKS.values() for name in [*task.metrics, *task.patterns]
             )
         )
-        if not known_metric(value):
+        known += estimated_names()
+        if not known_metric(value) and value not in known:
             close = difflib.get_close_matches(value, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown metric {value!r}{hint}; known: {', '.join(known)}")
@@ -376,6 +388,7 @@ class EvalSpec(_Strict):
     # task ranking: the cutoffs k of its metrics (default [10]).
     ranking: RankingSpec | None = None
     drift: DriftSpec | None = None
+    estimation: EstimationSpec | None = None
     gates: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec = RegistrySpec()
     validation: ValidationSpec = ValidationSpec()
@@ -662,6 +675,11 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
             raise SpecError(f"{source}: {reserved}: not a spec key")
     try:
         spec = EvalSpec(**data)
+        if spec.estimation is not None and spec.task not in ESTIMABLE:
+            raise SpecError(
+                f"{source}: invalid spec:\n  estimation: task {spec.task!r} has no label-free "
+                f"estimator (estimation supports: {', '.join(ESTIMABLE)})"
+            )
         for index, gate in enumerate(spec.gates):
             try:
                 parsed = _parse_gate(gate)
@@ -669,7 +687,15 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
                 raise SpecError(
                     _format_errors(exc, source, prefix=("gates", index), root=_gate_model(gate))
                 ) from None
-            if isinstance(parsed, MetricGate) and parsed.metric not in spec.metrics:
+            if isinstance(parsed, MetricGate) and is_estimated(parsed.metric):
+                problem = gate_problem(
+                    spec.task, spec.metrics, spec.estimation is not None, parsed.metric
+                )
+                if parsed.max_regression is not None:
+                    problem = f"{parsed.metric!r}: an estimated metric takes 'min'/'max' only"
+                if problem:
+                    raise SpecError(f"{source}: invalid spec:\n  gates.{index}.metric: {problem}")
+            elif isinstance(parsed, MetricGate) and parsed.metric not in spec.metrics:
                 raise SpecError(
                     f"{source}: invalid spec:\n  gates.{index}.metric: {parsed.metric!r} is not "
                     f"in metrics ({', '.join(spec.metrics)}); add it there to gate on it"

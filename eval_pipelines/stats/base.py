@@ -108,6 +108,8 @@ def accumulate(shape: tuple[int, ...], index: tuple[np.ndarray, ...], values) ->
 def column(table: pa.Table, name: str, dtype=np.int64, fill=0) -> np.ndarray:
     """A column as numpy, NULL filled with ``fill``."""
     values = table.column(name)
+    if pa.types.is_null(values.type):  # all NULL through pandas (PostgreSQL): no labels yet
+        return np.full(len(values), fill, dtype=dtype)
     if values.null_count:
         values = pc.fill_null(values, fill)
     return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
