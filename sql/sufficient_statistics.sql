@@ -14,9 +14,10 @@
 -- The fine score bins follow the window's labeled scores. Each score falls in a grid cell
 -- (score_bins equal-width bins, each cut into sub_cells); when at most score_bins cells are
 -- occupied, every cell is its own bin, else cells are grouped into quantile bins of about
--- 1 / score_bins of the labeled rows each, and a cell holding at least that much (a point
--- mass) is a bin of its own. No bin crosses a bootstrap bin (equal width,
--- confidence.score_bins of them), so calibration bins stay unions of fine bins. A bin is
+-- 1 / score_bins of the labeled rows each, cut again at the equal-width bins' edges (no bin
+-- is coarser than either), and a cell holding at least 1 / score_bins of the rows (a point
+-- mass) is a bin of its own. Bins nest in the equal-width bins, so calibration and bootstrap
+-- bins stay unions of fine bins. A bin is
 -- tied when all its labeled rows share one score: its ROC AUC and PR AUC terms are exact.
 -- Only integer counts and comparisons place the edges, so every engine draws the same ones.
 WITH win AS (
@@ -53,7 +54,7 @@ grid AS (
 ),
 ranked AS (
     SELECT
-        grid_cell, low, high,
+        grid_cell, wide_bin, low, high,
         CAST(FLOOR(wide_bin / {coarse_ratio}) AS INTEGER) AS coarse_bin,
         -- the quantile slot of the cell's first row, and whether the cell fills a slot alone
         CAST(FLOOR(CAST(SUM(n) OVER (ORDER BY grid_cell
@@ -67,12 +68,13 @@ marked AS (
     SELECT
         grid_cell, coarse_bin, low, high,
         -- a new bin starts at every occupied cell when there are few, else at each new
-        -- quantile slot or bootstrap bin, and around every heavy cell (a point mass)
+        -- quantile slot or equal-width bin (so no bin is coarser than either), and around
+        -- every heavy cell (a point mass)
         CASE
             WHEN occupied <= {fine_bins} THEN 1
             WHEN LAG(grid_cell) OVER (ORDER BY grid_cell) IS NULL THEN 1
             WHEN slot <> LAG(slot) OVER (ORDER BY grid_cell) THEN 1
-            WHEN coarse_bin <> LAG(coarse_bin) OVER (ORDER BY grid_cell) THEN 1
+            WHEN wide_bin <> LAG(wide_bin) OVER (ORDER BY grid_cell) THEN 1
             WHEN heavy = 1 OR LAG(heavy) OVER (ORDER BY grid_cell) = 1 THEN 1
             ELSE 0
         END AS starts

@@ -9,7 +9,8 @@
   across versions through joint cells of both versions' score bins (``sql/paired_counts.sql``,
   :class:`PairedCells`). The fine bins follow the window's labeled scores (:class:`BinLayout`):
   one bin per occupied grid cell when at most ``score_bins`` are occupied, else quantile bins
-  of about ``1 / score_bins`` of the rows, never across an equal-width bootstrap bin.
+  of about ``1 / score_bins`` of the rows cut again at the ``score_bins`` equal-width edges, so
+  every fine bin lies inside one equal-width bin (and bootstrap and calibration bin).
 
 Parsing is vectorised on Arrow/numpy columns: with many slices the result has up to a few
 hundred thousand rows, and no per-row Python object is created.

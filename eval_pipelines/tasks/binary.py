@@ -17,7 +17,8 @@ Exactness, against scikit-learn on the same rows:
   window's labeled scores (:class:`~eval_pipelines.stats.binary.BinLayout`): a window with at
   most ``score_bins`` distinct scores (at least 1e-5 apart) gets one bin per score, so both are
   exact (error bound 0); otherwise the bins are quantile bins of about ``1 / score_bins`` of
-  the window's rows each. A bin whose rows all share one score is tied exactly as
+  the window's rows each, cut again at the ``score_bins`` equal-width edges (no bin is coarser
+  than an equal-width one). A bin whose rows all share one score is tied exactly as
   scikit-learn ties it and contributes no error. For ROC AUC the error is at most
   ``0.5 * sum_b pos_b * neg_b / (P * N)`` over the other bins (:func:`roc_auc_error_bound`); for
   average precision see :func:`average_precision_error_bound`. Both shrink with more bins
