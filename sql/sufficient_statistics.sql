@@ -20,10 +20,12 @@
 -- bins stay unions of fine bins. A bin is
 -- tied when all its labeled rows share one score: its ROC AUC and PR AUC terms are exact.
 -- Only integer counts and comparisons place the edges, so every engine draws the same ones.
-WITH win AS (
+-- NOT MATERIALIZED: the edges need every labeled score before a row can be binned; reading
+-- the window again (a temporary table) costs less than holding all its rows in memory.
+WITH win AS NOT MATERIALIZED (
 {window}
 ),
-cells AS (
+cells AS NOT MATERIALIZED (
     SELECT
         model_version,
         label,
