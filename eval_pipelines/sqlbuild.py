@@ -28,7 +28,7 @@ from functools import cache
 
 from eval_pipelines.dialects import SqlDialect, dialect_for
 from eval_pipelines.spec import EvalSpec, Source
-from eval_pipelines.stats.binary import LOG_LOSS_EPS
+from eval_pipelines.stats.binary import LOG_LOSS_EPS, grid_sub_cells
 from eval_pipelines.stats.multiclass import classes_of, score_columns
 from eval_pipelines.stats.ranking import CUTOFF_FIELDS, cutoffs
 from eval_pipelines.stats.regression import BINS_PER_OCTAVE, ZERO_ERROR_BIN
@@ -253,10 +253,13 @@ class SqlBuilder:
             window=self.window(window),
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"{a},\n    " for a in aliases),
+            slice_nulls="".join(f"NULL AS {a},\n    " for a in aliases),
             grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
             bucket_expr=self.bucket_expr(),
             threshold=self.literal(float(self.spec.threshold)),
             fine_bins=self.spec.score_bins,
+            sub_cells=grid_sub_cells(self.spec.score_bins),
+            coarse_ratio=f"{self.spec.score_bins // self.spec.confidence.score_bins}.0",
             eps=repr(LOG_LOSS_EPS),
             threshold_sets=self._render_sets(threshold),
             histogram_sets=self._render_sets(histogram),

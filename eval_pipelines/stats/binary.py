@@ -4,10 +4,13 @@
   decision threshold: row count, summed log-loss terms and squared errors
   (:class:`ThresholdBuckets`); exact accuracy, precision, recall, F1, log loss and Brier, with
   the paired bucket bootstrap. Rows whose label has not arrived are counted per bucket too.
-* ``histogram``: per slice, version, label and equal-width fine score bin: row count and score
-  sum (:class:`ScoreHistogram`); ROC AUC, PR AUC and ECE, with the cell bootstrap, and paired
+* ``histogram``: per slice, version, label and fine score bin: row count and score sum
+  (:class:`ScoreHistogram`); ROC AUC, PR AUC and ECE, with the cell bootstrap, and paired
   across versions through joint cells of both versions' score bins (``sql/paired_counts.sql``,
-  :class:`PairedCells`).
+  :class:`PairedCells`). The fine bins follow the window's labeled scores (:class:`BinLayout`):
+  one bin per occupied grid cell when at most ``score_bins`` are occupied, else quantile bins
+  of about ``1 / score_bins`` of the rows cut again at the ``score_bins`` equal-width edges, so
+  every fine bin lies inside one equal-width bin (and bootstrap and calibration bin).
 
 Parsing is vectorised on Arrow/numpy columns: with many slices the result has up to a few
 hundred thousand rows, and no per-row Python object is created.
@@ -28,6 +31,16 @@ if TYPE_CHECKING:
 
 # scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with the float64 machine eps.
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
+
+# Cells of the score grid the fine bins are drawn on (width about 1e-5): scores closer than a
+# cell may share a bin. At a 1M-row window 1e6 cells cost the aggregate 50% more CPU than 1e5.
+GRID_CELLS = 100_000
+
+
+def grid_sub_cells(score_bins: int) -> int:
+    """Grid cells per equal-width score bin: ``score_bins * sub_cells`` is about
+    :data:`GRID_CELLS` (at least one cell a bin)."""
+    return max(1, GRID_CELLS // score_bins)
 
 
 @dataclass(frozen=True)
@@ -65,16 +78,45 @@ class ThresholdBuckets:
 
 
 @dataclass(frozen=True)
-class ScoreHistogram:
-    """Rows and score sums per label and equal-width score bin, ordered by score.
+class BinLayout:
+    """Where the window's fine score bins lie, one entry per bin (``C`` of them):
 
-    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``; each of the ``calibration_bins``
-    equal-width calibration bins is the union of ``C / calibration_bins`` adjacent score bins.
+    * ``coarse[C]``: the equal-width bootstrap bin (of ``coarse_bins``, that is
+      ``confidence.score_bins``) holding the bin; non-decreasing, since bins are ordered by score;
+    * ``tied[C]``: every labeled row of the bin in the window has the same score, so rows of
+      one bin are tied exactly as scikit-learn ties them.
+    """
+
+    coarse: np.ndarray
+    tied: np.ndarray
+    coarse_bins: int
+
+    def merge(self, array: np.ndarray) -> np.ndarray:
+        """The last axis summed into the ``coarse_bins`` bootstrap bins."""
+        onehot = np.zeros((len(self.coarse), self.coarse_bins))
+        onehot[np.arange(len(self.coarse)), self.coarse] = 1.0
+        return array @ onehot
+
+    def calibration(self, calibration_bins: int) -> np.ndarray:
+        """Each bin's equal-width calibration bin (calibration bins are unions of bootstrap
+        bins)."""
+        return self.coarse // (self.coarse_bins // calibration_bins)
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Rows and score sums per label and score bin, ordered by score.
+
+    ``count[..., 2, C]`` and ``score_sum[..., 2, C]``. Without a ``layout`` the bins are equal
+    width and each of the ``calibration_bins`` equal-width calibration bins is the union of
+    ``C / calibration_bins`` adjacent bins; with one, the bins follow the data
+    (:class:`BinLayout`) and each calibration bin is the union of the bins it holds.
     """
 
     count: np.ndarray
     score_sum: np.ndarray
     calibration_bins: int
+    layout: BinLayout | None = None
 
     @property
     def n(self) -> np.ndarray:
@@ -170,18 +212,22 @@ class HistogramFamily:
     bootstrap = CELL_BOOTSTRAP
 
     def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ScoreHistogram:
+        # The bins' own rows (no slice group, no label) carry each bin's layout.
+        layout = ~is_null(table, "coarse_bin")
+        fine_bin = column(table, "fine_bin")
+        bins = int(fine_bin[layout].max()) + 1 if layout.any() else 1
+        coarse = np.zeros(bins, dtype=np.int64)
+        tied = np.zeros(bins, dtype=bool)
+        coarse[fine_bin[layout]] = column(table, "coarse_bin")[layout]
+        tied[fine_bin[layout]] = column(table, "tied")[layout] == 1
         keep = (index.g >= 0) & ~is_null(table, "label")
-        fine = (
-            index.g[keep],
-            index.v[keep],
-            column(table, "label")[keep],
-            column(table, "fine_bin")[keep],
-        )
-        shape = (index.groups, index.versions, 2, spec.score_bins)
+        fine = (index.g[keep], index.v[keep], column(table, "label")[keep], fine_bin[keep])
+        shape = (index.groups, index.versions, 2, bins)
         return ScoreHistogram(
             count=accumulate(shape, fine, column(table, "n", float)[keep]),
             score_sum=accumulate(shape, fine, column(table, "score_sum", float)[keep]),
             calibration_bins=spec.calibration_bins,
+            layout=BinLayout(coarse, tied, spec.confidence.score_bins),
         )
 
     def point(self, data: ScoreHistogram) -> ScoreHistogram:
@@ -191,11 +237,19 @@ class HistogramFamily:
         return int(data.count.size)
 
     def coarsen(self, data: ScoreHistogram, spec: "EvalSpec") -> ScoreHistogram:
-        """The histogram merged to ``confidence.score_bins`` bins, which the bootstrap draws."""
-        bins = spec.confidence.score_bins
+        """The histogram merged to the ``confidence.score_bins`` equal-width bins the
+        bootstrap draws."""
+        if data.layout is not None:
+            merge = data.layout.merge
+        else:
+            bins = spec.confidence.score_bins
+
+            def merge(array: np.ndarray) -> np.ndarray:
+                return merge_bins(array, bins)
+
         return ScoreHistogram(
-            count=merge_bins(data.count, bins),
-            score_sum=merge_bins(data.score_sum, bins),
+            count=merge(data.count),
+            score_sum=merge(data.score_sum),
             calibration_bins=data.calibration_bins,
         )
 

@@ -3,7 +3,7 @@
 Every metric here is a function of one of two statistic families that SQL aggregates
 (:mod:`eval_pipelines.stats.binary`): :class:`ThresholdStats` (per label and side of the
 decision threshold: row count, summed log-loss terms, summed squared errors) or
-:class:`ScoreHistogram` (per label and equal-width score bin: row count and score sum). The
+:class:`ScoreHistogram` (per label and score bin: row count and score sum). The
 functions are vectorised over any leading axes
 (slices, model versions, bootstrap replicates), so one code path serves point estimates and
 every replicate.
@@ -13,10 +13,16 @@ Exactness, against scikit-learn on the same rows:
 * accuracy, precision, recall, F1, log loss and Brier score are exact (sums of per-row terms);
 * ECE is exact for equal-width calibration bins, because calibration bins are unions of score
   bins and each bin carries its score sum;
-* ROC AUC and average precision treat rows in the same score bin as tied. For ROC AUC the error
-  is at most ``0.5 * sum_b pos_b * neg_b / (P * N)`` (:func:`roc_auc_error_bound`); for average
-  precision see :func:`average_precision_error_bound`. With 1000 bins both are typically below
-  1e-3 and shrink with finer bins (spec key ``score_bins``).
+* ROC AUC and average precision treat rows in the same score bin as tied. The bins follow the
+  window's labeled scores (:class:`~eval_pipelines.stats.binary.BinLayout`): a window with at
+  most ``score_bins`` distinct scores (at least 1e-5 apart) gets one bin per score, so both are
+  exact (error bound 0); otherwise the bins are quantile bins of about ``1 / score_bins`` of
+  the window's rows each, cut again at the ``score_bins`` equal-width edges (no bin is coarser
+  than an equal-width one). A bin whose rows all share one score is tied exactly as
+  scikit-learn ties it and contributes no error. For ROC AUC the error is at most
+  ``0.5 * sum_b pos_b * neg_b / (P * N)`` over the other bins (:func:`roc_auc_error_bound`); for
+  average precision see :func:`average_precision_error_bound`. Both shrink with more bins
+  (spec key ``score_bins``).
 
 References
 ----------
@@ -86,10 +92,17 @@ def expected_calibration_error(stats: ScoreHistogram) -> np.ndarray:
 
     Equivalently ``sum_b |sum of scores_b - positives_b| / N`` (Naeini et al. 2015).
     """
-    shape = (*stats.count.shape[:-2], stats.calibration_bins)
-    groups = stats.count.shape[-1] // stats.calibration_bins
-    scores = stats.score_sum.sum(-2).reshape((*shape, groups)).sum(-1)
-    positives = stats.count[..., 1, :].reshape((*shape, groups)).sum(-1)
+    score_sum = stats.score_sum.sum(-2)
+    positive = stats.count[..., 1, :]
+    if stats.layout is not None:  # bins that follow the data: sum each calibration bin's own
+        onehot = np.zeros((score_sum.shape[-1], stats.calibration_bins))
+        onehot[np.arange(score_sum.shape[-1]), stats.layout.calibration(stats.calibration_bins)] = 1
+        scores, positives = score_sum @ onehot, positive @ onehot
+    else:
+        shape = (*stats.count.shape[:-2], stats.calibration_bins)
+        groups = stats.count.shape[-1] // stats.calibration_bins
+        scores = score_sum.reshape((*shape, groups)).sum(-1)
+        positives = positive.reshape((*shape, groups)).sum(-1)
     return divide(np.abs(scores - positives).sum(-1), stats.n)
 
 
@@ -103,12 +116,18 @@ def roc_auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.
     return divide(u, positives.sum(-1) * negatives.sum(-1))
 
 
-def roc_auc_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+def roc_auc_error_bound(
+    negatives: np.ndarray, positives: np.ndarray, tied: np.ndarray | None = None
+) -> np.ndarray:
     """Largest possible |binned AUC - exact AUC|: every within-bin pair counted as a tie.
 
-    Each bin contributes ``pos_b * neg_b`` pairs scored 1/2 whose exact value is 0 or 1.
+    Each bin contributes ``pos_b * neg_b`` pairs scored 1/2 whose exact value is 0 or 1,
+    except a bin whose rows all share one score (``tied[b]``): its pairs are true ties.
     """
-    return divide(0.5 * (positives * negatives).sum(-1), positives.sum(-1) * negatives.sum(-1))
+    within = positives * negatives
+    if tied is not None:
+        within = np.where(tied, 0.0, within)
+    return divide(0.5 * within.sum(-1), positives.sum(-1) * negatives.sum(-1))
 
 
 def average_precision_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -126,13 +145,17 @@ def average_precision_from_histograms(negatives: np.ndarray, positives: np.ndarr
     return divide((pos * precision_at).sum(-1), pos.sum(-1))
 
 
-def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+def average_precision_error_bound(
+    negatives: np.ndarray, positives: np.ndarray, tied: np.ndarray | None = None
+) -> np.ndarray:
     """Largest possible |binned AP - exact AP| given only per-bin counts.
 
     Within a bin with ``p`` positives and ``n`` negatives, after ``tp0, fp0`` rows above it,
     each positive's exact precision lies between ``(tp0 + 1) / (tp0 + fp0 + 1 + n)`` (every
     negative first) and ``(tp0 + p) / (tp0 + fp0 + p)`` (every positive first); binned AP uses
     ``(tp0 + p) / (tp0 + fp0 + p + n)``. The bound sums the worse gap, weighted by ``p / P``.
+    A bin whose rows all share one score (``tied[b]``) is one threshold of scikit-learn's
+    sweep, where binned AP is exact: no gap.
     """
     pos = positives[..., ::-1].astype(float)
     neg = negatives[..., ::-1].astype(float)
@@ -143,6 +166,8 @@ def average_precision_error_bound(negatives: np.ndarray, positives: np.ndarray) 
         high = (tp0 + pos) / (tp0 + fp0 + pos)
         low = (tp0 + 1) / (tp0 + fp0 + 1 + neg)
         gap = np.where(pos > 0, np.maximum(high - used, used - low), 0.0)
+    if tied is not None:
+        gap = np.where(tied[::-1], 0.0, gap)
     return divide((pos * gap).sum(-1), pos.sum(-1))
 
 
@@ -154,12 +179,18 @@ def pr_auc(stats: ScoreHistogram) -> np.ndarray:
     return average_precision_from_histograms(stats.count[..., 0, :], stats.count[..., 1, :])
 
 
+def _tied(stats: ScoreHistogram) -> np.ndarray | None:
+    return stats.layout.tied if stats.layout is not None else None
+
+
 def roc_auc_bound(stats: ScoreHistogram) -> np.ndarray:
-    return roc_auc_error_bound(stats.count[..., 0, :], stats.count[..., 1, :])
+    return roc_auc_error_bound(stats.count[..., 0, :], stats.count[..., 1, :], _tied(stats))
 
 
 def pr_auc_bound(stats: ScoreHistogram) -> np.ndarray:
-    return average_precision_error_bound(stats.count[..., 0, :], stats.count[..., 1, :])
+    return average_precision_error_bound(
+        stats.count[..., 0, :], stats.count[..., 1, :], _tied(stats)
+    )
 
 
 def mcnemar(paired: PairedCells) -> np.ndarray:
