@@ -358,21 +358,29 @@ class SqlBuilder:
             histogram_sets=self._render_sets(histogram_sets),
         )
 
-    def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
-        """``sql/regression_pairs.sql``: labeled requests both versions predicted, per slice
-        (the bucket bootstrap pairs the versions through the id's bucket; this counts them)."""
+    def _pair_pieces(self, baseline: str, candidate: str) -> dict[str, str]:
+        """The slice outputs, grouping id and grouping sets of a task's paired query, which
+        joins the ``baseline`` rows to the ``candidate`` rows and groups on the baseline's
+        slice values."""
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         sets = [
             [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
         ]
         grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        return {
+            "slice_outputs": "".join(f"baseline.{a} AS {a},\n    " for a in aliases),
+            "baseline": self.literal(baseline),
+            "candidate": self.literal(candidate),
+            "grouping_id": f"GROUPING({grouped})" if aliases else "0",
+            "grouping_sets": self._render_sets(sets) if sets else "    ()",
+        }
+
+    def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
+        """``sql/regression_pairs.sql``: labeled requests both versions predicted, per slice
+        (the bucket bootstrap pairs the versions through the id's bucket; this counts them)."""
         return template("regression_pairs").format(
             window=self.window(window),
-            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
-            baseline=self.literal(baseline),
-            candidate=self.literal(candidate),
-            grouping_id=f"GROUPING({grouped})" if aliases else "0",
-            grouping_sets=self._render_sets(sets) if sets else "    ()",
+            **self._pair_pieces(baseline, candidate),
         )
 
     def _ranking_lists(self, window: Window) -> str:
@@ -414,7 +422,6 @@ class SqlBuilder:
     def ranking_statistics(self, window: Window) -> str:
         """``sql/ranking_statistics.sql``: the ranking family's sums of per-list values per
         slice, version and resample bucket of the list id (exact sums, as regression's)."""
-        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         sets = self._grouping_sets(self.spec.slice_crosses, ["model_version", "bucket"])
         sums = {"rr": "rr"}
         for k in cutoffs(self.spec):
@@ -423,8 +430,8 @@ class SqlBuilder:
         return template("ranking_statistics").format(
             window=self.window(window),
             lists=self._ranking_lists(window),
-            slice_outputs="".join(f"{a},\n    " for a in aliases),
-            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            slice_outputs=self._slice_pieces()["slice_outputs"],
+            grouping_id=self._slice_pieces()["grouping_id"],
             sums=hits
             + "".join(
                 f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
@@ -436,19 +443,10 @@ class SqlBuilder:
     def ranking_pairs(self, window: Window, baseline: str, candidate: str) -> str:
         """``sql/ranking_pairs.sql``: lists with a relevant item both versions ranked, per
         slice (the bucket bootstrap pairs the versions through the list id's bucket)."""
-        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        sets = [
-            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
-        ]
-        grouped = ", ".join(f"baseline.{a}" for a in aliases)
         return template("ranking_pairs").format(
             window=self.window(window),
             lists=self._ranking_lists(window),
-            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
-            baseline=self.literal(baseline),
-            candidate=self.literal(candidate),
-            grouping_id=f"GROUPING({grouped})" if aliases else "0",
-            grouping_sets=self._render_sets(sets) if sets else "    ()",
+            **self._pair_pieces(baseline, candidate),
         )
 
     def _class_index(self, expr: str, classes: tuple[str, ...]) -> str:
@@ -556,18 +554,9 @@ class SqlBuilder:
     def multiclass_pairs(self, window: Window, baseline: str, candidate: str) -> str:
         """``sql/multiclass_pairs.sql``: per slice, labeled requests both versions predicted
         and those only one of them classified correctly."""
-        aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        sets = [
-            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
-        ]
-        grouped = ", ".join(f"baseline.{a}" for a in aliases)
         return template("multiclass_pairs").format(
             window=self.window(window),
-            slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
-            baseline=self.literal(baseline),
-            candidate=self.literal(candidate),
-            grouping_id=f"GROUPING({grouped})" if aliases else "0",
-            grouping_sets=self._render_sets(sets) if sets else "    ()",
+            **self._pair_pieces(baseline, candidate),
         )
 
     def window_checks(self, window: Window) -> str:
