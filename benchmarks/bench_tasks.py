@@ -9,8 +9,9 @@ Run it directly::
 One invocation builds, untimed, a synthetic DuckDB warehouse for the task: ``--rows``
 prediction rows in one week (``--rows / 2`` requests, each scored by two model versions, v1
 and v2, as in a shadow deployment), 90% of them labeled within the 14-day maximum delay, with
-two slice columns (``segment``: 5 values, ``region``: 8 values). Then it measures three
-approaches to that week, each in its own fresh Python subprocess so that the peak RSS
+two slice columns (``segment``: 5 values, ``region``: 8 values); for ``ranking`` a request is
+one served item, 20 to a list, and the list carries the time and the slices. Then it measures
+three approaches to that week, each in its own fresh Python subprocess so that the peak RSS
 (``VmHWM``, read inside the child) belongs to that approach alone:
 
 ``ours``
@@ -21,9 +22,10 @@ approaches to that week, each in its own fresh Python subprocess so that the pea
 ``pandas``
     What a user writes by hand: the window's rows joined with their labels (mature within
     14 days) read into pandas, then for every slice group and version the same metrics with
-    scikit-learn, and a 200-replicate row-level bootstrap CI of the task's headline metric
-    (overall, per version). It does less than ``ours`` (no CIs on sliced metrics or on the
-    other metrics, no paired tests, no input checks).
+    scikit-learn, and a 200-replicate row-level (list-level for ranking) bootstrap CI of the
+    task's headline metric (overall, per version); the largest difference from ours is
+    printed. It does less than ``ours`` (no CIs on sliced metrics or on the other metrics, no
+    paired tests, no input checks).
 ``bare scan``
     A floor: DuckDB reads every value of the columns ``ours`` reads (predictions: id,
     timestamp, version, output, slices; labels: id, label, timestamp) and aggregates them
