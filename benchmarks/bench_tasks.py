@@ -9,8 +9,9 @@ Run it directly::
 One invocation builds, untimed, a synthetic DuckDB warehouse for the task: ``--rows``
 prediction rows in one week (``--rows / 2`` requests, each scored by two model versions, v1
 and v2, as in a shadow deployment), 90% of them labeled within the 14-day maximum delay, with
-two slice columns (``segment``: 5 values, ``region``: 8 values). Then it measures three
-approaches to that week, each in its own fresh Python subprocess so that the peak RSS
+two slice columns (``segment``: 5 values, ``region``: 8 values); for ``ranking`` a request is
+one served item, 20 to a list, and the list carries the time and the slices. Then it measures
+three approaches to that week, each in its own fresh Python subprocess so that the peak RSS
 (``VmHWM``, read inside the child) belongs to that approach alone:
 
 ``ours``
@@ -21,9 +22,10 @@ approaches to that week, each in its own fresh Python subprocess so that the pea
 ``pandas``
     What a user writes by hand: the window's rows joined with their labels (mature within
     14 days) read into pandas, then for every slice group and version the same metrics with
-    scikit-learn, and a 200-replicate row-level bootstrap CI of the task's headline metric
-    (overall, per version). It does less than ``ours`` (no CIs on sliced metrics or on the
-    other metrics, no paired tests, no input checks).
+    scikit-learn, and a 200-replicate row-level (list-level for ranking) bootstrap CI of the
+    task's headline metric (overall, per version); the largest difference from ours is
+    printed. It does less than ``ours`` (no CIs on sliced metrics or on the other metrics, no
+    paired tests, no input checks).
 ``bare scan``
     A floor: DuckDB reads every value of the columns ``ours`` reads (predictions: id,
     timestamp, version, output, slices; labels: id, label, timestamp) and aggregates them
@@ -45,8 +47,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from bench_evaluation import RESULT_MARKER, emit, machine, peak_rss_mb
@@ -74,7 +77,13 @@ class TaskBench:
     * ``metrics``: the metric names ours computes (the spec's ``metrics``);
     * ``sklearn_metrics(label, outputs)``: the same metrics by hand on one group's rows;
     * ``headline``: the metric the pandas version bootstraps, ``headline_metric(label,
-      outputs)`` its (cheaper) function.
+      outputs)`` its (cheaper) function;
+    * ``list_size``: for a ranking task, the items per list (0 otherwise): each "request" is
+      then one item, ``list_size`` consecutive items form a list (column ``list_id``) whose
+      timestamp and slices are the list's, the pandas version treats an unlabeled item as
+      not relevant and gets every group's rows sorted by list, score (descending) and id,
+      and its bootstrap resamples lists;
+    * ``spec_extra``: further spec keys of the task (``ranking: {k: [...]}``).
     """
 
     task: str
@@ -82,11 +91,13 @@ class TaskBench:
     draw_outputs: Callable[[np.random.Generator, np.ndarray, int], Columns]
     output_types: dict[str, str]
     label_type: str
-    predictions: dict[str, str]
+    predictions: dict[str, Any]
     metrics: list[str]
     sklearn_metrics: Callable[[np.ndarray, Columns], dict[str, float]]
     headline: str
     headline_metric: Callable[[np.ndarray, Columns], float]
+    list_size: int = 0
+    spec_extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -187,10 +198,147 @@ def regression() -> TaskBench:
     )
 
 
-# Each task's benchmark: multiclass and ranking add one function and one entry each.
+INTENTS = np.array(["billing", "cancel", "order_status", "other"])  # sorted, as sklearn's
+
+
+def multiclass_classification() -> TaskBench:
+    def draw_outputs(rng: np.random.Generator, y: np.ndarray, version: int) -> Columns:
+        # Softmax of noisy logits with a bump on the true class (larger for the candidate).
+        logits = rng.normal(0.0, 1.0, (len(y), len(INTENTS)))
+        logits[np.arange(len(y)), np.searchsorted(INTENTS, y)] += 1.2 + 0.3 * version
+        scores = np.exp(logits)
+        scores /= scores.sum(axis=1, keepdims=True)
+        columns = {"predicted_intent": INTENTS[scores.argmax(axis=1)]}
+        return columns | {f"p_{c}": scores[:, i] for i, c in enumerate(INTENTS)}
+
+    def sklearn_metrics(y: np.ndarray, out: Columns) -> dict[str, float]:
+        from sklearn import metrics as skm  # not imported by the children that do not use it
+
+        predicted = out["predicted_intent"]
+        scores = np.column_stack([out[f"p_{c}"] for c in INTENTS])
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            y, predicted, labels=INTENTS, zero_division=0
+        )
+        every_class = len(np.unique(y)) == len(INTENTS)
+        return {
+            "accuracy": skm.accuracy_score(y, predicted),
+            "macro_f1": skm.f1_score(
+                y, predicted, labels=INTENTS, average="macro", zero_division=0
+            ),
+            **{f"precision.{c}": precision[i] for i, c in enumerate(INTENTS)},
+            **{f"recall.{c}": recall[i] for i, c in enumerate(INTENTS)},
+            **{f"f1.{c}": f1[i] for i, c in enumerate(INTENTS)},
+            "log_loss": skm.log_loss(y, scores, labels=INTENTS),
+            "top_2_accuracy": skm.top_k_accuracy_score(y, scores, k=2, labels=INTENTS),
+            "roc_auc_ovr": skm.roc_auc_score(
+                y, scores, multi_class="ovr", average="macro", labels=INTENTS
+            )
+            if every_class
+            else np.nan,
+        }
+
+    return TaskBench(
+        task="multiclass_classification",
+        draw_labels=lambda rng, n: INTENTS[rng.choice(len(INTENTS), n, p=[0.35, 0.15, 0.3, 0.2])],
+        draw_outputs=draw_outputs,
+        output_types={"predicted_intent": "VARCHAR"} | {f"p_{c}": "DOUBLE" for c in INTENTS},
+        label_type="VARCHAR",
+        predictions={
+            "prediction": "predicted_intent",
+            "class_scores": {c: f"p_{c}" for c in INTENTS},
+        },
+        metrics=[
+            "accuracy",
+            "macro_f1",
+            *(f"{m}.{c}" for m in ("precision", "recall", "f1") for c in INTENTS),
+            "log_loss",
+            "top_2_accuracy",
+            "roc_auc_ovr",
+        ],
+        sklearn_metrics=sklearn_metrics,
+        headline="accuracy",
+        headline_metric=lambda y, out: float(np.mean(y == out["predicted_intent"])),
+    )
+
+
+LIST_SIZE = 20  # items served per search
+CUTOFF = 10
+
+
+def ranking_metrics(gain: np.ndarray) -> dict[str, float]:
+    """Our ranking metrics at ``CUTOFF``, vectorised over lists (:mod:`tasks.ranking`).
+
+    ``gain`` holds one list per row in served order (score descending, ties by item id), an
+    unlabeled item as 0; lists without a relevant item are left out, as ours does. NDCG is
+    scikit-learn's ``ndcg_score`` with the served position as the score, so it ranks exactly
+    the served order (no ties left to average).
+    """
+    from sklearn.metrics import ndcg_score
+
+    gain = gain[(gain > 0).any(axis=1)]
+    if not len(gain):
+        return dict.fromkeys(
+            [f"ndcg@{CUTOFF}", f"map@{CUTOFF}", f"recall@{CUTOFF}", f"hit_rate@{CUTOFF}", "mrr"],
+            np.nan,
+        )
+    relevant = gain > 0
+    top = relevant[:, :CUTOFF]
+    position = np.arange(1, gain.shape[1] + 1)
+    served = np.broadcast_to(-position, gain.shape).astype(float)
+    count = relevant.sum(axis=1)
+    precision_at = np.cumsum(top, axis=1) / position[:CUTOFF]
+    return {
+        f"ndcg@{CUTOFF}": float(ndcg_score(gain, served, k=CUTOFF, ignore_ties=True)),
+        f"map@{CUTOFF}": float(
+            np.mean((precision_at * top).sum(axis=1) / np.minimum(CUTOFF, count))
+        ),
+        f"recall@{CUTOFF}": float(np.mean(top.sum(axis=1) / count)),
+        f"hit_rate@{CUTOFF}": float(np.mean(top.any(axis=1))),
+        "mrr": float(np.mean(1.0 / (relevant.argmax(axis=1) + 1))),
+    }
+
+
+def ranking() -> TaskBench:
+    def draw_labels(rng: np.random.Generator, n: int) -> np.ndarray:
+        # Graded relevance 0-3 from a latent quality: about 21% of items relevant.
+        return np.digitize(rng.normal(0.0, 1.0, n), [0.8, 1.5, 2.2]).astype(np.int64)
+
+    def draw_outputs(rng: np.random.Generator, y: np.ndarray, version: int) -> Columns:
+        return {"score": (0.8 + 0.3 * version) * y + rng.normal(0.0, 1.5, len(y))}
+
+    def sklearn_metrics(y: np.ndarray, out: Columns) -> dict[str, float]:
+        return ranking_metrics(y.reshape(-1, LIST_SIZE).astype(float))
+
+    return TaskBench(
+        task="ranking",
+        draw_labels=draw_labels,
+        draw_outputs=draw_outputs,
+        output_types={"score": "DOUBLE"},
+        label_type="INTEGER",
+        predictions={"list_id": "list_id", "score": "score"},
+        metrics=[
+            f"ndcg@{CUTOFF}",
+            f"map@{CUTOFF}",
+            f"recall@{CUTOFF}",
+            f"hit_rate@{CUTOFF}",
+            "mrr",
+        ],
+        sklearn_metrics=sklearn_metrics,
+        headline=f"ndcg@{CUTOFF}",
+        headline_metric=lambda y, out: ranking_metrics(y.reshape(-1, LIST_SIZE).astype(float))[
+            f"ndcg@{CUTOFF}"
+        ],
+        list_size=LIST_SIZE,
+        spec_extra={"ranking": {"k": [CUTOFF]}},
+    )
+
+
+# Each task's benchmark: one function and one entry.
 TASKS: dict[str, Callable[[], TaskBench]] = {
     "binary_classification": binary_classification,
     "regression": regression,
+    "multiclass_classification": multiclass_classification,
+    "ranking": ranking,
 }
 
 
@@ -200,10 +348,13 @@ def build_warehouse(db: Path, bench: TaskBench, rows: int, seed: int) -> None:
     import duckdb
     import pandas as pd
 
-    requests = rows // 2
+    size = bench.list_size or 1
+    requests = rows // 2 // size * size  # whole lists (CHUNK is a multiple of a list's size)
     rng = np.random.default_rng(seed)
     week_start = np.datetime64(f"{WEEK}T00:00:00", "s")
     outputs = ", ".join(f"{name} {kind}" for name, kind in bench.output_types.items())
+    if bench.list_size:
+        outputs = f"list_id BIGINT, {outputs}"
     con = duckdb.connect(str(db))
     try:
         con.execute(
@@ -217,10 +368,14 @@ def build_warehouse(db: Path, bench: TaskBench, rows: int, seed: int) -> None:
         for first in range(0, requests, CHUNK):
             n = min(CHUNK, requests - first)
             ids = np.arange(first, first + n, dtype=np.int64)
-            # Time-ordered ids, as a log would write them.
-            ts = week_start + np.sort(rng.integers(0, 7 * 86400, n)).astype("timedelta64[s]")
-            segment = SEGMENTS[rng.choice(len(SEGMENTS), n, p=[0.4, 0.25, 0.15, 0.12, 0.08])]
-            region = REGIONS[rng.integers(0, len(REGIONS), n)]
+            units = n // size  # requests, or lists of a ranking task
+            # Time-ordered ids, as a log would write them; a list's items share its time and
+            # slices (slices of a ranking task are list-level).
+            ts = week_start + np.sort(rng.integers(0, 7 * 86400, units)).astype("timedelta64[s]")
+            segment = SEGMENTS[rng.choice(len(SEGMENTS), units, p=[0.4, 0.25, 0.15, 0.12, 0.08])]
+            region = REGIONS[rng.integers(0, len(REGIONS), units)]
+            ts, segment, region = (np.repeat(a, size) for a in (ts, segment, region))
+            lists = {"list_id": ids // size} if bench.list_size else {}
             y = bench.draw_labels(rng, n)
             for version in (0, 1):
                 frame = pd.DataFrame(
@@ -228,6 +383,7 @@ def build_warehouse(db: Path, bench: TaskBench, rows: int, seed: int) -> None:
                         "prediction_id": ids,
                         "ts": ts,
                         "model_version": f"v{version + 1}",
+                        **lists,
                         **bench.draw_outputs(rng, y, version),
                         "segment": segment,
                         "region": region,
@@ -260,6 +416,7 @@ def spec_of(bench: TaskBench, db: Path) -> dict:
         "metrics": bench.metrics,
         "confidence": {"replicates": REPLICATES, "seed": 7},
         "compare": {"baseline": "v1", "candidate": "v2"},
+        **bench.spec_extra,
     }
 
 
@@ -282,7 +439,14 @@ def child_ours(bench: TaskBench, config: dict) -> dict:
     wall = time.perf_counter() - started
     metrics = evaluation.metrics
     overall = metrics[metrics["slice"] == "overall"].set_index(["model_version", "metric"])
+    every = metrics[metrics["metric"].isin(bench.metrics)]
     return {
+        "values": {
+            f"{s}|{v}|{m}": x
+            for s, v, m, x in every[["slice", "model_version", "metric", "value"]].itertuples(
+                index=False
+            )
+        },
         "wall_s": wall,
         "timings": evaluation.timings,
         "slice_groups": int(metrics["slice"].nunique()),
@@ -306,6 +470,8 @@ def child_pandas(bench: TaskBench, config: dict) -> dict:
     start, end = window_bounds()
     con = duckdb.connect(config["db"], read_only=True)
     outputs = list(bench.output_types)
+    if bench.list_size:
+        outputs = ["list_id", "prediction_id", *outputs]
     rows = con.sql(
         f"""
         SELECT p.model_version, {", ".join(f"p.{c}" for c in outputs)}, p.segment, p.region,
@@ -316,7 +482,14 @@ def child_pandas(bench: TaskBench, config: dict) -> dict:
         """
     ).df()
     con.close()
-    labeled = rows[rows["label"].notna()]
+    if bench.list_size:
+        # An unlabeled item is not relevant; each list's items in served order.
+        rows["label"] = rows["label"].fillna(0)
+        labeled = rows.sort_values(
+            ["list_id", "score", "prediction_id"], ascending=[True, False, True]
+        )
+    else:
+        labeled = rows[rows["label"].notna()]
 
     def metrics_of(group) -> dict[str, float]:
         y = group["label"].to_numpy()
@@ -338,12 +511,24 @@ def child_pandas(bench: TaskBench, config: dict) -> dict:
         y = part["label"].to_numpy()
         out = {c: part[c].to_numpy() for c in outputs}
         values = []
+        size = bench.list_size or 1  # resample requests, or whole lists of a ranking task
+        units = len(y) // size
         for _ in range(REPLICATES):
-            pick = rng.integers(0, len(y), len(y))
+            pick = (rng.integers(0, units, units)[:, None] * size + np.arange(size)).ravel()
             values.append(bench.headline_metric(y[pick], {c: a[pick] for c, a in out.items()}))
         ci[version] = [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
+    wall = time.perf_counter() - started
+
+    def slice_name(cross: tuple[str, ...], values: tuple) -> str:  # ours' slice names
+        return ", ".join(f"{c}={v}" for c, v in zip(cross, values, strict=True)) or "overall"
+
     return {
-        "wall_s": time.perf_counter() - started,
+        "wall_s": wall,
+        "values": {
+            f"{slice_name(cross, key[:-1])}|{key[-1]}|{m}": float(x)
+            for (cross, key), values in results.items()
+            for m, x in values.items()
+        },
         "slice_groups": len({(cross, key[:-1]) for cross, key in results}),
         "overall": overall,
         "headline_ci": ci,
@@ -356,12 +541,18 @@ def child_bare(bench: TaskBench, config: dict) -> dict:
     start, end = window_bounds()
     con = duckdb.connect(config["db"], read_only=True)
     touched = ["sum(prediction_id)", "max(ts)", "sum(hash(model_version))"]
-    touched += [f"sum({c})" for c in bench.output_types]
+    touched += [
+        f"sum(hash({c}))" if kind == "VARCHAR" else f"sum({c})"
+        for c, kind in bench.output_types.items()
+    ]
+    touched += ["sum(list_id)"] if bench.list_size else []
     touched += ["sum(hash(segment))", "sum(hash(region))"]
     queries = {
         "window": f"""SELECT count(*), {", ".join(touched)} FROM predictions
             WHERE ts >= TIMESTAMP '{start}' AND ts < TIMESTAMP '{end}'""",
-        "labels": "SELECT count(*), sum(prediction_id), sum(label), max(labeled_at) FROM labels",
+        "labels": "SELECT count(*), sum(prediction_id), "
+        + ("sum(hash(label))" if bench.label_type == "VARCHAR" else "sum(label)")
+        + ", max(labeled_at) FROM labels",
     }
     started = time.perf_counter()
     counts = {name: con.sql(sql).fetchall()[0][0] for name, sql in queries.items()}
@@ -423,10 +614,31 @@ def bench_task(task: str, args: argparse.Namespace, workdir: Path) -> None:
     print(f"ours peak RSS:            {ours['peak_rss_mb']:.0f} MB (target < 1024 MB)")
     steps = ", ".join(f"{k} {v:.2f}" for k, v in ours["timings"].items())
     print(f"ours, seconds per step: {steps}")
-    print("consistency (overall; ours, pandas):")
+    print("consistency (overall; ours, pandas, |difference|):")
+    width = max(len(key) for key in ours["overall"])
     for key, value in ours["overall"].items():
-        theirs = f"{other['overall'][key]:.6f}" if other else "-"
-        print(f"  {key:<16} {value:.6f}  {theirs}")
+        theirs = (
+            f"{other['overall'][key]:.6f}  {abs(value - other['overall'][key]):.2e}"
+            if other
+            else "-"
+        )
+        print(f"  {key:<{width}} {value:.6f}  {theirs}")
+    if other:
+        gaps = {k: abs(v - other["overall"][k]) for k, v in ours["overall"].items()}
+        worst = max(gaps, key=gaps.__getitem__)
+        print(f"max |ours - pandas| over {len(gaps)} overall values: {gaps[worst]:.2e} ({worst})")
+        ours_values, their_values = ours["values"], other["values"]
+        gaps = {
+            k: abs(ours_values[k] - x)
+            for k, x in their_values.items()
+            if np.isfinite(x) and np.isfinite(ours_values.get(k, np.nan))
+        }
+        worst = max(gaps, key=gaps.__getitem__)
+        print(
+            f"max |ours - pandas| over {len(gaps)} values of every slice group and version: "
+            f"{gaps[worst]:.2e} ({worst}); not compared (in one only, or NaN): "
+            f"ours {len(ours_values) - len(gaps)}, pandas {len(their_values) - len(gaps)}"
+        )
     for version, (low, high) in ours["headline_ci"].items():
         theirs = "[{:.4f}, {:.4f}]".format(*other["headline_ci"][version]) if other else "-"
         print(f"  {version}/{bench.headline} 95% CI [{low:.4f}, {high:.4f}]  {theirs}")
