@@ -57,6 +57,20 @@ def test_an_unlabeled_multiclass_week_is_estimated_through_the_cli(tmp_path):
             assert estimate.ci_high - estimate.ci_low < 0.08
     assert "estimation_histograms" in json.loads((out / "run.json").read_text())["queries"]
 
+    # A gate on an estimate decides the unlabeled week, and the verdict says it rests on it.
+    raw = yaml.safe_load(SPEC.read_text())
+    raw["gates"] = [{"metric": "estimated_accuracy", "slice": "overall", "min": 0.99}]
+    spec = tmp_path / "gated.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    gated = tmp_path / "gated"
+    argv = ["run", "--spec", str(spec), "--week", WEEK, "--out", str(gated), "--quiet"]
+    main([*argv, "--warehouse", f"duckdb:///{warehouse}"])
+    verdict = json.loads((gated / "verdict.json").read_text())
+    assert verdict["decision"] == "hold"
+    held = [r for r in verdict["reasons"] if r["outcome"] == "hold"]
+    assert held and all("(label-free estimate)" in r["message"] for r in held)
+    assert any(r["gate"] == "estimation" for r in verdict["reasons"])
+
 
 def test_multiclass_estimation_without_class_scores_is_one_spec_error():
     raw = yaml.safe_load(SPEC.read_text())

@@ -23,11 +23,7 @@ import pyarrow.compute as pc
 
 from eval_pipelines.estimation import estimated_metrics, estimated_name
 from eval_pipelines.estimation.calibration import IsotonicMap
-from eval_pipelines.estimation.multiclass import (
-    ESTIMATED_METRICS,
-    binned_confusion,
-    fit_class_calibrations,
-)
+from eval_pipelines.estimation.multiclass import binned_confusion, fit_class_calibrations
 from eval_pipelines.estimation.run import Estimation, _status, _version_index
 from eval_pipelines.evaluation import METRIC_COLUMNS
 from eval_pipelines.inference.bootstrap import CELL_BOOTSTRAP
@@ -264,7 +260,7 @@ def estimate(
     versions: list[str],
 ) -> Estimation:
     """The estimated metrics of every slice and version of the evaluated week."""
-    names = [m for m in estimated_metrics(spec.task, spec.metrics) if m in ESTIMATED_METRICS]
+    names = estimated_metrics(spec.task, spec.metrics)
     if not names:
         return Estimation(metrics=pd.DataFrame(columns=METRIC_COLUMNS), calibration={})
     sql = estimation_query(builder, window)
