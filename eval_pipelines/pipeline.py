@@ -14,7 +14,8 @@ import pandas as pd
 from eval_pipelines.column_types import check_column_types
 from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, reference_note
 from eval_pipelines.errors import ValidationFailed
-from eval_pipelines.estimation.run import estimate, with_estimates
+from eval_pipelines.estimation.run import with_estimates
+from eval_pipelines.estimation.week import estimate
 from eval_pipelines.evaluation import (
     SliceMetrics,
     comparison_table,

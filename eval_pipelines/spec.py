@@ -30,7 +30,13 @@ from pydantic import (
 )
 
 from eval_pipelines.errors import SpecError
-from eval_pipelines.estimation import ESTIMABLE, estimated_names, gate_problem, is_estimated
+from eval_pipelines.estimation import (
+    ESTIMABLE,
+    estimated_names,
+    gate_problem,
+    is_estimated,
+    spec_problem,
+)
 from eval_pipelines.tasks import DEFAULT_TASK, TASKS, known_metric, task_named
 from eval_pipelines.tasks.ranking import MAX_CUTOFF
 
@@ -680,6 +686,9 @@ def parse_spec(raw: Any, source: str = "<spec>", base_dir: Path | None = None) -
                 f"{source}: invalid spec:\n  estimation: task {spec.task!r} has no label-free "
                 f"estimator (estimation supports: {', '.join(ESTIMABLE)})"
             )
+        problem = spec.estimation and spec_problem(spec.task, bool(spec.predictions.class_scores))
+        if problem:
+            raise SpecError(f"{source}: invalid spec:\n  {problem}")
         for index, gate in enumerate(spec.gates):
             try:
                 parsed = _parse_gate(gate)

@@ -50,3 +50,18 @@ def test_duckdb_and_postgresql_agree(tmp_path, postgres_url):
     _assert_frames_equal(duck.coverage, pg.coverage)
     assert duck_verdict.to_dict() == pg_verdict.to_dict()
     assert duck_verdict.decision == "hold"
+
+
+def test_multiclass_estimates_agree_on_duckdb_and_postgresql(tmp_path, postgres_url):
+    """The intent classifier demo (estimation on): every metric row, the label-free
+    ``estimated_accuracy`` and ``estimated_macro_f1`` among them, is the same on both."""
+    path = tmp_path / "warehouse.duckdb"
+    build_demo_warehouse(path, rows=60_000)
+    copy_duckdb_tables(path, postgres_url, ["intent_logs", "intent_labels"], replace=True)
+    spec = load_spec("evals/intent_classifier.yaml")
+    duck = evaluate(spec.model_copy(update={"warehouse": f"duckdb:///{path}"}), WEEK)
+    pg = evaluate(spec.model_copy(update={"warehouse": postgres_url}), WEEK)
+    estimated = duck.metrics[duck.metrics["metric"].str.startswith("estimated_")]
+    assert set(estimated["metric"]) == {"estimated_accuracy", "estimated_macro_f1"}
+    assert (estimated["status"] != "no_reference").all()
+    _assert_frames_equal(duck.metrics, pg.metrics)

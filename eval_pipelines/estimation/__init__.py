@@ -13,19 +13,36 @@ formulas stay in the task's registry:
 
 * ``binary_classification``: :mod:`eval_pipelines.estimation.binary` (accuracy, precision,
   recall, F1, ROC AUC);
-* ``multiclass_classification``: :mod:`eval_pipelines.estimation.multiclass` holds the pure
-  numpy estimator (accuracy, macro F1), to be wired when that task lands.
+* ``multiclass_classification``: :mod:`eval_pipelines.estimation.multiclass` (accuracy,
+  macro F1; needs ``predictions.class_scores``), run by
+  :mod:`eval_pipelines.estimation.multiclass_week`.
 
 This module imports no SQL or spec code, so the spec can read the registry without a cycle;
-:mod:`eval_pipelines.estimation.run` runs an estimation.
+:mod:`eval_pipelines.estimation.week` runs an estimation (the task's runner).
 """
 
 from eval_pipelines.estimation.binary import ESTIMATED_METRICS as BINARY_ESTIMATED
+from eval_pipelines.estimation.multiclass import ESTIMATED_METRICS as MULTICLASS_ESTIMATED
 
 PREFIX = "estimated_"
 
 # task name -> the metrics of that task its estimator estimates.
-ESTIMABLE: dict[str, tuple[str, ...]] = {"binary_classification": BINARY_ESTIMATED}
+ESTIMABLE: dict[str, tuple[str, ...]] = {
+    "binary_classification": BINARY_ESTIMATED,
+    "multiclass_classification": MULTICLASS_ESTIMATED,
+}
+
+
+def spec_problem(task: str, class_scores: bool) -> str | None:
+    """Why a spec of ``task`` with an ``estimation`` section cannot be estimated, else None:
+    multiclass CBPE calibrates the class scores, so it needs them."""
+    if task == "multiclass_classification" and not class_scores:
+        return (
+            "estimation: task 'multiclass_classification' estimates from the class scores; "
+            "give predictions.class_scores (one probability column per class) or remove "
+            "the 'estimation' section"
+        )
+    return None
 
 
 def is_estimated(name: str) -> bool:

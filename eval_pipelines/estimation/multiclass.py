@@ -1,4 +1,4 @@
-"""CBPE for a multiclass classifier, in numpy: ready for the multiclass task to wire.
+"""CBPE for a multiclass classifier, in numpy (run by ``estimation.multiclass_week``).
 
 NannyML's multiclass CBPE (``nannyml/performance_estimation/confidence_based/cbpe.py``,
 ``_fit_calibrators`` and ``_calibrate_predicted_probabilities``):
@@ -18,11 +18,17 @@ Both estimates are functions of one statistic, the *expected confusion matrix*
 ``FN_c = sum_j E[c, j] - E[c, c]``. That is the C x C confusion the multiclass task
 aggregates, so when it lands its own accuracy and macro-F1 functions apply unchanged.
 
-Wiring into the warehouse (left for the multiclass task): the calibration is fitted here
-from per-class one-vs-rest score histograms of the reference weeks
-(:func:`fit_class_calibrations`, as the binary estimator does), and the week's expected
-confusion is one aggregate, ``SUM(p_i) GROUP BY slice, version, predicted class``, where
-``p_i`` is the normalised calibrated probability computed in SQL from the maps' knots.
+In the warehouse the calibration is fitted from per-class one-vs-rest score histograms of
+the reference weeks (:func:`fit_class_calibrations`, as the binary estimator does), and the
+week arrives as per-class score histograms per predicted class (:func:`binned_confusion`):
+rows and score sum per (predicted class ``j``, class ``i``, bin of class ``i``'s score). From
+them ``U[i, j] = sum over bins of rows x cal_i(mean score)`` is the *unnormalised* calibrated
+mass of class ``i`` among the rows predicted ``j``, and the normalisation is applied per
+predicted class, ``E[i, j] = n_j U[i, j] / sum_k U[k, j]``, instead of per row: a ratio of
+sums for a sum of ratios. It is exact when every row's calibrated probabilities sum to the
+same value within a predicted class (for instance 1, when the calibration preserves the
+simplex); its size on data is measured in tests/test_estimation_parity.py and
+docs/estimation.md.
 
 Differences from NannyML, both documented in docs/estimation.md: NannyML skips a class's
 calibration when its cross-validated calibration error does not improve
@@ -33,6 +39,9 @@ import numpy as np
 
 from eval_pipelines.estimation.calibration import IsotonicMap, fit_isotonic
 from eval_pipelines.tasks.base import divide
+
+# The multiclass metrics CBPE estimates (issue 10 item 5), by the multiclass task's functions.
+ESTIMATED_METRICS = ("accuracy", "macro_f1")
 
 
 def class_histograms(
@@ -79,6 +88,37 @@ def expected_confusion(calibrated: np.ndarray, predicted: np.ndarray) -> np.ndar
     classes = calibrated.shape[1]
     onehot = np.eye(classes)[predicted]  # [N, C_pred]
     return calibrated.T @ onehot
+
+
+def binned_confusion(
+    count: np.ndarray, score_sum: np.ndarray, maps: list[IsotonicMap]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The expected confusion from per-predicted-class, per-class score histograms.
+
+    Parameters
+    ----------
+    count, score_sum : ``[..., C_i, C_j, bins]``: rows predicted ``j`` by the bin of class
+        ``i``'s score (each row counted once per class ``i``), and their class-``i`` score sum.
+    maps : one isotonic map per class ``i``.
+
+    Returns
+    -------
+    ``confusion[..., C_i, C_j]`` (``E[i, j] = n_j U[i, j] / sum_k U[k, j]``, uniform
+    ``n_j / C`` where every calibrated mass is 0, as NannyML's per-row fallback) and
+    ``calibrated[..., C_i, C_j, bins]``, the unnormalised calibrated mass per cell (rows x
+    ``cal_i`` at the cell's mean score).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, score_sum / np.where(count > 0, count, 1), 0.0)
+    calibrated = np.zeros(count.shape)
+    for i, fitted in enumerate(maps):
+        calibrated[..., i, :, :] = count[..., i, :, :] * fitted(mean[..., i, :, :])
+    mass = calibrated.sum(-1)  # U[..., i, j]
+    rows = np.diagonal(count.sum(-1), axis1=-2, axis2=-1)  # n_j: rows predicted j, class j
+    total = mass.sum(-2, keepdims=True)
+    classes = len(maps)
+    share = np.divide(mass, total, out=np.full(mass.shape, 1.0 / classes), where=total > 0)
+    return share * rows[..., None, :], calibrated
 
 
 def estimated_accuracy(confusion: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ class Estimation:
     reason in ``problems``) and the query that ran."""
 
     metrics: pd.DataFrame
-    calibration: dict[str, IsotonicMap | None]
+    calibration: dict[str, IsotonicMap | list[IsotonicMap] | None]
     problems: dict[str, str] = field(default_factory=dict)
     query: str = ""
 
