@@ -486,6 +486,9 @@ class EvalSpec(_Strict):
         for key in task.window_columns:
             if getattr(self.predictions, key) is None:
                 raise ValueError(f"predictions.{key}: required for task {self.task!r}")
+        if self.ranking is not None and self.task != "ranking":
+            # A forgotten `task: ranking` would otherwise evaluate a ranker as a classifier.
+            raise ValueError(f"ranking: only for task 'ranking', not {self.task!r}")
         for name in self.metrics:
             requires = task.metric(name).requires
             if requires is not None and getattr(self.predictions, requires, None) is None:

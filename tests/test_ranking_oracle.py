@@ -265,6 +265,8 @@ def test_metric_names_at_any_k_are_accepted_and_bad_ones_named(tmp_path):
         parse_spec(base_spec("duckdb:///w.duckdb", task="ranking"))
     with pytest.raises(SpecError, match=r"ranking\.k: expected distinct cutoffs"):
         parse_spec(ranking_spec("duckdb:///w.duckdb", ranking={"k": [5, 5]}))
+    with pytest.raises(SpecError, match=r"ranking: only for task 'ranking', not 'binary_"):
+        parse_spec(base_spec("duckdb:///w.duckdb", ranking={"k": [5]}))
 
 
 def test_negative_relevance_and_nan_scores_fail_the_input_checks(tmp_path):

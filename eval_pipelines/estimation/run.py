@@ -240,7 +240,8 @@ def estimate(
 def with_estimates(metrics: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
     """The realized metrics with the estimated rows beside them: each ``estimated_<m>`` right
     after ``<m>`` of the same version and slice (the order of ``metrics.parquet``)."""
-    frame = pd.concat([metrics, estimates], ignore_index=True)
+    # pandas warns on (and will change) concatenating an empty frame: none to add, none added.
+    frame = metrics if estimates.empty else pd.concat([metrics, estimates], ignore_index=True)
     order = frame.assign(
         _base=frame["metric"].map(base_metric), _estimated=frame["metric"].map(is_estimated)
     ).sort_values(["model_version", "slice", "_base", "_estimated"], kind="stable")
