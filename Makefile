@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint
-	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q --durations=15
 
 format: install
 	$(BIN)/ruff format .
