@@ -26,7 +26,14 @@ from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.progress import SILENT, Progress
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
-from eval_pipelines.stats.parse import SliceKey, Statistics, parse_paired, parse_statistics
+from eval_pipelines.stats.parse import (
+    SliceKey,
+    Statistics,
+    parse_family,
+    parse_paired,
+    parse_statistics,
+)
+from eval_pipelines.tasks import task_of
 from eval_pipelines.validation import CheckResult, ValidationReport, validate_window
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
@@ -96,9 +103,18 @@ def check_slice_cardinality(
 def collect_statistics(
     spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
 ) -> tuple[Statistics, str]:
+    task = task_of(spec)
+    own = task.family_queries(builder, window) if task.family_queries is not None else {}
     sql = builder.sufficient_statistics(window)
     table = warehouse.query_arrow(sql, "sufficient statistics")
-    return parse_statistics(table, spec, builder), sql
+    statistics = parse_statistics(table, spec, builder, skip=frozenset(own))
+    del table  # before the next result: peak memory holds one at a time
+    for name, family_sql in own.items():
+        family_table = warehouse.query_arrow(family_sql, f"{name} statistics")
+        parse_family(family_table, name, spec, builder, statistics)
+        del family_table
+    queries = [sql, *own.values()]
+    return statistics, ";\n".join(queries)
 
 
 def collect_paired_cells(

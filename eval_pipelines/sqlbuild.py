@@ -463,8 +463,7 @@ class SqlBuilder:
         }
 
     def multiclass_statistics(self, window: Window) -> str:
-        """``sql/multiclass_statistics.sql`` (the confusion family), followed by
-        ``sql/multiclass_histogram.sql`` (the class histograms) when class scores are logged."""
+        """``sql/multiclass_statistics.sql``: the confusion family."""
         classes = classes_of(self.spec)
         scores = [f"cs_{i}" for i in range(len(score_columns(self.spec)))]
         crosses = self.spec.slice_crosses
@@ -487,7 +486,7 @@ class SqlBuilder:
             true_rank = "CAST(NULL AS INTEGER)"
         passthrough = "".join(f",\n        {s}" for s in scores)
         eps = LOG_LOSS_EPS
-        query = template("multiclass_statistics").format(
+        return template("multiclass_statistics").format(
             window=self.window(window),
             **self._slice_pieces(),
             bucket_expr=self.bucket_expr(),
@@ -508,9 +507,15 @@ class SqlBuilder:
                 self._grouping_sets(crosses, ["model_version", "bucket", "true_rank"])
             ),
         )
-        if not scores:
-            return query
-        histogram = template("multiclass_histogram").format(
+
+    def multiclass_class_histogram(self, window: Window) -> str:
+        """``sql/multiclass_histogram.sql``: the class histograms (with class scores only),
+        a query of their own (``Task.family_queries``)."""
+        classes = classes_of(self.spec)
+        scores = [f"cs_{i}" for i in range(len(score_columns(self.spec)))]
+        crosses = self.spec.slice_crosses
+        passthrough = "".join(f",\n        {s}" for s in scores)
+        return template("multiclass_histogram").format(
             window=self.window(window),
             **self._slice_pieces(),
             label_class=self._class_index("label", classes),
@@ -524,31 +529,12 @@ class SqlBuilder:
             coarse_bins=self.spec.confidence.score_bins,
             bucket_sets=self._render_sets(
                 self._grouping_sets(
-                    crosses, ["model_version", "bucket", "class_index", "is_class", "coarse_bin"]
+                    crosses, ["model_version", "bucket", "class_index", "coarse_bin"]
                 )
             ),
             histogram_sets=self._render_sets(
-                self._grouping_sets(
-                    crosses, ["model_version", "class_index", "is_class", "fine_bin"]
-                )
+                self._grouping_sets(crosses, ["model_version", "class_index", "fine_bin"])
             ),
-        )
-        # Both results share the column names the parser reads; each family reads its own.
-        return (
-            "SELECT family, grouping_id, {slices}model_version, bucket, label_class, "
-            "predicted_class, true_rank, CAST(NULL AS INTEGER) AS class_index, "
-            "CAST(NULL AS INTEGER) AS is_class, CAST(NULL AS INTEGER) AS fine_bin, "
-            "CAST(NULL AS INTEGER) AS coarse_bin, n, "
-            "log_loss_sum, part FROM (\n{confusion}\n) AS confusion\nUNION ALL\n"
-            "SELECT family, grouping_id, {slices}model_version, bucket, "
-            "CAST(NULL AS INTEGER) AS label_class, CAST(NULL AS INTEGER) AS predicted_class, "
-            "CAST(NULL AS INTEGER) AS true_rank, class_index, is_class, fine_bin, coarse_bin, n, "
-            "CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum, CAST(NULL AS VARCHAR) AS part "
-            "FROM (\n{histogram}\n) AS histogram"
-        ).format(
-            slices=self._slice_pieces()["slice_passthrough"],
-            confusion=query,
-            histogram=histogram,
         )
 
     def multiclass_pairs(self, window: Window, baseline: str, candidate: str) -> str:

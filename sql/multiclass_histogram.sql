@@ -1,10 +1,13 @@
 -- The multiclass task's per-class score histograms (one-vs-rest ROC AUC), over every slice
--- cross and version: each labeled row once per declared class c, by whether its label is c
--- and by the bin of class c's score, in two grains:
+-- cross and version: each labeled row once per declared class c, by the bin of class c's
+-- score, counting the rows (n) and those whose label is c (n_class), in two grains:
 --   fine rows:   the equal-width fine bin (score_bins), no bucket: the point estimate;
 --   bucket rows: the coarse bin (confidence.score_bins) per resample bucket: the bucket
 --                bootstrap, which keeps a row's classes together and pairs the versions.
--- Only when class scores are logged.
+-- This result (slices x versions x buckets x classes x bins) is the largest any task returns,
+-- so it is a query of its own (no other family's columns on its rows, no family column),
+-- with 32-bit keys, and the label-is-c count is a column rather than a grouping key (half
+-- the rows). Only when class scores are logged.
 WITH win AS (
 {window}
 ),
@@ -42,32 +45,28 @@ binned AS (
     FROM unpivoted
 )
 SELECT
-    'class_histogram' AS family,
-    {grouping_id} AS grouping_id,
+    CAST({grouping_id} AS INTEGER) AS grouping_id,
     {slice_outputs}
     model_version,
-    CAST(NULL AS BIGINT) AS bucket,
+    CAST(NULL AS INTEGER) AS bucket,
     class_index,
-    is_class,
-    fine_bin,
-    CAST(NULL AS INTEGER) AS coarse_bin,
-    COUNT(*) AS n
+    fine_bin AS bin,
+    COUNT(*) AS n,
+    CAST(SUM(is_class) AS BIGINT) AS n_class
 FROM binned
 GROUP BY GROUPING SETS (
 {histogram_sets}
 )
 UNION ALL
 SELECT
-    'class_histogram' AS family,
-    {grouping_id} AS grouping_id,
+    CAST({grouping_id} AS INTEGER) AS grouping_id,
     {slice_outputs}
     model_version,
-    bucket,
+    CAST(bucket AS INTEGER) AS bucket,
     class_index,
-    is_class,
-    CAST(NULL AS INTEGER) AS fine_bin,
-    coarse_bin,
-    COUNT(*) AS n
+    coarse_bin AS bin,
+    COUNT(*) AS n,
+    CAST(SUM(is_class) AS BIGINT) AS n_class
 FROM binned
 GROUP BY GROUPING SETS (
 {bucket_sets}

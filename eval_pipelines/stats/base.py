@@ -37,6 +37,41 @@ class RowIndex:
     versions: int
 
 
+class Rows(Protocol):
+    """A family's rows of an aggregate result: what ``parse`` reads (an Arrow table, or
+    :class:`FamilyRows`)."""
+
+    @property
+    def column_names(self) -> list[str]: ...
+
+    @property
+    def num_rows(self) -> int: ...
+
+    def column(self, name: str) -> pa.ChunkedArray: ...
+
+
+@dataclass(frozen=True)
+class FamilyRows:
+    """The rows of ``table`` where ``mask`` holds, filtered one column at a time as a family
+    reads them. Filtering the whole result first would copy it: the largest family's rows
+    are most of it (the multiclass class histograms), and most of its columns are another
+    family's, NULL on these rows."""
+
+    table: pa.Table
+    mask: pa.ChunkedArray
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.table.column_names
+
+    @property
+    def num_rows(self) -> int:
+        return int(pc.sum(self.mask).as_py() or 0)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self.table.column(name).filter(self.mask)
+
+
 class Family(Protocol):
     """One statistic family (see the module docstring)."""
 
@@ -45,7 +80,7 @@ class Family(Protocol):
     name: str
     bootstrap: "Bootstrap"
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> Any:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> Any:
         """This family's rows of the aggregate (``table`` holds only them) as arrays."""
         ...
 
@@ -105,7 +140,7 @@ def accumulate(shape: tuple[int, ...], index: tuple[np.ndarray, ...], values) ->
     return np.bincount(flat, weights=np.asarray(values, float), minlength=size).reshape(shape)
 
 
-def column(table: pa.Table, name: str, dtype=np.int64, fill=0) -> np.ndarray:
+def column(table: Rows, name: str, dtype=np.int64, fill=0) -> np.ndarray:
     """A column as numpy, NULL filled with ``fill``."""
     values = table.column(name)
     if pa.types.is_null(values.type):  # all NULL through pandas (PostgreSQL): no labels yet
@@ -115,5 +150,5 @@ def column(table: pa.Table, name: str, dtype=np.int64, fill=0) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
-def is_null(table: pa.Table, name: str) -> np.ndarray:
+def is_null(table: Rows, name: str) -> np.ndarray:
     return pc.is_null(table.column(name)).to_numpy(zero_copy_only=False)

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP, CELL_BOOTSTRAP
 from eval_pipelines.inference.resampling import merge_bins, poisson_cell_replicates
-from eval_pipelines.stats.base import RowIndex, accumulate, column, is_null
+from eval_pipelines.stats.base import RowIndex, Rows, accumulate, column, is_null
 
 if TYPE_CHECKING:
     from eval_pipelines.spec import EvalSpec
@@ -150,7 +150,7 @@ class ThresholdFamily:
     name = "threshold"
     bootstrap = BUCKET_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ThresholdBuckets:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> ThresholdBuckets:
         G, V, K = index.groups, index.versions, spec.confidence.buckets
         label_null = is_null(table, "label")
         label = column(table, "label")
@@ -211,7 +211,7 @@ class HistogramFamily:
     name = "histogram"
     bootstrap = CELL_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ScoreHistogram:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> ScoreHistogram:
         # The bins' own rows (no slice group, no label) carry each bin's layout.
         layout = ~is_null(table, "coarse_bin")
         fine_bin = column(table, "fine_bin")

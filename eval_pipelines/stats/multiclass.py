@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from eval_pipelines.inference.bootstrap import BucketBootstrap
 from eval_pipelines.inference.resampling import bucket_weights, deviation_scale, deviations
-from eval_pipelines.stats.base import RowIndex, accumulate, column, is_null
+from eval_pipelines.stats.base import RowIndex, Rows, accumulate, column, is_null
 
 if TYPE_CHECKING:
     from eval_pipelines.inference.bootstrap import MetricFunction
@@ -169,7 +169,7 @@ class ConfusionFamily:
     name = "confusion"
     bootstrap = CHUNKED_BUCKET_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ConfusionBuckets:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> ConfusionBuckets:
         classes = classes_of(spec)
         G, V, K, C = index.groups, index.versions, spec.confidence.buckets, len(classes)
         kept = index.g >= 0
@@ -251,6 +251,29 @@ class ConfusionFamily:
         return int(data.count.size + data.rank_count.size + data.log_loss_sum.size)
 
 
+def _class_counts(
+    table: Rows, rows: np.ndarray, shape: tuple[int, ...], *keys: np.ndarray | str
+) -> np.ndarray:
+    """The class histogram rows ``rows`` of ``table`` as ``count[*shape[:-1], 2, bins]``:
+    rows whose label is not the cell's class (index 0 of axis -2) and is (1), by ``keys``
+    (index arrays or column names) then the ``bin`` column.
+
+    The flat cell index is built one key at a time (row-major, as ``np.ravel_multi_index``),
+    each column read, used and dropped: this family returns the most rows of any (slices x
+    versions x buckets x classes x bins), and holding every key column at once set the
+    evaluation's peak memory at 10M rows."""
+    flat = np.zeros(int(rows.sum()), dtype=np.int64)
+    for key, size in zip([*keys, "bin"], shape, strict=True):
+        values = (column(table, key) if isinstance(key, str) else key)[rows]
+        flat *= size
+        flat += values
+        del values
+    size = int(np.prod(shape))
+    of_class = np.bincount(flat, weights=column(table, "n_class", float)[rows], minlength=size)
+    rest = np.bincount(flat, weights=column(table, "n", float)[rows], minlength=size) - of_class
+    return np.stack([rest.reshape(shape), of_class.reshape(shape)], axis=-2)
+
+
 class ClassHistogramFamily:
     """Per-class one-vs-rest score histograms: fine bins for the point estimate, coarse bins
     per resample bucket for the bootstrap."""
@@ -258,37 +281,24 @@ class ClassHistogramFamily:
     name = "class_histogram"
     bootstrap = CHUNKED_BUCKET_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ClassHistogramBuckets:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> ClassHistogramBuckets:
         classes = classes_of(spec)
         G, V, C, K = index.groups, index.versions, len(classes), spec.confidence.buckets
-        fine_shape = (G, V, C, 2, spec.score_bins)
-        coarse_shape = (G, V, K, C, 2, spec.confidence.score_bins)
-        if "fine_bin" not in table.column_names:  # no class scores: no histogram rows
-            return ClassHistogramBuckets(classes, np.zeros(fine_shape), np.zeros(coarse_shape))
-        kept = index.g >= 0
-        fine = kept & ~is_null(table, "fine_bin")
-        coarse = kept & ~is_null(table, "coarse_bin")
-        n = column(table, "n", float)
-        klass, is_class = column(table, "class_index"), column(table, "is_class")
-        g, v = index.g, index.v
+        fine_shape = (G, V, C, spec.score_bins)
+        coarse_shape = (G, V, K, C, spec.confidence.score_bins)
+        if "n_class" not in table.column_names:  # no class scores: no histogram rows
+            return ClassHistogramBuckets(
+                classes,
+                np.zeros((G, V, C, 2, spec.score_bins)),
+                np.zeros((G, V, K, C, 2, spec.confidence.score_bins)),
+            )
+        kept = (index.g >= 0) & (index.v >= 0)
+        per_bucket = ~is_null(table, "bucket")
         return ClassHistogramBuckets(
             classes,
-            accumulate(
-                fine_shape,
-                (g[fine], v[fine], klass[fine], is_class[fine], column(table, "fine_bin")[fine]),
-                n[fine],
-            ),
-            accumulate(
-                coarse_shape,
-                (
-                    g[coarse],
-                    v[coarse],
-                    column(table, "bucket")[coarse],
-                    klass[coarse],
-                    is_class[coarse],
-                    column(table, "coarse_bin")[coarse],
-                ),
-                n[coarse],
+            _class_counts(table, kept & ~per_bucket, fine_shape, index.g, index.v, "class_index"),
+            _class_counts(
+                table, kept & per_bucket, coarse_shape, index.g, index.v, "bucket", "class_index"
             ),
         )
 

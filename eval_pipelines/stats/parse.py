@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from eval_pipelines.spec import OVERALL, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
-from eval_pipelines.stats.base import RowIndex, column
+from eval_pipelines.stats.base import FamilyRows, RowIndex, column
 from eval_pipelines.tasks import Task, task_of
 
 NULL_VALUE = "(null)"
@@ -105,9 +105,12 @@ class Statistics:
         return self.task.rows(self).unlabeled
 
 
-def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> Statistics:
+def parse_statistics(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder, skip: frozenset[str] = frozenset()
+) -> Statistics:
     """Index the aggregate result; every configured slice cross yields its groups, and every
-    family of the spec's task parses its rows."""
+    family of the spec's task but those in ``skip`` (parsed from their own queries by
+    :func:`parse_family`) parses its rows."""
     version_codes, version_values = _text_codes(table, "model_version")
     versions = sorted(v for v in set(version_values) if v != NULL_VALUE)
     version_of_code = np.array([versions.index(v) if v in versions else -1 for v in version_values])
@@ -117,10 +120,41 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> St
     family_column = table.column("family")
     data = {}
     for family in task.families:
-        rows = pc.equal(family_column, family.name).to_numpy(zero_copy_only=False)
+        if family.name in skip:
+            continue
+        mask = pc.equal(family_column, family.name)
+        rows = mask.to_numpy(zero_copy_only=False)
         index = RowIndex(g_all[rows], v_all[rows], len(slices), len(versions))
-        data[family.name] = family.parse(table.filter(rows), index, spec)
+        data[family.name] = family.parse(FamilyRows(table, mask), index, spec)
     return Statistics(task=task, slices=slices, versions=versions, data=data)
+
+
+def _groups_of(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder, slices: list[SliceKey]
+) -> np.ndarray:
+    """Each row's slice group among ``slices`` (the main statistics'), -1 for none."""
+    g_local, local_slices = slice_groups(table, spec, builder)
+    position = {key: i for i, key in enumerate(slices)}
+    remap = np.array([position.get(key, -1) for key in local_slices] + [-1], dtype=np.int64)
+    return remap[g_local]  # g_local == -1 picks the trailing -1
+
+
+def parse_family(
+    table: pa.Table, name: str, spec: EvalSpec, builder: SqlBuilder, statistics: Statistics
+) -> None:
+    """Parse the result of a family's own query (``Task.family_queries``) into
+    ``statistics``, indexed by the slices and versions of the main aggregate (which counts
+    every row of the window, so it has every group this result has)."""
+    codes, values = _text_codes(table, "model_version")
+    versions = statistics.versions
+    v = np.array([versions.index(x) if x in versions else -1 for x in values], dtype=np.int64)
+    index = RowIndex(
+        _groups_of(table, spec, builder, statistics.slices),
+        v[codes],
+        len(statistics.slices),
+        len(statistics.versions),
+    )
+    statistics.data[name] = statistics.task.family(name).parse(table, index, spec)
 
 
 def parse_paired(
@@ -128,8 +162,5 @@ def parse_paired(
 ) -> Any:
     """Index the paired query's result by the slices of the main statistics; the task parses
     its cells."""
-    g_local, local_slices = slice_groups(table, spec, builder)
-    position = {key: i for i, key in enumerate(slices)}
-    remap = np.array([position.get(key, -1) for key in local_slices] + [-1], dtype=np.int64)
-    g = remap[g_local]  # g_local == -1 picks the trailing -1
+    g = _groups_of(table, spec, builder, slices)
     return task_of(spec).parse_paired(table, g, spec, len(slices))

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP
-from eval_pipelines.stats.base import RowIndex, accumulate, column
+from eval_pipelines.stats.base import RowIndex, Rows, accumulate, column
 
 if TYPE_CHECKING:
     from eval_pipelines.spec import EvalSpec
@@ -82,7 +82,7 @@ class RankingFamily:
     name = "ranking"
     bootstrap = BUCKET_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> RankingBuckets:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> RankingBuckets:
         G, V, K = index.groups, index.versions, spec.confidence.buckets
         names = field_names(cutoffs(spec))
         kept = index.g >= 0

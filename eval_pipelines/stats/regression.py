@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from eval_pipelines.inference.bootstrap import BUCKET_BOOTSTRAP, INDEPENDENT_CELL_BOOTSTRAP
-from eval_pipelines.stats.base import RowIndex, accumulate, column
+from eval_pipelines.stats.base import RowIndex, Rows, accumulate, column
 
 if TYPE_CHECKING:
     from eval_pipelines.spec import EvalSpec
@@ -93,7 +93,7 @@ class RegressionFamily:
     name = "regression"
     bootstrap = BUCKET_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> RegressionBuckets:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> RegressionBuckets:
         G, V, K = index.groups, index.versions, spec.confidence.buckets
         kept = index.g >= 0
         cell = (index.g[kept], index.v[kept], column(table, "bucket")[kept])
@@ -159,7 +159,7 @@ class ErrorHistogramFamily:
     name = "error_histogram"
     bootstrap = INDEPENDENT_CELL_BOOTSTRAP
 
-    def parse(self, table: pa.Table, index: RowIndex, spec: "EvalSpec") -> ErrorHistogram:
+    def parse(self, table: Rows, index: RowIndex, spec: "EvalSpec") -> ErrorHistogram:
         kept = index.g >= 0
         error_bin = column(table, "error_bin")[kept]
         # Only the bins that hold rows, in order (the zero bin sorts first).

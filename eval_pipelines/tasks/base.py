@@ -121,6 +121,12 @@ class Task:
     # The task's own artifact tables: statistics -> {name: DataFrame}, each written as
     # ``<name>.parquet`` beside metrics.parquet (multiclass: the confusion matrix).
     tables: Callable[["Statistics"], dict[str, Any]] | None = None
+    # Families the warehouse computes by a query of their own rather than in the aggregate
+    # query: (SqlBuilder, Window) -> {family name: query}, each result holding that family's
+    # rows alone, keyed by slice and version like the aggregate's. For a family whose result
+    # dwarfs the others' (multiclass class histograms): no ``family`` column and no other
+    # family's NULL columns on each of its rows.
+    family_queries: Callable[[Any, Any], dict[str, str]] | None = None
     # What label coverage counts ("predictions labeled"), and what a metric's ``n`` counts
     # ("labeled rows"), in the verdict's words.
     coverage_unit: str = "predictions"

@@ -341,6 +341,13 @@ def paired_query(builder: "SqlBuilder", window: "Window", baseline: str, candida
     return builder.multiclass_pairs(window, baseline, candidate)
 
 
+def family_queries(builder: "SqlBuilder", window: "Window") -> dict[str, str]:
+    """The class histograms' own query, with class scores (their result is the largest)."""
+    if not score_columns(builder.spec):
+        return {}
+    return {CLASS_HISTOGRAM.name: builder.multiclass_class_histogram(window)}
+
+
 SK = "scikit-learn"
 METRICS = [
     Metric(
@@ -438,6 +445,7 @@ MULTICLASS = Task(
     output="prediction",
     statistics_query=statistics_query,
     paired_query=paired_query,
+    family_queries=family_queries,
     fingerprint_value=fingerprint_value,
     output_types=frozenset({"text", "integer"}),
     output_wording="a text or integer column holding one of the declared classes",
