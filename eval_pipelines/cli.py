@@ -308,6 +308,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Print the metric catalogue (:mod:`eval_pipelines.catalogue`) of one task or all."""
+    from eval_pipelines.catalogue import render
+
+    sys.stdout.write(render(args.task, args.format))
+    return 0
+
+
+def _task_name(value: str) -> str:
+    """``--task``'s value; an unknown task is a usage error naming the valid ones."""
+    from eval_pipelines.tasks import task_named
+
+    try:
+        return task_named(value).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def demo_specs(folder: Path = DEMO_SPECS) -> list[Path]:
     """The demo's specs: the fraud detector's first (the README walks it), then the others
     of ``evals/`` by name, one per task."""
@@ -425,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=200_000)
     demo.add_argument("--rebuild", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    metrics = sub.add_parser(
+        "metrics",
+        help="list every metric of every task: definition, formula, direction, interval "
+        "method and reference (docs/metrics.md)",
+    )
+    metrics.add_argument("--task", type=_task_name, help="only this task's metrics")
+    metrics.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    metrics.set_defaults(func=cmd_metrics)
     return parser
 
 

@@ -25,6 +25,20 @@ from eval_pipelines.estimation.binary import ESTIMATED_METRICS as BINARY_ESTIMAT
 from eval_pipelines.estimation.multiclass import ESTIMATED_METRICS as MULTICLASS_ESTIMATED
 
 PREFIX = "estimated_"
+# How the metric catalogue (:mod:`eval_pipelines.catalogue`) describes an estimated row.
+ESTIMATE_FORMULA = (
+    "{formula}, on the expected statistic of the week's scores isotonic-calibrated on the "
+    "labeled rows of the reference weeks (CBPE)"
+)
+ESTIMATE_INTERVAL = (
+    "percentile bootstrap over the week's score-histogram cells, rows redrawn Poisson and "
+    "labels Binomial at the calibrated probability, calibration fixed"
+)
+ESTIMATE_TEST = "not compared (no paired comparison of estimates; gates bound the estimate)"
+ESTIMATE_REFERENCE = (
+    "NannyML, Confidence-based Performance Estimation (CBPE), "
+    "nannyml/performance_estimation/confidence_based/ (0.13.1)"
+)
 
 # task name -> the metrics of that task its estimator estimates.
 ESTIMABLE: dict[str, tuple[str, ...]] = {

@@ -55,6 +55,8 @@ class Bootstrap(Protocol):
     # The test's name in comparison.parquet, and how the report says the rows were resampled.
     method: str
     resampled: str
+    # The delta's test in the metric catalogue's words (a choice made at run time included).
+    comparison: str
 
     def deviations(
         self, family: Any, data: Any, functions: dict[str, MetricFunction], spec: "EvalSpec"
@@ -83,6 +85,7 @@ def _chunks(groups: int) -> list[np.ndarray]:
 class BucketBootstrap:
     method = "paired bucket bootstrap (t, K - 1 df)"
     resampled = "over {buckets} resample buckets (paired across versions)"
+    comparison = method
 
     def deviations(
         self,
@@ -128,6 +131,7 @@ class CellBootstrap:
     method = "bootstrap of each version's histogram (Wald; conservative when paired)"
     paired_method = "paired cell bootstrap (Wald)"
     resampled = "over histogram cells (deltas paired through joint cells of both versions)"
+    comparison = f"{paired_method} on requests both versions scored, else {method}"
 
     def deviations(
         self,
@@ -208,6 +212,9 @@ class IndependentCellBootstrap(CellBootstrap):
     """The cell bootstrap for a family without joint cells of both versions (the regression
     error histogram): deltas always compare the versions as independent (Wald, conservative
     when the rows are paired), whatever the task's paired query returned."""
+
+    resampled = "over histogram cells (versions compared as independent)"
+    comparison = CellBootstrap.method
 
     def deltas(
         self,

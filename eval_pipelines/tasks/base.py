@@ -63,6 +63,23 @@ class Metric:
     def ci_method(self) -> str:
         return self.family.bootstrap.method
 
+    @property
+    def interval_method(self) -> str:
+        """How the metric's interval is computed: the percentile bootstrap of its family's
+        scheme (``Family.bootstrap``: the family decides, never the metric's name)."""
+        return "percentile bootstrap " + self.family.bootstrap.resampled.format(buckets="K")
+
+    @property
+    def comparison_test(self) -> str:
+        """The test of a candidate - baseline delta: the family's bootstrap test, or the
+        metric's exact test on requests both versions scored when the paired query ran."""
+        if self.paired_test is None:
+            return self.family.bootstrap.comparison
+        return (
+            f"{self.paired_test.name} on requests both versions scored, else "
+            f"{self.family.bootstrap.method}"
+        )
+
 
 @dataclass(frozen=True)
 class RowCounts:

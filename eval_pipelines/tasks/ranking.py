@@ -59,8 +59,18 @@ KINDS = {
         "mean over lists of sum_(relevant i <= {k}) precision@i / min({k}, R)",
         "Manning et al., Introduction to Information Retrieval, 8.4",
     ),
-    "recall": ("recall", "Recall@{k}", "mean over lists of relevant in top {k} / R", "-"),
-    "hit_rate": ("hit", "Hit rate@{k}", "share of lists with a relevant item in top {k}", "-"),
+    "recall": (
+        "recall",
+        "Recall@{k}",
+        "mean over lists of relevant in top {k} / R",
+        "Manning et al., Introduction to Information Retrieval, 8.4 (recall at k)",
+    ),
+    "hit_rate": (
+        "hit",
+        "Hit rate@{k}",
+        "share of lists with a relevant item in top {k}",
+        "Deshpande & Karypis 2004, hit rate (HR@{k})",
+    ),
 }
 
 
