@@ -1,4 +1,9 @@
-"""The human report (``report.md``): verdict first, then the evidence, in plain words."""
+"""The human report (``report.md``): verdict first, then the evidence, in plain words.
+
+:func:`build_report_model` builds the report model (:mod:`eval_pipelines.report_model`) once
+per run; :func:`markdown` renders it as ``report.md`` and
+:func:`eval_pipelines.report_html.render_html` as ``report.html``.
+"""
 
 import math
 
@@ -225,6 +230,7 @@ def build_report_model(evaluation, verdict: Verdict, record: dict | None = None)
 
 
 def render_markdown(evaluation, verdict: Verdict) -> str:
+    """``report.md`` of an evaluation and its verdict (no lineage: the Markdown has none)."""
     return markdown(build_report_model(evaluation, verdict))
 
 
