@@ -17,6 +17,7 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +32,22 @@ def _json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.PathLike) -> Path:
-    """Write every artifact to ``out`` atomically and return the final folder."""
+def write_artifacts(
+    evaluation: "Evaluation",
+    verdict: "Verdict",
+    out: str | os.PathLike,
+    runs: Mapping[str, str | None] | None = None,
+) -> Path:
+    """Write every artifact to ``out`` atomically and return the final folder.
+
+    ``runs``: the ids of the runs this evaluation belongs to (``mlflow_run``,
+    ``dagster_run``), recorded in run.json and the report's lineage footer.
+    """
     import pandas as pd
 
     from eval_pipelines.lineage import run_record
-    from eval_pipelines.report import render_markdown
+    from eval_pipelines.report import build_report_model, markdown
+    from eval_pipelines.report_html import render_html
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +63,11 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
             table.to_parquet(staging / f"{name}.parquet", index=False)
         _json(staging / "validation.json", evaluation.validation.to_dict())
         _json(staging / "verdict.json", verdict.to_dict())
-        _json(staging / "run.json", run_record(evaluation))
-        (staging / "report.md").write_text(render_markdown(evaluation, verdict))
+        record = run_record(evaluation, runs)
+        _json(staging / "run.json", record)
+        report = build_report_model(evaluation, verdict, record)
+        (staging / "report.md").write_text(markdown(report))
+        (staging / "report.html").write_text(render_html(report), encoding="utf-8")
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

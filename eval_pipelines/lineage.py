@@ -8,6 +8,7 @@ password masked.
 
 import platform
 import subprocess
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -68,7 +69,8 @@ def code_version() -> dict[str, str | None]:
     return {"package": eval_pipelines.__version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def run_record(evaluation) -> dict[str, Any]:
+def run_record(evaluation, runs: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """run.json; ``runs`` names the MLflow and Dagster runs of the evaluation, when known."""
     spec = evaluation.spec
     return {
         "model": spec.model,
@@ -90,4 +92,5 @@ def run_record(evaluation) -> dict[str, Any]:
         "packages": package_versions(),
         "code_version": code_version(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": {name: value for name, value in (runs or {}).items() if value},
     }

@@ -65,6 +65,7 @@ CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
     ".json": "application/json",
     ".md": "text/markdown; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 

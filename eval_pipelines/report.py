@@ -1,13 +1,26 @@
-"""The human report (``report.md``): verdict first, then the evidence, in plain words."""
+"""The human report (``report.md``): verdict first, then the evidence, in plain words.
+
+:func:`build_report_model` builds the report model (:mod:`eval_pipelines.report_model`) once
+per run; :func:`markdown` renders it as ``report.md`` and
+:func:`eval_pipelines.report_html.render_html` as ``report.html``.
+"""
 
 import math
 
 import pandas as pd
 
 from eval_pipelines.drift_stats import drift_evidence, drifted_rows
-from eval_pipelines.estimation import base_metric, is_estimated
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
 from eval_pipelines.reasons import group_reasons
+from eval_pipelines.report_model import (
+    HeadlineRow,
+    MetricInfo,
+    ReportModel,
+    estimate_rows,
+    forest_metrics,
+    lineage_of,
+    metric_infos,
+)
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.tasks import task_named
 from eval_pipelines.vocabulary import level_label
@@ -52,21 +65,26 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def headline_metrics(metrics: pd.DataFrame, task: str, level: float = 0.95) -> pd.DataFrame:
-    entry = task_named(task).metric
-    overall = metrics[metrics["slice"] == OVERALL]
-    rows = []
-    for row in overall.itertuples(index=False):
-        rows.append(
+    rows = headline_rows(metrics)
+    return _headline_frame(rows, metric_infos(task, [r.metric for r in rows]), level)
+
+
+def _headline_frame(
+    rows: list[HeadlineRow], infos: dict[str, MetricInfo], level: float
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
             {
-                "version": row.model_version,
-                "metric": entry(base_metric(row.metric)).title
-                + (" (estimated, label-free)" if is_estimated(row.metric) else ""),
+                "version": row.version,
+                "metric": infos[row.metric].title
+                + (" (estimated, label-free)" if infos[row.metric].estimated else ""),
                 "value": _num(row.value),
                 f"{level_label(level)} CI": f"[{_num(row.ci_low)}, {_num(row.ci_high)}]",
                 "n": f"{row.n:,}",
             }
-        )
-    return pd.DataFrame(rows)
+            for row in rows
+        ]
+    )
 
 
 def summary(evaluation) -> list[str]:
@@ -148,23 +166,91 @@ def intervals_note(spec) -> str:
     return text
 
 
-def render_markdown(evaluation, verdict: Verdict) -> str:
+def headline_rows(metrics: pd.DataFrame) -> list[HeadlineRow]:
+    """Every version's value of every metric on all traffic, in metrics.parquet's order."""
+    overall = metrics[metrics["slice"] == OVERALL]
+    return [
+        HeadlineRow(str(r.model_version), str(r.metric), r.value, r.ci_low, r.ci_high, int(r.n))
+        for r in overall.itertuples(index=False)
+    ]
+
+
+def build_report_model(evaluation, verdict: Verdict, record: dict | None = None) -> ReportModel:
+    """The report model of an evaluation and its verdict; ``record`` is its ``run.json``
+    (the lineage footer; without it the footer is empty)."""
     spec = evaluation.spec
+    comparison = evaluation.comparison
+    drift = evaluation.drift
+    skipped = no_reference_data(drift)
+    drift_view = None
+    if not skipped and not drift.empty:
+        drift_view = drift[drift.get("decides", drift["default"]) | (drift["method"] == "psi")]
+    small = evaluation.metrics[evaluation.metrics["status"] != "ok"][
+        ["model_version", "slice", "n"]
+    ].drop_duplicates()
+    names = [*evaluation.metrics["metric"]]
+    if comparison is not None:
+        names += [*comparison["metric"]]
+    return ReportModel(
+        model=spec.model,
+        task=spec.task,
+        week=evaluation.window.label,
+        window=str(evaluation.window),
+        decision=verdict.decision,
+        headline=HEADLINE.get(
+            verdict.decision, f"{verdict.decision.replace('_', ' ').upper()}: see the gates below."
+        ),
+        candidate=spec.compare.candidate if spec.compare else None,
+        baseline=spec.compare.baseline if spec.compare else None,
+        level=spec.confidence.level,
+        alpha=spec.confidence.alpha,
+        summary=summary(evaluation),
+        groups=group_reasons(verdict.reasons),
+        reason_count=len(verdict.reasons),
+        headline_rows=headline_rows(evaluation.metrics),
+        metrics=metric_infos(spec.task, names),
+        comparison=comparison,
+        tests=int(comparison["p_value"].notna().sum()) if comparison is not None else 0,
+        drift_skipped=skipped,
+        drift=drift_view,
+        checks=list(evaluation.validation.results),
+        checks_passed=evaluation.validation.passed,
+        coverage=evaluation.coverage,
+        estimates=estimate_rows(evaluation.metrics),
+        rows=evaluation.fingerprint.get("rows", 0),
+        labeled_rows=evaluation.fingerprint.get("labeled_rows", 0),
+        content_hash=evaluation.fingerprint.get("content_hash", ""),
+        small_slices=len(small),
+        min_slice_size=spec.min_slice_size,
+        count_unit=task_named(spec.task).count_unit,
+        intervals=intervals_note(spec),
+        forest_metrics=forest_metrics(spec, comparison),
+        lineage=lineage_of(record),
+    )
+
+
+def render_markdown(evaluation, verdict: Verdict) -> str:
+    """``report.md`` of an evaluation and its verdict (no lineage: the Markdown has none)."""
+    return markdown(build_report_model(evaluation, verdict))
+
+
+def markdown(report: ReportModel) -> str:
+    """``report.md`` from the report model."""
     lines = [
-        f"# {spec.model}: week of {evaluation.window.label}",
+        f"# {report.model}: week of {report.week}",
         "",
-        f"**Verdict: {HEADLINE[verdict.decision]}**",
+        f"**Verdict: {report.headline}**",
         "",
     ]
-    if spec.compare:
+    if report.candidate is not None:
         lines += [
-            f"Candidate `{spec.compare.candidate}` against baseline `{spec.compare.baseline}`, "
-            f"window {evaluation.window}.",
+            f"Candidate `{report.candidate}` against baseline `{report.baseline}`, "
+            f"window {report.window}.",
             "",
         ]
-    lines += [*map(_inline, summary(evaluation)), ""]
+    lines += [*map(_inline, report.summary), ""]
     # Per gate and outcome the worst case and "and N more"; verdict.json lists every reason.
-    groups = group_reasons(verdict.reasons)
+    groups = report.groups
     blocking = [g for g in groups if g.outcome in (HOLD, INCONCLUSIVE)]
     if blocking:
         lines += ["## Why", ""]
@@ -175,24 +261,24 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         lines += ["## Gates that passed", ""]
         lines += [_inline(f"- {g.gate}: {g.message}") for g in passed]
         lines.append("")
-    if len(groups) < len(verdict.reasons):
+    if len(groups) < report.reason_count:
         lines += [
-            f"Every one of the {len(verdict.reasons)} gate results is listed in verdict.json.",
+            f"Every one of the {report.reason_count} gate results is listed in verdict.json.",
             "",
         ]
 
-    headline = headline_metrics(evaluation.metrics, spec.task, spec.confidence.level)
+    headline = _headline_frame(report.headline_rows, report.metrics, report.level)
     lines += ["## Headline metrics (all traffic)", "", _table(headline)]
 
-    if evaluation.comparison is not None:
-        comparison = evaluation.comparison
+    if report.comparison is not None:
+        comparison = report.comparison
         significant = comparison[comparison["outcome"].isin(["regressed", "improved"])]
         lines += [
             "## Significant changes, candidate vs baseline",
             "",
             "Paired on the same requests; q-values are Benjamini-Hochberg adjusted across "
-            f"all {int(comparison['p_value'].notna().sum())} slice x metric tests "
-            f"(significant at q <= {spec.confidence.alpha}).",
+            f"all {report.tests} slice x metric tests "
+            f"(significant at q <= {report.alpha}).",
             "",
         ]
         shown = significant.sort_values(["outcome", "q_value"], ascending=[False, True])
@@ -205,7 +291,7 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
                         "metric": shown["metric"],
                         "baseline": shown["baseline"].map(_num),
                         "candidate": shown["candidate"].map(_num),
-                        f"delta [{level_label(spec.confidence.level)} CI]": [
+                        f"delta [{level_label(report.level)} CI]": [
                             f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
                             for d, lo, hi in zip(
                                 shown["delta"],
@@ -225,12 +311,11 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
                 f"… and {len(shown) - MAX_CHANGES} more significant changes, left out here "
                 "(all in comparison.parquet).",
             ]
-    drift = evaluation.drift
-    if no_reference_data(drift):
+    if report.drift_skipped:
         lines += ["## Drift (current week vs reference weeks)", "", SKIPPED_DRIFT[2:], ""]
-    elif not drift.empty:
+    elif report.drift is not None:
         lines += ["## Drift (current week vs reference weeks)", ""]
-        view = drift[drift.get("decides", drift["default"]) | (drift["method"] == "psi")]
+        view = report.drift
         lines.append(
             _table(
                 pd.DataFrame(
@@ -245,16 +330,12 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
                 )
             )
         )
-    small = evaluation.metrics[evaluation.metrics["status"] != "ok"][
-        ["model_version", "slice", "n"]
-    ]
-    small = small.drop_duplicates()
-    checks = evaluation.validation.results
-    in_gx = sum(1 for r in checks if getattr(r, "engine", "sql") == "gx")
+    checks = report.checks
+    in_gx = report.checks_in_gx
     lines += [
         "## Input checks",
         "",
-        f"- {'Passed' if evaluation.validation.passed else 'FAILED'}: {len(checks)} checks "
+        f"- {'Passed' if report.checks_passed else 'FAILED'}: {len(checks)} checks "
         f"({in_gx} Great Expectations expectations and {len(checks) - in_gx} SQL checks, all "
         "in the warehouse; details in validation.json).",
         *[
@@ -265,13 +346,13 @@ def render_markdown(evaluation, verdict: Verdict) -> str:
         "",
         "## Data",
         "",
-        f"- Rows in window: {evaluation.fingerprint.get('rows', 0):,}; labeled: "
-        f"{evaluation.fingerprint.get('labeled_rows', 0):,}; content hash "
-        f"`{evaluation.fingerprint.get('content_hash', '')}`.",
-        f"- Slices below min_slice_size ({spec.min_slice_size} "
-        f"{task_named(spec.task).count_unit}), reported but not tested: {len(small)}.",
+        f"- Rows in window: {report.rows:,}; labeled: "
+        f"{report.labeled_rows:,}; content hash "
+        f"`{report.content_hash}`.",
+        f"- Slices below min_slice_size ({report.min_slice_size} "
+        f"{report.count_unit}), reported but not tested: {report.small_slices}.",
         "",
-        intervals_note(spec),
+        report.intervals,
         "",
     ]
     return "\n".join(lines)

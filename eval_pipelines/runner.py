@@ -111,7 +111,11 @@ def run_evaluation(
         evaluation = evaluate(spec, window, warehouse, progress)
         verdict = evaluation.decide()
         with progress.step("writing artifacts"):
-            folder = write_artifacts(evaluation, verdict, out)
+            runs = {
+                "mlflow_run": run.run_id if run is not None else None,
+                "dagster_run": (tags or {}).get("dagster.run_id"),
+            }
+            folder = write_artifacts(evaluation, verdict, out, runs)
         report_uri = str(folder / "report.md")
         if publishing.s3_url:
             from eval_pipelines.object_store import publish_folder

@@ -1,4 +1,5 @@
-"""A plain (non-editable) install ships the SQL templates and the CLI entry point."""
+"""A plain (non-editable) install ships the SQL templates, the report template and the CLI
+entry point."""
 
 import os
 import shutil
@@ -83,6 +84,8 @@ def test_wheel_contains_sql_templates(tmp_path):
     ):
         assert name in names
     assert int(length) > 500
+    # report.html's template ships as package data (a missing one fails every run's artifacts).
+    assert (target / "eval_pipelines" / "templates" / "report.html.j2").is_file()
     assert (target / "bin" / "eval-pipelines").exists() or any(
         target.glob("*.dist-info/entry_points.txt")
     )
