@@ -123,6 +123,14 @@ def parse_statistics(table: pa.Table, spec: EvalSpec, builder: SqlBuilder) -> St
     return Statistics(task=task, slices=slices, versions=versions, data=data)
 
 
+def version_index(table: pa.Table, versions: list[str]) -> np.ndarray:
+    """Each row's position in ``versions`` (-1: NULL or a version not in the list)."""
+    codes, values = _text_codes(table, "model_version")
+    position = {version: i for i, version in enumerate(versions)}
+    of_code = np.array([position.get(value, -1) for value in values] + [-1], dtype=np.int64)
+    return of_code[codes] if len(values) else np.full(table.num_rows, -1, dtype=np.int64)
+
+
 def parse_paired(
     table: pa.Table, spec: EvalSpec, builder: SqlBuilder, slices: list[SliceKey]
 ) -> Any:

@@ -121,6 +121,9 @@ class Task:
     # The task's own artifact tables: statistics -> {name: DataFrame}, each written as
     # ``<name>.parquet`` beside metrics.parquet (multiclass: the confusion matrix).
     tables: Callable[["Statistics"], dict[str, Any]] | None = None
+    # The task's curves for ``curves.parquet``: :class:`eval_pipelines.curves.CurveInputs`
+    # -> a DataFrame in its documented columns (docs/curves.md), from point statistics.
+    curves: Callable[[Any], Any] | None = None
     # What label coverage counts ("predictions labeled"), and what a metric's ``n`` counts
     # ("labeled rows"), in the verdict's words.
     coverage_unit: str = "predictions"

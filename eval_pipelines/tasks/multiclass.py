@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from eval_pipelines.curves import CurveInputs, roc_pr_curves
 from eval_pipelines.inference.significance import mcnemar_exact
 from eval_pipelines.stats.multiclass import (
     CLASS_HISTOGRAM,
@@ -333,6 +334,27 @@ def confusion_table(statistics: Any) -> dict[str, pd.DataFrame]:
     return {"confusion": frame}
 
 
+def curves(inputs: CurveInputs) -> pd.DataFrame:
+    """``roc_ovr`` (``curves.parquet``; docs/curves.md): each class's one-vs-rest ROC points
+    (``series`` the class) from the class-histogram family's fine equal-width bins, one point
+    per occupied bin, ``threshold`` the bin's lower edge (rows of class ``c``'s score at or
+    above it count as predicted ``c``, up to the rows of the bin itself); only when class
+    scores are logged. The confusion matrix is ``confusion.parquet`` (not repeated here)."""
+    stats = inputs.stats
+    hist = CLASS_HISTOGRAM.point(stats.data[CLASS_HISTOGRAM.name])
+    if not hist.count.any():  # no class scores: no histogram
+        return pd.DataFrame()
+    bins = hist.count.shape[-1]
+    threshold = np.broadcast_to(np.arange(bins) / bins, (*hist.count.shape[:2], bins))
+    parts = []
+    for c, name in enumerate(hist.classes):
+        negatives, positives = hist.count[:, :, c, 0, :], hist.count[:, :, c, 1, :]
+        parts += roc_pr_curves(
+            stats, negatives, positives, threshold, roc="roc_ovr", pr=None, series=name
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def statistics_query(builder: "SqlBuilder", window: "Window") -> str:
     return builder.multiclass_statistics(window)
 
@@ -450,4 +472,5 @@ MULTICLASS = Task(
     window_outputs=window_outputs,
     categorical=True,
     tables=confusion_table,
+    curves=curves,
 )
