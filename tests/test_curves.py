@@ -413,6 +413,17 @@ def test_multiclass_one_vs_rest_roc_is_scikit_learns(tmp_path):
         np.testing.assert_allclose(roc["y"], tpr, atol=1e-12)
     assert set(curves.loc[curves["curve"] == "roc_ovr", "series"]) == set(classes)
 
+    # 1000 fine bins: at most 100 points a line, each exact at its threshold
+    spec["score_bins"] = 1000
+    curves = evaluate(parse_spec(spec), WEEK).curves
+    for (_, _, _, name), roc in lines(curves, "roc_ovr"):
+        assert len(roc) <= 101
+        score, positive = probability[:, classes.index(name)], y == classes.index(name)
+        threshold = roc["threshold"].to_numpy()[1:]
+        above = score[None, :] >= threshold[:, None]
+        np.testing.assert_allclose(roc["y"].iloc[1:], above[:, positive].mean(1), atol=1e-12)
+        np.testing.assert_allclose(roc["x"].iloc[1:], above[:, ~positive].mean(1), atol=1e-12)
+
 
 @pytest.mark.postgres
 def test_postgresql_gives_duckdbs_curves(tmp_path, postgres_url):

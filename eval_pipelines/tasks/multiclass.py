@@ -334,21 +334,32 @@ def confusion_table(statistics: Any) -> dict[str, pd.DataFrame]:
     return {"confusion": frame}
 
 
+# The most points of a one-vs-rest ROC line (C classes x slices x versions lines).
+ROC_OVR_POINTS = 100
+
+
 def curves(inputs: CurveInputs) -> pd.DataFrame:
     """``roc_ovr`` (``curves.parquet``; docs/curves.md): each class's one-vs-rest ROC points
-    (``series`` the class) from the class-histogram family's fine equal-width bins, one point
-    per occupied bin, ``threshold`` the bin's lower edge (rows of class ``c``'s score at or
-    above it count as predicted ``c``, up to the rows of the bin itself); only when class
-    scores are logged. The confusion matrix is ``confusion.parquet`` (not repeated here)."""
+    (``series`` the class) from the class-histogram family's fine equal-width bins merged
+    into at most :data:`ROC_OVR_POINTS` runs of adjacent bins, one point per occupied run,
+    ``threshold`` the run's lower edge (the point counts the rows whose class-``c`` score is
+    at or above it as predicted ``c``); only when class scores are logged. The confusion
+    matrix is ``confusion.parquet`` (not repeated here)."""
     stats = inputs.stats
     hist = CLASS_HISTOGRAM.point(stats.data[CLASS_HISTOGRAM.name])
     if not hist.count.any():  # no class scores: no histogram
         return pd.DataFrame()
     bins = hist.count.shape[-1]
-    threshold = np.broadcast_to(np.arange(bins) / bins, (*hist.count.shape[:2], bins))
+    # Runs of adjacent fine bins, at most ROC_OVR_POINTS a line; each run's lower edge is a
+    # fine edge, so its point stays exact for "score >= edge".
+    starts = np.flatnonzero(
+        np.diff(np.arange(bins) * min(bins, ROC_OVR_POINTS) // bins, prepend=-1)
+    )
+    count = np.add.reduceat(hist.count, starts, axis=-1)
+    threshold = np.broadcast_to(starts / bins, (*count.shape[:2], len(starts)))
     parts = []
     for c, name in enumerate(hist.classes):
-        negatives, positives = hist.count[:, :, c, 0, :], hist.count[:, :, c, 1, :]
+        negatives, positives = count[:, :, c, 0, :], count[:, :, c, 1, :]
         parts += roc_pr_curves(
             stats, negatives, positives, threshold, roc="roc_ovr", pr=None, series=name
         )
