@@ -97,7 +97,7 @@ def frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
             "point": np.int64,
             "x": float,
             "y": float,
-            "n": float,
+            "n": np.int64,
             "x_low": float,
             "x_high": float,
             "threshold": float,
@@ -127,6 +127,8 @@ def points(
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``tasks.base.divide`` (NaN where the denominator is 0), which this module cannot
+    import: the task registry's package imports the tasks, which import this module."""
     out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
     np.divide(numerator, denominator, out=out, where=denominator != 0)
     return out
