@@ -146,6 +146,26 @@ def test_roc_and_pr_points_are_scikit_learns(binary_run):
     assert checked == 2 * (1 + 3 + 9)
 
 
+def test_roc_points_on_continuous_scores_are_points_of_scikit_learns_curve(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 6000
+    y = (rng.random(n) < 0.3).astype(int)
+    score = 1 / (1 + np.exp(-(2 * y - 1 + rng.normal(0, 1.2, n))))
+    predictions, labels = window(rng, n, {"v1": score}, y)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    spec = binary_spec(url, slices=["device"], compare=None)
+    curves = evaluate(parse_spec(spec), WEEK).curves
+    rows = labeled_rows(predictions, labels)
+    for (slice_name, _, _, _), roc in lines(curves, "roc"):
+        part = slice_rows(rows, slice_name)
+        fpr, tpr, _ = skm.roc_curve(part["label"], part["output"], drop_intermediate=False)
+        assert 150 < len(roc) <= 201  # at most 200 runs of fine bins, plus (0, 0)
+        distance = np.abs(roc["x"].to_numpy()[:, None] - fpr) + np.abs(
+            roc["y"].to_numpy()[:, None] - tpr
+        )
+        assert distance.min(axis=1).max() < 1e-12  # every point is one of scikit-learn's
+
+
 def test_reliability_bins_and_score_histograms_are_numpys(binary_run):
     evaluation, rows, _ = binary_run
     curves = evaluation.curves
