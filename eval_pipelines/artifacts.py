@@ -59,6 +59,7 @@ def write_artifacts(
         comparison.to_parquet(staging / "comparison.parquet", index=False)
         evaluation.drift.to_parquet(staging / "drift.parquet", index=False)
         evaluation.coverage.to_parquet(staging / "coverage.parquet", index=False)
+        evaluation.curves.to_parquet(staging / "curves.parquet", index=False)
         for name, table in evaluation.tables.items():
             table.to_parquet(staging / f"{name}.parquet", index=False)
         _json(staging / "validation.json", evaluation.validation.to_dict())

@@ -178,8 +178,13 @@ def compute_drift(
     warehouse: Warehouse,
     builder: SqlBuilder,
     versions: list[str] | None = None,
+    histograms: list[dict] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """One row per (feature, method): statistic, p-value, threshold, drifted, decides."""
+    """One row per (feature, method): statistic, p-value, threshold, drifted, decides.
+
+    ``histograms``, when given, receives each feature's counts per period (``curves.parquet``):
+    ``feature``, ``edges`` of the fine equal-width grid (numeric) or ``values`` (categorical),
+    ``reference`` and ``current``."""
     assert spec.drift is not None
     version = drift_version(spec, versions or [])
     reference = reference_window(window, spec.drift.reference_weeks)
@@ -191,7 +196,7 @@ def compute_drift(
     queries: dict[str, str] = {}
     labels = pd.DataFrame(columns=DRIFT_COLUMNS)
     if spec.drift.include_label:
-        labels, label_queries = label_drift(spec, window, warehouse, builder, version)
+        labels, label_queries = label_drift(spec, window, warehouse, builder, version, histograms)
         queries.update(label_queries)
     if not columns:
         return labels, queries
@@ -260,9 +265,17 @@ def compute_drift(
                     index = sub[f"b_{position}"].to_numpy(dtype=np.int64)
                     np.add.at(target, index, sub["n"].to_numpy(float))
                 n_unique = MAX_VALUE_BINS + 1  # more than 20 distinct reference values
+            if histograms is not None:
+                histograms.append(
+                    {"feature": column, "edges": edges, "reference": fine[0], "current": fine[1]}
+                )
         else:
-            _, ref, cur = _counts_by(present, alias)
+            values, ref, cur = _counts_by(present, alias)
             n_unique = int(((ref + cur) > 0).sum())
+            if histograms is not None:
+                histograms.append(
+                    {"feature": column, "values": values, "reference": ref, "current": cur}
+                )
         n_ref, n_cur = int(ref.sum()), int(cur.sum())
         default = ds.default_method(kind, n_ref, max(1, n_unique)) if n_ref else None
         methods = _methods_for(kind, spec, column)
@@ -306,7 +319,12 @@ def compute_drift(
 
 
 def label_drift(
-    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder, version: str
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    version: str,
+    histograms: list[dict] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Label drift: the label's rows of ``drift.parquet`` (feature
     :attr:`~eval_pipelines.spec.EvalSpec.label_drift_feature`), from the labeled predictions
@@ -328,7 +346,9 @@ def label_drift(
     )
     labeled = spec.model_copy(update={"predictions": source, "drift": settings})
     try:
-        frame, queries = compute_drift(labeled, window, warehouse, replace(builder, spec=labeled))
+        frame, queries = compute_drift(
+            labeled, window, warehouse, replace(builder, spec=labeled), histograms=histograms
+        )
     except EvalError:  # no labeled row of the version in the current week (labels are late)
         return pd.DataFrame(columns=DRIFT_COLUMNS), {}
     return frame, {f"label_{key}": sql for key, sql in queries.items()}

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from eval_pipelines.column_types import check_column_types
-from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, reference_note
+from eval_pipelines.curves import CurveInputs, curves_table, drift_curves, empty_curves
+from eval_pipelines.drift import DRIFT_COLUMNS, compute_drift, drift_version, reference_note
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.estimation.run import with_estimates
 from eval_pipelines.estimation.week import estimate
@@ -26,9 +27,11 @@ from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.progress import SILENT, Progress
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
+from eval_pipelines.stats.base import RowIndex
 from eval_pipelines.stats.parse import (
     SliceKey,
     Statistics,
+    index_rows,
     parse_family,
     parse_paired,
     parse_statistics,
@@ -57,6 +60,8 @@ class Evaluation:
     statistics: dict[str, int] = field(default_factory=dict)
     # The task's own artifact tables (``Task.tables``), by name: ``<name>.parquet``.
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The aggregates behind the plots (``curves.parquet``, :mod:`eval_pipelines.curves`).
+    curves: pd.DataFrame = field(default_factory=empty_curves)
 
     def decide(self) -> Verdict:
         """The release verdict of this evaluation under its spec's gates."""
@@ -128,6 +133,26 @@ def collect_paired_cells(
     sql = builder.paired_counts(window, spec.compare.baseline, spec.compare.candidate)
     table = warehouse.query_arrow(sql, "paired outcomes")
     return parse_paired(table, spec, builder, slices), sql
+
+
+def collect_curves(
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    stats: Statistics,
+    drift: list[dict[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``curves.parquet``: the task's curves (``Task.curves``) and the drift histograms."""
+
+    def query(sql: str, label: str) -> tuple[Any, RowIndex]:
+        table = warehouse.query_arrow(sql, label)
+        return table, index_rows(table, spec, builder, stats)
+
+    queries: dict[str, str] = {}
+    inputs = CurveInputs(stats, spec, builder, window, query, queries)
+    version = drift_version(spec, stats.versions) if drift else ""
+    return curves_table(inputs, drift_curves(drift, version, str(stats.slices[0]))), queries
 
 
 def pairing_check(spec: EvalSpec, stats: Statistics, paired: Any) -> CheckResult:
@@ -270,13 +295,20 @@ def _evaluate_valid(
             validation.results.append(pairing_check(spec, stats, paired))
 
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)  # no drift section: the documented columns
+    histograms: list[dict[str, Any]] = []
     if spec.drift is not None:
         with progress.step("drift", timings, "drift_s"):
-            drift, drift_queries = compute_drift(spec, window, warehouse, builder, stats.versions)
+            drift, drift_queries = compute_drift(
+                spec, window, warehouse, builder, stats.versions, histograms
+            )
             queries.update(drift_queries)
             note = reference_note(spec, window, drift)
             if note is not None:  # a first week: drift skipped, said where the row counts say so
                 validation.results.append(note)
+
+    with progress.step("curves", timings, "curves_s"):
+        curves, curve_queries = collect_curves(spec, window, warehouse, builder, stats, histograms)
+        queries.update(curve_queries)
 
     return Evaluation(
         statistics={
@@ -298,4 +330,5 @@ def _evaluate_valid(
         queries=queries,
         timings=timings,
         tables=stats.task.tables(stats) if stats.task.tables is not None else {},
+        curves=curves,
     )

@@ -358,6 +358,25 @@ class SqlBuilder:
             histogram_sets=self._render_sets(histogram_sets),
         )
 
+    def regression_curves(self, window: Window, bins: int) -> str:
+        """``sql/regression_curves.sql``: labeled rows per equal-width bin of the signed error
+        and of the prediction (with the bin's exact prediction and label sums), per slice and
+        version, for ``curves.parquet``."""
+        crosses = self.spec.slice_crosses
+        return template("regression_curves").format(
+            window=self.window(window),
+            **self._slice_pieces(),
+            bins=int(bins),
+            prediction_sum=self.exact_sum("prediction"),
+            label_sum=self.exact_sum("label"),
+            residual_sets=self._render_sets(
+                self._grouping_sets(crosses, ["model_version", "residual_bin"])
+            ),
+            predicted_sets=self._render_sets(
+                self._grouping_sets(crosses, ["model_version", "prediction_bin"])
+            ),
+        )
+
     def _pair_pieces(self, baseline: str, candidate: str) -> dict[str, str]:
         """The slice outputs, grouping id and grouping sets of a task's paired query, which
         joins the ``baseline`` rows to the ``candidate`` rows and groups on the baseline's

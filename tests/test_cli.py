@@ -36,6 +36,7 @@ DEMO_STEPS = [
     "metrics and bootstrap intervals",
     "paired comparison",
     "drift",
+    "curves",
     "writing artifacts",
 ]
 
@@ -319,6 +320,7 @@ def test_run_json_is_the_only_thing_on_stdout_even_with_progress_forced_on(demo)
         "metrics_s",
         "comparison_s",
         "drift_s",
+        "curves_s",
     }
 
     gate = run_cli("gate", "--json", str(out))

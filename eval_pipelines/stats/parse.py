@@ -145,16 +145,29 @@ def parse_family(
     """Parse the result of a family's own query (``Task.family_queries``) into
     ``statistics``, indexed by the slices and versions of the main aggregate (which counts
     every row of the window, so it has every group this result has)."""
-    codes, values = _text_codes(table, "model_version")
-    versions = statistics.versions
-    v = np.array([versions.index(x) if x in versions else -1 for x in values], dtype=np.int64)
-    index = RowIndex(
+    index = index_rows(table, spec, builder, statistics)
+    statistics.data[name] = statistics.task.family(name).parse(table, index, spec)
+
+
+def index_rows(
+    table: pa.Table, spec: EvalSpec, builder: SqlBuilder, statistics: Statistics
+) -> RowIndex:
+    """Each row of another query's result (keyed by slice and version like the aggregate)
+    at its slice group and version of ``statistics``."""
+    return RowIndex(
         _groups_of(table, spec, builder, statistics.slices),
-        v[codes],
+        version_index(table, statistics.versions),
         len(statistics.slices),
         len(statistics.versions),
     )
-    statistics.data[name] = statistics.task.family(name).parse(table, index, spec)
+
+
+def version_index(table: pa.Table, versions: list[str]) -> np.ndarray:
+    """Each row's position in ``versions`` (-1: NULL or a version not in the list)."""
+    codes, values = _text_codes(table, "model_version")
+    position = {version: i for i, version in enumerate(versions)}
+    of_code = np.array([position.get(value, -1) for value in values] + [-1], dtype=np.int64)
+    return of_code[codes] if len(values) else np.full(table.num_rows, -1, dtype=np.int64)
 
 
 def parse_paired(

@@ -32,11 +32,16 @@ CUTOFF_FIELDS = ("ndcg", "ap", "recall", "hit")
 # A metric name at a cutoff: ``ndcg@10``.
 CUTOFF_METRIC = re.compile(r"^(ndcg|map|recall|hit_rate)@([1-9][0-9]*)$")
 DEFAULT_CUTOFFS = (10,)
+# The deepest k of the metric@k curves: every k up to it costs 4 sums per list.
+CURVE_MAX_K = 50
 
 
 def cutoffs(spec: "EvalSpec") -> tuple[int, ...]:
-    """The cutoffs the warehouse computes: ``ranking.k`` and any k a metric name carries."""
+    """The cutoffs the warehouse computes: ``ranking.k``, any k a metric name carries, and
+    every k from 1 to the largest of ``ranking.k`` (at most :data:`CURVE_MAX_K`): the
+    metric@k curves of ``curves.parquet`` read them from the same sums."""
     ks = set(spec.ranking.k if spec.ranking is not None else DEFAULT_CUTOFFS)
+    ks |= set(range(1, min(max(ks), CURVE_MAX_K) + 1))
     for name in spec.metrics:
         match = CUTOFF_METRIC.match(name)
         if match:

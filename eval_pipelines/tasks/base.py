@@ -144,6 +144,9 @@ class Task:
     # dwarfs the others' (multiclass class histograms): no ``family`` column and no other
     # family's NULL columns on each of its rows.
     family_queries: Callable[[Any, Any], dict[str, str]] | None = None
+    # The task's curves for ``curves.parquet``: :class:`eval_pipelines.curves.CurveInputs`
+    # -> a DataFrame in its documented columns (docs/curves.md), from point statistics.
+    curves: Callable[[Any], Any] | None = None
     # What label coverage counts ("predictions labeled"), and what a metric's ``n`` counts
     # ("labeled rows"), in the verdict's words.
     coverage_unit: str = "predictions"

@@ -35,7 +35,9 @@ binning", AAAI (expected calibration error).
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
+from eval_pipelines.curves import CurveInputs, histogram_points, points, roc_pr_curves
 from eval_pipelines.inference.significance import mcnemar_exact
 from eval_pipelines.stats.binary import (
     HISTOGRAM,
@@ -281,6 +283,72 @@ METRICS = [
 ]
 
 
+# The most points of a ROC or PR line: fine bins beyond it merge into runs (a line per slice
+# and version; 1000 fine bins made the demo's curves.parquet 2.6 MB at 400k rows).
+ROC_POINTS = 200
+
+
+def curves(inputs: CurveInputs) -> pd.DataFrame:
+    """ROC and PR points, reliability bins and score histograms by label, all from the
+    histogram family's point statistic (``curves.parquet``; docs/curves.md).
+
+    * ROC / PR: one point per occupied fine bin (:func:`~eval_pipelines.curves.roc_pr_curves`),
+      or with more than :data:`ROC_POINTS` fine bins, per occupied run of adjacent fine bins
+      (each point still an exact point of the curve: every row of the run and above it
+      counts as positive); a point's threshold is the mean score of its (lowest occupied) bin
+      in that slice and version, the exact score when the bin's rows share one (every bin of
+      a window with at most ``score_bins`` distinct scores);
+    * reliability: the ``calibration_bins`` equal-width bins ECE reads (unions of fine bins):
+      mean score (``x``), observed positive rate (``y``) and rows (``n``) per bin with rows;
+    * score_histogram: rows per label (``series`` "0", "1") in the ``confidence.score_bins``
+      equal-width bins (unions of fine bins), ``y`` the share of the label's rows.
+    """
+    stats, spec = inputs.stats, inputs.spec
+    hist: ScoreHistogram = HISTOGRAM.point(stats.data[HISTOGRAM.name])
+    assert hist.layout is not None  # the family always parses its bins' layout
+    negatives, positives = hist.count[..., 0, :], hist.count[..., 1, :]
+    score_sum = hist.score_sum.sum(-2)
+    threshold = divide(score_sum, negatives + positives)
+    bins = negatives.shape[-1]
+    if bins > ROC_POINTS:  # runs of adjacent fine bins; NaN (empty) bins skipped by fmin
+        starts = np.flatnonzero(np.diff(np.arange(bins) * ROC_POINTS // bins, prepend=-1))
+        parts = roc_pr_curves(
+            stats,
+            np.add.reduceat(negatives, starts, axis=-1),
+            np.add.reduceat(positives, starts, axis=-1),
+            np.fmin.reduceat(threshold, starts, axis=-1),
+        )
+    else:
+        parts = roc_pr_curves(stats, negatives, positives, threshold)
+
+    bins = spec.calibration_bins
+    onehot = np.zeros((len(hist.layout.coarse), bins))
+    onehot[np.arange(len(hist.layout.coarse)), hist.layout.calibration(bins)] = 1.0
+    rows = (negatives + positives) @ onehot
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    parts.append(
+        points(
+            stats,
+            "reliability",
+            rows > 0,
+            x=divide(score_sum @ onehot, rows),
+            y=divide(positives @ onehot, rows),
+            n=rows,
+            x_low=edges[:-1],
+            x_high=edges[1:],
+        )
+    )
+    merged = hist.layout.merge(hist.count)
+    score_edges = np.linspace(0.0, 1.0, hist.layout.coarse_bins + 1)
+    for label in (0, 1):
+        parts.append(
+            histogram_points(
+                stats, "score_histogram", merged[..., label, :], score_edges, str(label)
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def statistics_query(builder: "SqlBuilder", window: "Window") -> str:
     return builder.binary_statistics(window)
 
@@ -309,4 +377,5 @@ BINARY = Task(
     output_wording="a numeric column (a probability in [0, 1])",
     label_types=frozenset({"integer", "decimal", "float", "boolean"}),
     label_wording="BOOLEAN, an integer or a DECIMAL/floating-point column holding 0 or 1",
+    curves=curves,
 )

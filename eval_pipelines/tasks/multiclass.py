@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from eval_pipelines.curves import CurveInputs, roc_pr_curves
 from eval_pipelines.inference.significance import mcnemar_exact
 from eval_pipelines.stats.multiclass import (
     CLASS_HISTOGRAM,
@@ -333,6 +334,38 @@ def confusion_table(statistics: Any) -> dict[str, pd.DataFrame]:
     return {"confusion": frame}
 
 
+# The most points of a one-vs-rest ROC line (C classes x slices x versions lines).
+ROC_OVR_POINTS = 100
+
+
+def curves(inputs: CurveInputs) -> pd.DataFrame:
+    """``roc_ovr`` (``curves.parquet``; docs/curves.md): each class's one-vs-rest ROC points
+    (``series`` the class) from the class-histogram family's fine equal-width bins merged
+    into at most :data:`ROC_OVR_POINTS` runs of adjacent bins, one point per occupied run,
+    ``threshold`` the run's lower edge (the point counts the rows whose class-``c`` score is
+    at or above it as predicted ``c``); only when class scores are logged. The confusion
+    matrix is ``confusion.parquet`` (not repeated here)."""
+    stats = inputs.stats
+    hist = CLASS_HISTOGRAM.point(stats.data[CLASS_HISTOGRAM.name])
+    if not hist.count.any():  # no class scores: no histogram
+        return pd.DataFrame()
+    bins = hist.count.shape[-1]
+    # Runs of adjacent fine bins, at most ROC_OVR_POINTS a line; each run's lower edge is a
+    # fine edge, so its point stays exact for "score >= edge".
+    starts = np.flatnonzero(
+        np.diff(np.arange(bins) * min(bins, ROC_OVR_POINTS) // bins, prepend=-1)
+    )
+    count = np.add.reduceat(hist.count, starts, axis=-1)
+    threshold = np.broadcast_to(starts / bins, (*count.shape[:2], len(starts)))
+    parts = []
+    for c, name in enumerate(hist.classes):
+        negatives, positives = count[:, :, c, 0, :], count[:, :, c, 1, :]
+        parts += roc_pr_curves(
+            stats, negatives, positives, threshold, roc="roc_ovr", pr=None, series=name
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def statistics_query(builder: "SqlBuilder", window: "Window") -> str:
     return builder.multiclass_statistics(window)
 
@@ -458,4 +491,5 @@ MULTICLASS = Task(
     window_outputs=window_outputs,
     categorical=True,
     tables=confusion_table,
+    curves=curves,
 )

@@ -27,13 +27,16 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
+from eval_pipelines.curves import CurveInputs, points
 from eval_pipelines.stats.ranking import (
     CUTOFF_METRIC,
     DEFAULT_CUTOFFS,
     RANKING_FAMILY,
     RankingBuckets,
     RankingSums,
+    cutoffs,
     parse_pairs,
 )
 from eval_pipelines.tasks.base import Metric, RowCounts, Task, divide
@@ -165,6 +168,33 @@ def _rounded(column: str) -> str:
     )
 
 
+def curves(inputs: CurveInputs) -> pd.DataFrame:
+    """``metric_at_k`` (``curves.parquet``; docs/curves.md): NDCG, MAP, recall and hit rate
+    (``series``) at every cutoff the warehouse computed (``x`` = k: 1 to the largest of
+    ``ranking.k``, at most 50, and every k of ``ranking.k`` and of the metric names), each
+    the mean of its per-list value over the lists with a relevant item (``n``), from the
+    family's exact point sums, as the metrics are."""
+    stats = inputs.stats
+    point: RankingSums = RANKING_FAMILY.point(stats.data[RANKING_FAMILY.name])
+    ks = np.array(cutoffs(inputs.spec))
+    lists = point.field("n")[..., None]
+    parts = []
+    for metric, (field, *_) in KINDS.items():
+        sums = np.stack([point.field(f"{field}_{k}") for k in ks], axis=-1)
+        parts.append(
+            points(
+                stats,
+                "metric_at_k",
+                np.broadcast_to(lists > 0, sums.shape),
+                metric,
+                x=ks.astype(float),
+                y=divide(sums, lists),
+                n=lists,
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 RANKING = Task(
     name="ranking",
     families=(RANKING_FAMILY,),
@@ -188,4 +218,5 @@ RANKING = Task(
     coverage_unit="lists",
     count_unit="lists with a relevant item",
     row_label_coverage=False,
+    curves=curves,
 )

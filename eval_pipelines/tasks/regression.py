@@ -45,7 +45,10 @@ Gneiting & Raftery (2007), "Strictly proper scoring rules, prediction, and estim
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
+from eval_pipelines.curves import CurveInputs, histogram_points, points
+from eval_pipelines.stats.base import accumulate, column
 from eval_pipelines.stats.regression import (
     ERROR_HISTOGRAM_FAMILY,
     REGRESSION_FAMILY,
@@ -279,6 +282,56 @@ METRICS = [
     ),
 ]
 
+# Equal-width bins of the regression curves (signed error; prediction), over the window's range.
+CURVE_BINS = 30
+
+
+def curves(inputs: CurveInputs) -> pd.DataFrame:
+    """The residual histogram and predicted vs actual (``curves.parquet``; docs/curves.md),
+    from one small aggregate of the labeled rows (``sql/regression_curves.sql``): no family
+    holds the signed error or the prediction by bin.
+
+    * residual_histogram: labeled rows per equal-width bin of ``e = prediction - label``
+      (:data:`CURVE_BINS` bins from the window's smallest to largest ``e``, as
+      ``numpy.histogram(e, CURVE_BINS)``), ``y`` the bin's share;
+    * predicted_vs_actual: per equal-width bin of the prediction, the mean prediction (``x``)
+      and the mean label (``y``) of its labeled rows (bins with rows).
+    """
+    stats = inputs.stats
+    sql = inputs.builder.regression_curves(inputs.window, CURVE_BINS)
+    inputs.queries["regression_curves"] = sql
+    table, index = inputs.query(sql, "regression curves")
+    kind = table.column("kind").to_numpy(zero_copy_only=False)
+    shape = (index.groups, index.versions, CURVE_BINS)
+    parts = []
+    for name in ("residual", "predicted"):
+        rows = (kind == name) & (index.g >= 0) & (index.v >= 0)
+        if not rows.any():
+            continue
+        cell = (index.g[rows], index.v[rows], column(table, "bin")[rows])
+        n = accumulate(shape, cell, column(table, "n", float)[rows])
+        low, high = column(table, "low", float)[rows][0], column(table, "high", float)[rows][0]
+        edges = np.linspace(low, high, CURVE_BINS + 1)
+        if name == "residual":
+            parts.append(histogram_points(stats, "residual_histogram", n, edges))
+            continue
+        prediction = accumulate(shape, cell, column(table, "prediction_sum", float)[rows])
+        label = accumulate(shape, cell, column(table, "label_sum", float)[rows])
+        parts.append(
+            points(
+                stats,
+                "predicted_vs_actual",
+                n > 0,
+                x=divide(prediction, n),
+                y=divide(label, n),
+                n=n,
+                x_low=edges[:-1],
+                x_high=edges[1:],
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 REGRESSION = Task(
     name="regression",
     families=(REGRESSION_FAMILY, ERROR_HISTOGRAM_FAMILY),
@@ -302,4 +355,5 @@ REGRESSION = Task(
         "a numeric column (integer, DECIMAL or floating point; task 'regression' does not "
         "take a BOOLEAN label)"
     ),
+    curves=curves,
 )

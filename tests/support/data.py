@@ -106,6 +106,7 @@ ARTIFACT_FILES = frozenset(
         "comparison.parquet",
         "drift.parquet",
         "coverage.parquet",
+        "curves.parquet",
         "validation.json",
         "verdict.json",
         "run.json",
