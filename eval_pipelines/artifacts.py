@@ -36,6 +36,7 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
     import pandas as pd
 
     from eval_pipelines.lineage import run_record
+    from eval_pipelines.model_card import render_model_card
     from eval_pipelines.report import render_markdown
 
     out = Path(out).resolve()
@@ -54,6 +55,7 @@ def write_artifacts(evaluation: "Evaluation", verdict: "Verdict", out: str | os.
         _json(staging / "verdict.json", verdict.to_dict())
         _json(staging / "run.json", run_record(evaluation))
         (staging / "report.md").write_text(render_markdown(evaluation, verdict))
+        (staging / "model_card.md").write_text(render_model_card(evaluation, verdict))
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -110,6 +110,7 @@ ARTIFACT_FILES = frozenset(
         "verdict.json",
         "run.json",
         "report.md",
+        "model_card.md",
     }
 )
 
