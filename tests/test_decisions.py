@@ -337,3 +337,35 @@ def test_the_model_card_names_the_planted_regression_and_the_data(logged):
     assert "[2026-11-16 00:00, 2026-11-23 00:00) UTC" in card
     limitations = card.split("## Known limitations")[1]
     assert "below min_slice_size 50" in limitations and "error_bound" in limitations
+
+
+def test_the_demo_with_warn_gates_ships_with_guardrails_everywhere(demo, tmp_path, capsys):
+    """The demo's regression and drift gates made ``severity: warn``: the release ships with
+    the planted regression and drift as guardrails, in verdict.json, the exit status, the
+    model card and the decision log."""
+    raw = yaml.safe_load(demo["spec"].read_text())
+    raw["gates"] = [
+        gate if "min" in gate else {**gate, "severity": "warn"} for gate in raw["gates"]
+    ]
+    spec_path = tmp_path / "warn.yaml"
+    spec_path.write_text(yaml.safe_dump(raw))
+    store = f"duckdb:///{tmp_path / 'results.duckdb'}"
+    out = tmp_path / "out"
+    args = ["run", "--spec", str(spec_path), "--week", WEEK, "--out", str(out), "--quiet"]
+    assert main([*args, "--results-store", store]) == 0
+    assert main(["gate", str(out), "--quiet"]) == 5
+
+    guardrails = json.loads((out / "verdict.json").read_text())["guardrails"]
+    assert {g["gate"] for g in guardrails} == {
+        "{metric=recall, max_regression=0.02, severity=warn}",
+        "{drift=psi, max=0.1, severity=warn}",
+    }
+    assert any(g["slice"] == "device=android" for g in guardrails)
+    card = (out / "model_card.md").read_text()
+    assert "**Release decision: SHIP WITH GUARDRAILS" in card
+    assert "Ship only with these guardrails" in card and "amount drifted" in card
+    report = (out / "report.md").read_text()
+    assert "## Guardrails" in report and "## Why" not in report
+    [row] = DecisionLog(store).read().to_dict(orient="records")
+    assert row["decision"] == "ship_with_guardrails"
+    assert json.loads(row["guardrails"]) == guardrails
