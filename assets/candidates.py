@@ -38,6 +38,7 @@ from pydantic import Field
 from assets.evaluation import WAREHOUSE_POOL
 from assets.metadata import asset_metadata
 from assets.specs import asset_prefix
+from eval_pipelines.decisions import TRIGGER_TAG, trigger_of
 from eval_pipelines.errors import EvalError
 from eval_pipelines.runner import ALERT_FAILED, run_evaluation
 from eval_pipelines.spec import CompareSpec, EvalSpec
@@ -136,6 +137,7 @@ def build_candidate_assets(spec: EvalSpec) -> CandidateAssets:
                         "eval.registered_model": name,
                         "eval.registry_version": str(version),
                         "eval.champion_version": str(champion.version),
+                        TRIGGER_TAG: trigger_of(context.run.tags),
                     },
                     log=context.log.info,
                 )

@@ -8,6 +8,7 @@ run config; every variable has a working local default (README, "Configuration")
 ``EVAL_WAREHOUSE_URL``         warehouse for every model (unset: each spec's ``warehouse``)
 ``EVAL_ARTIFACTS_ROOT``        folder or ``s3://bucket/prefix`` (unset: ``out/dagster``)
 ``AWS_ENDPOINT_URL``           S3-compatible endpoint for the artifact store (unset: AWS)
+``EVAL_RESULTS_STORE_URL``     results store of the decision log (unset: ``out/results.duckdb``)
 ``MLFLOW_TRACKING_URI``        MLflow server or store (unset: SQLite in ``out/mlflow``)
 ``MLFLOW_REGISTRY_URI``        model registry, if not the tracking server
 ``EVAL_MLFLOW_ARTIFACT_LOCATION``  artifact location of new experiments (e.g. ``s3://...``)
@@ -41,7 +42,11 @@ def resources_from_env() -> dict:
     return {
         "warehouse": WarehouseResource(**_from_env(url="EVAL_WAREHOUSE_URL")),
         "artifacts": ArtifactStoreResource(
-            **_from_env(root="EVAL_ARTIFACTS_ROOT", endpoint_url="AWS_ENDPOINT_URL")
+            **_from_env(
+                root="EVAL_ARTIFACTS_ROOT",
+                endpoint_url="AWS_ENDPOINT_URL",
+                results_store="EVAL_RESULTS_STORE_URL",
+            )
         ),
         "mlflow": MlflowResource(
             **_from_env(

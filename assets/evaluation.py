@@ -41,6 +41,7 @@ from assets.metadata import (
 )
 from assets.partitions import partitions_for
 from assets.specs import asset_prefix
+from eval_pipelines.decisions import TRIGGER_TAG, trigger_of
 from eval_pipelines.dialects import dialect_class
 from eval_pipelines.errors import EvalError, ValidationFailed
 from eval_pipelines.gates import HOLD, SHIP, no_reference_data
@@ -70,7 +71,8 @@ ASSETS = {
     ),
     "drift": "This week's features and score against the reference weeks (drift.parquet).",
     "verdict": (
-        "The release decision (ship, hold or inconclusive, failing closed) and its reasons, "
+        "The release decision (ship, ship_with_guardrails, hold or inconclusive, failing "
+        "closed) and its reasons, "
         "from the metrics, the comparison and the drift."
     ),
     "report": "The report a product manager reads (report.md), the MLflow run and the alert.",
@@ -141,7 +143,10 @@ def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
         AssetCheckSpec(
             "release_gates",
             asset=key["verdict"],
-            description="The verdict is ship (ERROR on hold, WARN when inconclusive).",
+            description=(
+                "The verdict is ship (ERROR on hold, WARN when inconclusive or "
+                "ship_with_guardrails)."
+            ),
         ),
     ]
 
@@ -200,6 +205,7 @@ def _run_tags(context: AssetExecutionContext, week: str) -> dict[str, str]:
         "dagster.run_id": context.run.run_id,
         "dagster.job": context.run.job_name,
         "dagster.partition": week,
+        TRIGGER_TAG: trigger_of(context.run.tags),
     }
     backfill = context.run.tags.get("dagster/backfill")
     if backfill:

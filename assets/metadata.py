@@ -174,6 +174,7 @@ def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:
         "inconclusive_reasons": MetadataValue.int(
             sum(r.outcome == "inconclusive" for r in verdict.reasons)
         ),
+        "guardrail_reasons": MetadataValue.int(sum(r.outcome == "warn" for r in verdict.reasons)),
         "passed_reasons": MetadataValue.int(len(verdict.reasons) - len(open_reasons)),
         "reasons": MetadataValue.md(
             markdown_table(

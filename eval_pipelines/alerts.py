@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HOLD = "hold"
+GUARDRAILS = "ship_with_guardrails"
+WARN = "warn"  # a reason's outcome: a severity: warn gate that did not pass
 REGRESSED = "regressed"  # comparison_table's outcome for a significant change for the worse
 SECTION_LIMIT = 3000  # Slack: a section block's text is at most 3000 characters
 FALLBACK_LIMIT = 3000  # the notification text; Slack truncates long ones anyway
@@ -54,7 +56,8 @@ def build_alert(
 ) -> dict[str, Any] | None:
     """A Slack payload when the run needs attention, else ``None``.
 
-    Alerts on any of: the decision is ``hold``; a comparison row's outcome is ``regressed``
+    Alerts on any of: the decision is ``hold`` or ``ship_with_guardrails`` (its guardrails
+    listed); a comparison row's outcome is ``regressed``
     (candidate significantly worse after the BH correction, whether or not a gate covers that
     metric or slice); a drift row is ``drifted``. A ``ship``, or an ``inconclusive`` with no
     significant regression and no drift, returns ``None``: inconclusive means "not enough
@@ -67,16 +70,19 @@ def build_alert(
     decision = str(verdict.get("decision") or "unknown")
     regressions = _regressions(comparison)
     drifted = _drifted(drift)
-    if decision != HOLD and regressions.empty and drifted.empty:
+    if decision not in (HOLD, GUARDRAILS) and regressions.empty and drifted.empty:
         return None
 
     model = str(verdict.get("model") or "model")
     window = str(verdict.get("window") or "")
     holding = [r for r in verdict.get("reasons") or [] if r.get("outcome") == HOLD]
+    guardrails = [r for r in verdict.get("reasons") or [] if r.get("outcome") == WARN]
 
     counts = []
     if holding:
         counts.append(_plural(len(holding), "holding reason"))
+    if guardrails:
+        counts.append(_plural(len(guardrails), "guardrail"))
     if not regressions.empty:
         counts.append(_plural(len(regressions), "significant regression"))
     if not drifted.empty:
@@ -96,6 +102,10 @@ def build_alert(
         # One bullet per gate (its worst slice, then "and N more"), so one cause is one line.
         lines = [f"• {_esc(g.message)}" for g in group_reasons(holding)]
         blocks.append(_list_section(f"*Holding reasons ({len(holding)})*", lines, MAX_REASONS))
+    if guardrails:
+        lines = [f"• {_esc(g.message)}" for g in group_reasons(guardrails)]
+        title = f"*Guardrails ({len(guardrails)})* (severity: warn gates that did not pass)"
+        blocks.append(_list_section(title, lines, MAX_REASONS))
     if not regressions.empty:
         lines = [_regression_line(row) for row in regressions.itertuples(index=False)]
         title = f"*Significant regressions ({len(lines)})* (candidate - baseline, q = BH q-value)"

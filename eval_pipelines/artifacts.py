@@ -46,6 +46,7 @@ def write_artifacts(
     import pandas as pd
 
     from eval_pipelines.lineage import run_record
+    from eval_pipelines.model_card import render_model_card
     from eval_pipelines.report import build_report_model, markdown
     from eval_pipelines.report_html import render_html
 
@@ -69,6 +70,7 @@ def write_artifacts(
         report = build_report_model(evaluation, verdict, record)
         (staging / "report.md").write_text(markdown(report))
         (staging / "report.html").write_text(render_html(report), encoding="utf-8")
+        (staging / "model_card.md").write_text(render_model_card(evaluation, verdict))
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,13 +1,13 @@
 """The ``eval-pipelines`` command line.
 
 ``run`` evaluates one week and writes the artifacts; ``gate`` turns a run folder into an exit
-status (0 ship, 1 hold, 2 inconclusive) so a CI job can gate a release with
+status (0 ship, 1 hold, 2 inconclusive, 5 ship with guardrails) so a CI job can gate a release with
 ``eval-pipelines run ... && eval-pipelines gate DIR``. Errors caused by input are printed as
 one sentence (exit 3; 4 when input checks failed), never as a traceback.
 
 Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the README)::
 
-    0    run, validate-spec, demo-warehouse, demo: done (run exits 0 whatever the
+    0    run, validate-spec, decisions, demo-warehouse, demo: done (run exits 0 whatever the
          verdict); gate: ship
     1    gate: hold
     2    gate: inconclusive
@@ -15,6 +15,7 @@ Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the
          without a readable verdict.json, a failed upload (one sentence on stderr)
     4    input checks failed: the week's data did not pass its checks (no metrics), or
          validate-spec --connect found a missing column or a type it does not accept
+    5    gate: ship_with_guardrails (no blocking gate failed; a severity: warn gate did)
     64   usage error: unknown flag, missing required option or argument (usage on stderr)
     70   internal error: a bug in eval-pipelines (--debug shows the traceback)
     130  interrupted (Ctrl-C)
@@ -39,7 +40,8 @@ from eval_pipelines.errors import EvalError, ValidationFailed
 from eval_pipelines.progress import choose as choose_progress
 from eval_pipelines.reasons import group_reasons
 
-EXIT_CODES = {"ship": 0, "hold": 1, "inconclusive": 2}
+# ship_with_guardrails is not 0: a CI step that ships on 0 alone must opt in to guardrails.
+EXIT_CODES = {"ship": 0, "hold": 1, "inconclusive": 2, "ship_with_guardrails": 5}
 EXIT_ERROR = EvalError.exit_code  # 3
 EXIT_VALIDATION = ValidationFailed.exit_code  # 4
 # sysexits.h: EX_USAGE, EX_SOFTWARE; 130 = 128 + SIGINT, what a shell reports for Ctrl-C.
@@ -48,7 +50,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 EXIT_STATUS_HELP = """\
 exit status:
-  0    run, validate-spec, demo-warehouse, demo: done (run exits 0 whatever the
+  0    run, validate-spec, decisions, demo-warehouse, demo: done (run exits 0 whatever the
        verdict); gate: ship
   1    gate: hold
   2    gate: inconclusive
@@ -56,6 +58,7 @@ exit status:
        without a readable verdict.json, a failed upload (one sentence on stderr)
   4    input checks failed: the week's data did not pass its checks (no metrics), or
        validate-spec --connect found a missing column or a type it does not accept
+  5    gate: ship_with_guardrails (no blocking gate failed; a severity: warn gate did)
   64   usage error: unknown flag, missing required option or argument (usage on stderr)
   70   internal error: a bug in eval-pipelines (--debug shows the traceback)
   130  interrupted (Ctrl-C)
@@ -63,9 +66,14 @@ exit status:
 progress: long steps of `run` are reported on stderr with their elapsed time when stderr
 is a terminal; --quiet silences them, --progress or EVAL_PROGRESS=1 forces them on.
 """
+RESULTS_STORE_HELP = (
+    "SQLAlchemy URL of the results store holding the decision log, never the warehouse "
+    "(default: $EVAL_RESULTS_STORE_URL, else duckdb:///out/results.duckdb)"
+)
 # What `run --json` and `gate --json` list under "paths", when the folder has them.
 ARTIFACT_FILES = {
     "report": "report.md",
+    "model_card": "model_card.md",
     "verdict": "verdict.json",
     "run": "run.json",
     "validation": "validation.json",
@@ -86,7 +94,9 @@ def _print_verdict(verdict: dict, out: Path | None = None) -> None:
     groups = group_reasons(verdict.get("reasons", []))
     width = max((len(g.gate) for g in groups), default=4)
     for group in groups:
-        marker = {"pass": "ok  ", "hold": "HOLD", "inconclusive": "??  "}[group.outcome]
+        marker = {"pass": "ok  ", "hold": "HOLD", "inconclusive": "??  ", "warn": "WARN"}[
+            group.outcome
+        ]
         print(f"  {marker}  {group.gate:<{width}}  {group.message}")
     if out is not None:
         print(f"\nartifacts: {out}")
@@ -117,6 +127,7 @@ def _tracker(uri: str | None):
 def cmd_run(args: argparse.Namespace) -> int:
     """Evaluate the week; print the verdict, or under ``--json`` leave the run's document in
     ``args.document`` for :func:`main` (``cmd_demo`` passes none of the output flags)."""
+    from eval_pipelines.decisions import results_store_url
     from eval_pipelines.runner import ALERT_FAILED, Publishing, run_evaluation
     from eval_pipelines.spec import load_spec
     from eval_pipelines.warehouse import Warehouse
@@ -133,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         s3_url=args.publish,
         s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
         webhook_url=os.environ.get("EVAL_ALERT_WEBHOOK_URL"),
+        results_store=results_store_url(getattr(args, "results_store", None)),
     )
     quiet = getattr(args, "quiet", False)
     progress = choose_progress(sys.stderr, quiet=quiet, forced=getattr(args, "progress", False))
@@ -163,6 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "url": mlflow_run.url,
             },
             "alert": outcome.alert,
+            "decision_id": outcome.decision.decision_id if outcome.decision else None,
             "elapsed_s": round(time.perf_counter() - started, 3),
             "exit_code": 0,
         }
@@ -181,6 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"mlflow:    {where}")
     if outcome.alert != "nothing to alert":
         print(f"alert:     {outcome.alert}")
+    if outcome.decision is not None:
+        print(f"logged:    decision {outcome.decision.decision_id} (eval-pipelines decisions)")
     print(f"elapsed:   {time.perf_counter() - started:.2f} s")
     return 0
 
@@ -195,6 +210,30 @@ def cmd_gate(args: argparse.Namespace) -> int:
     elif not args.quiet:
         _print_verdict(verdict)
     return code
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    """The decision log, newest first, filtered; as a table, JSON or CSV on stdout."""
+    from datetime import date
+
+    from eval_pipelines.decisions import DecisionLog, render_decisions
+
+    since = None
+    if args.since:
+        try:
+            since = date.fromisoformat(args.since)
+        except ValueError:
+            raise EvalError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    log = DecisionLog(args.results_store)
+    rows = log.read(
+        model=args.model,
+        since=since,
+        decision=args.decision,
+        trigger=args.trigger,
+        limit=args.limit,
+    )
+    sys.stdout.write(render_decisions(rows, args.format, source=log.safe_url))
+    return 0
 
 
 def cmd_validate_spec(args: argparse.Namespace) -> int:
@@ -396,9 +435,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="report each step on stderr even when it is not a terminal "
         "(also EVAL_PROGRESS=1; default: only on a terminal)",
     )
+    run.add_argument("--results-store", metavar="URL", help=RESULTS_STORE_HELP)
     run.set_defaults(func=cmd_run)
 
-    gate = sub.add_parser("gate", help="exit 0 on ship, 1 on hold, 2 on inconclusive")
+    log = sub.add_parser("decisions", help="list the decision log, newest first")
+    log.add_argument("--model", help="only this model's decisions")
+    log.add_argument("--since", metavar="DATE", help="decided on or after DATE (YYYY-MM-DD, UTC)")
+    log.add_argument("--decision", choices=["ship", "ship_with_guardrails", "hold", "inconclusive"])
+    log.add_argument("--trigger", choices=["schedule", "backfill", "sensor", "cli", "manual"])
+    log.add_argument("--limit", type=int, default=50, help="at most N rows (default 50)")
+    log.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    log.add_argument("--results-store", metavar="URL", help=RESULTS_STORE_HELP)
+    log.set_defaults(func=cmd_decisions)
+
+    gate = sub.add_parser(
+        "gate", help="exit 0 on ship, 1 on hold, 2 on inconclusive, 5 on ship_with_guardrails"
+    )
     gate.add_argument("dir", type=Path, help="a run's --out folder")
     gate.add_argument("--quiet", action="store_true", help="print nothing")
     gate.add_argument(

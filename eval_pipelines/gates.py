@@ -5,7 +5,18 @@
   or a gate cannot be evaluated because its metric, slice or drift row is missing.
 * ``inconclusive``: nothing failed, but the data cannot support a decision: label coverage
   below ``min_label_coverage``, a slice a gate names is below ``min_slice_size``, or no gates.
+* ``ship_with_guardrails``: nothing held and nothing was inconclusive, but a gate with
+  ``severity: warn`` failed or could not be evaluated; ``verdict.json`` lists those gates
+  under ``guardrails``, with their reasons.
 * ``ship``: every gate was evaluated and passed.
+
+Precedence: hold > inconclusive > ship_with_guardrails > ship. A ``warn`` gate never holds
+and never makes the verdict inconclusive: whatever it could not pass (a failed bound, a
+missing metric, too small a slice, no labels yet) becomes a guardrail (outcome ``warn``), so
+an unevaluable warn gate is never silently a pass (fail closed) yet weighs no more than its
+failure would. Gates with the default ``severity: block`` are unchanged: a missing metric on
+them still holds, and the data's own sufficiency (``min_label_coverage``) is no gate and
+still makes the verdict inconclusive.
 
 Every reason names the gate, the slice or feature, and the numbers.
 
@@ -15,7 +26,7 @@ makes the verdict inconclusive, an estimate without calibration (no labeled refe
 does, and the verdict carries an ``estimation`` reason saying it rests on estimates.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -28,13 +39,17 @@ from eval_pipelines.tasks import metric_of, task_named
 from eval_pipelines.vocabulary import level_label
 
 SHIP, HOLD, INCONCLUSIVE = "ship", "hold", "inconclusive"
+SHIP_WITH_GUARDRAILS = "ship_with_guardrails"
+# Every decision, the most severe first (the precedence of decide()).
+DECISIONS = (HOLD, INCONCLUSIVE, SHIP_WITH_GUARDRAILS, SHIP)
 PASS = "pass"
+WARN = "warn"  # a reason's outcome: a ``severity: warn`` gate that did not pass
 
 
 @dataclass(frozen=True)
 class Reason:
     gate: str
-    outcome: str  # pass | hold | inconclusive
+    outcome: str  # pass | hold | inconclusive | warn
     message: str
     slice: str | None = None
     feature: str | None = None
@@ -54,7 +69,12 @@ class Verdict:
 
     @property
     def blocking(self) -> list[Reason]:
-        return [r for r in self.reasons if r.outcome != PASS]
+        return [r for r in self.reasons if r.outcome not in (PASS, WARN)]
+
+    @property
+    def guardrails(self) -> list[Reason]:
+        """The reasons of ``severity: warn`` gates that did not pass."""
+        return [r for r in self.reasons if r.outcome == WARN]
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +84,10 @@ class Verdict:
             "candidate": self.candidate,
             "baseline": self.baseline,
             "reasons": [asdict(r) for r in self.reasons],
+            "guardrails": [
+                {"gate": r.gate, "message": r.message, "slice": r.slice, "feature": r.feature}
+                for r in self.guardrails
+            ],
         }
 
 
@@ -72,7 +96,10 @@ def _fmt(value: float) -> str:
 
 
 def _describe(gate: MetricGate | DriftGate) -> str:
-    parts = [f"{k}={v}" for k, v in gate.model_dump(exclude_none=True).items()]
+    # exclude_defaults: ``severity`` shows only when it is ``warn``, so block gates keep the
+    # names they had before severities existed.
+    dumped = gate.model_dump(exclude_none=True, exclude_defaults=True)
+    parts = [f"{k}={v}" for k, v in dumped.items()]
     return "{" + ", ".join(parts) + "}"
 
 
@@ -474,10 +501,11 @@ def decide(
             reasons += _metric_regression(gate, spec, comparison)
         if isinstance(gate, MetricGate) and (gate.min is not None or gate.max is not None):
             reasons += _metric_bound(gate, spec, metrics)
+    reasons = _as_guardrails(spec, reasons)
     if any(is_estimated(g.metric) for g in spec.metric_gates):
         reasons.append(rests_on_estimates(spec))
     outcomes = {r.outcome for r in reasons}
-    decision = HOLD if HOLD in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else SHIP
+    decision = next((d for d, o in _DECIDED_BY if o in outcomes), SHIP)
     return Verdict(
         decision=decision,
         reasons=reasons,
@@ -486,3 +514,17 @@ def decide(
         candidate=spec.compare.candidate if spec.compare else None,
         baseline=spec.compare.baseline if spec.compare else None,
     )
+
+
+# The first decision whose reason outcome is present wins (the precedence, module docstring).
+_DECIDED_BY = ((HOLD, HOLD), (INCONCLUSIVE, INCONCLUSIVE), (SHIP_WITH_GUARDRAILS, WARN))
+
+
+def _as_guardrails(spec: EvalSpec, reasons: list[Reason]) -> list[Reason]:
+    """The hold and inconclusive reasons of ``severity: warn`` gates become guardrails
+    (``warn``). A warn gate's name carries ``severity=warn`` (``_describe``), so it never
+    shares its name with a block gate."""
+    warn = {_describe(g) for g in spec.parsed_gates if g.severity == "warn"}
+    return [
+        replace(r, outcome=WARN) if r.gate in warn and r.outcome != PASS else r for r in reasons
+    ]

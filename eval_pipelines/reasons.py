@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
-OUTCOME_ORDER = ("hold", "inconclusive", "pass")
+OUTCOME_ORDER = ("hold", "inconclusive", "warn", "pass")
 NAMED_OTHERS = 5  # names listed after "and N more"; the full list is in verdict.json
 
 
@@ -57,7 +57,8 @@ def _kind(rows: list[Mapping[str, Any]]) -> str:
 
 def group_reasons(reasons: Iterable[Any]) -> list[ReasonGroup]:
     """Reasons (``Reason`` objects or their ``verdict.json`` dicts) grouped by gate and outcome:
-    holds first, then inconclusive, then passes; within an outcome, gates in their own order."""
+    holds first, then inconclusive, then guardrails (``warn``), then passes; within an
+    outcome, gates in their own order."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for reason in reasons:
         row = _as_dict(reason)

@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from eval_pipelines.drift_stats import drift_evidence, drifted_rows
-from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, Verdict, no_reference_data
+from eval_pipelines.gates import HOLD, INCONCLUSIVE, PASS, WARN, Verdict, no_reference_data
 from eval_pipelines.reasons import group_reasons
 from eval_pipelines.report_model import (
     HeadlineRow,
@@ -36,6 +36,8 @@ HEADLINE = {
     "ship": "SHIP: every gate passed.",
     "hold": "HOLD: at least one gate failed; do not release as is.",
     "inconclusive": "INCONCLUSIVE: no gate failed, but the data cannot support a decision yet.",
+    "ship_with_guardrails": "SHIP WITH GUARDRAILS: no blocking gate failed; the warn gates "
+    "listed under Guardrails did.",
 }
 
 
@@ -255,6 +257,11 @@ def markdown(report: ReportModel) -> str:
     if blocking:
         lines += ["## Why", ""]
         lines += [_inline(f"- **{g.outcome}** ({g.gate}): {g.message}") for g in blocking]
+        lines.append("")
+    guardrails = [g for g in groups if g.outcome == WARN]
+    if guardrails:
+        lines += ["## Guardrails (severity: warn gates that did not pass)", ""]
+        lines += [_inline(f"- **warn** ({g.gate}): {g.message}") for g in guardrails]
         lines.append("")
     passed = [g for g in groups if g.outcome == PASS]
     if passed:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval_pipelines.decisions import TRIGGER_TAG, DecisionLog, DecisionRecord
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import Verdict
 from eval_pipelines.pipeline import Evaluation, evaluate
@@ -54,6 +55,9 @@ class Publishing:
     s3_url: str | None = None  # s3://bucket/prefix/<model>/<week> for this run
     s3_endpoint_url: str | None = None
     webhook_url: str | None = None
+    # The results store whose decision log gets the verdict (eval_pipelines/decisions.py);
+    # None: not recorded.
+    results_store: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RunOutcome:
     report_uri: str
     mlflow_run: TrackedRun | None
     alert: str
+    decision: DecisionRecord | None = None  # the row appended to the decision log
 
 
 def run_evaluation(
@@ -87,6 +92,7 @@ def run_evaluation(
 
     tracker = publishing.tracker
     window = week if isinstance(week, Window) else week_window(week)
+    decision_log = _decision_log(publishing.results_store, warehouse)  # refused before any work
     run = None
     if tracker is not None:
         # Enough to find a failed run by model and week, before anything is computed.
@@ -148,7 +154,37 @@ def run_evaluation(
         raise
     alert = _alert(evaluation, verdict, report_uri, run, publishing.webhook_url)
     log(f"alert: {alert}")
-    return RunOutcome(evaluation, verdict, folder, report_uri, run, alert)
+    decision = None
+    if decision_log is not None:
+        tags = tags or {}
+        decision = DecisionRecord.of(
+            verdict,
+            window,
+            spec_hash=spec.fingerprint(),
+            trigger=tags.get(TRIGGER_TAG) or "manual",
+            artifacts=report_uri.rsplit("/", 1)[0] if publishing.s3_url else str(folder),
+            report=report_uri,
+            mlflow_run_id=run.run_id if run is not None else None,
+            mlflow_run_url=run.url if run is not None else None,
+            dagster_run_id=tags.get("dagster.run_id"),
+        )
+        decision_log.append(decision)  # quick: no progress line of its own
+        log(f"decision {decision.decision_id} appended to {decision_log.safe_url}")
+    return RunOutcome(evaluation, verdict, folder, report_uri, run, alert, decision)
+
+
+def _decision_log(url: str | None, warehouse: Warehouse) -> DecisionLog | None:
+    """The decision log of ``url``; EvalError when it is the source warehouse itself."""
+    if url is None:
+        return None
+    decision_log = DecisionLog(url)
+    if decision_log.same_database_as(warehouse.url):
+        raise EvalError(
+            f"results store {decision_log.safe_url} is the source warehouse: the decision log "
+            "is never written next to the data it judges; give another results store "
+            "(--results-store, $EVAL_RESULTS_STORE_URL)"
+        )
+    return decision_log
 
 
 def _fail_quietly(tracker: Tracker, run: TrackedRun, message: str) -> None:

@@ -267,6 +267,11 @@ class ValidationSpec(_Strict):
         return LabelsSpec._duration(value)
 
 
+# What a failed gate does: ``block`` holds the release; ``warn`` lets it ship with the gate
+# listed as a guardrail (``ship_with_guardrails``, eval_pipelines/gates.py).
+GateSeverity = Literal["block", "warn"]
+
+
 class MetricGate(_Strict):
     """A bound on a metric: absolute (``min``/``max``) or relative to the baseline."""
 
@@ -275,6 +280,7 @@ class MetricGate(_Strict):
     min: float | None = None
     max: float | None = None
     max_regression: float | None = Field(None, ge=0.0)
+    severity: GateSeverity = "block"
 
     @field_validator("metric")
     @classmethod
@@ -313,6 +319,7 @@ class DriftGate(_Strict):
     feature: str | None = None
     max: float | None = Field(None, ge=0.0)
     min_p_value: float | None = Field(None, gt=0.0, lt=1.0)
+    severity: GateSeverity = "block"
 
     @model_validator(mode="after")
     def _bound_fits_method(self) -> "DriftGate":

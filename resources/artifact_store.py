@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from eval_pipelines.decisions import results_store_url
 from eval_pipelines.runner import Publishing
 from eval_pipelines.tracking import Tracker
 
@@ -30,6 +31,11 @@ class ArtifactStoreResource(ConfigurableResource):
     endpoint_url: str | None = Field(
         default=None,
         description="S3 endpoint of an S3-compatible store (MinIO, moto); unset: AWS.",
+    )
+    results_store: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the results store holding the decision log (never "
+        "the warehouse); unset: $EVAL_RESULTS_STORE_URL, else duckdb:///out/results.duckdb.",
     )
 
     @property
@@ -56,4 +62,5 @@ class ArtifactStoreResource(ConfigurableResource):
             s3_url=self.s3_url(model, key),
             s3_endpoint_url=self.endpoint_url,
             webhook_url=webhook_url,
+            results_store=results_store_url(self.results_store),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,8 +27,13 @@ from support.s3_server import FAKE_ENV
 # Product settings a developer may have exported (a real MLflow server, an alert webhook, S3
 # credentials or endpoints): a test must never log, post or upload to them.
 PRODUCT_ENV_PREFIXES = ("EVAL_", "MLFLOW_", "AWS_")
+# The decision log's results store (eval_pipelines.decisions.RESULTS_STORE_ENV): its default,
+# out/results.duckdb, is relative to the current folder, so the session points it at a
+# temporary file that every test and subprocess shares (a test that needs its own store sets
+# the variable or passes --results-store).
+RESULTS_STORE_ENV = "EVAL_RESULTS_STORE_URL"
 # Settings of the test harness itself (where PostgreSQL is), not of the product.
-HARNESS_ENV = frozenset({PG_URL_ENV, PG_BIN_ENV})
+HARNESS_ENV = frozenset({PG_URL_ENV, PG_BIN_ENV, RESULTS_STORE_ENV})
 
 
 def _product_env_names() -> list[str]:
@@ -47,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     (``{**os.environ}``) then never see them either. Restored when the session ends."""
     for name in _product_env_names():
         _session_env.delenv(name)
+    store = tempfile.mkdtemp(prefix="eval-results-store-")
+    _session_env.setenv(RESULTS_STORE_ENV, f"duckdb:///{store}/results.duckdb")
     _checkout_before[:] = [_checkout_state()]
 
 

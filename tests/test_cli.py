@@ -408,7 +408,7 @@ def test_the_exit_status_table_is_complete_and_documented_everywhere():
         EXIT_INTERNAL,
         EXIT_INTERRUPTED,
     }
-    assert len(codes) == 8  # no two outcomes share a status
+    assert len(codes) == 9  # no two outcomes share a status
     help_text = run_cli("--help").stdout
     assert _listed_codes(help_text, r"^ {2}(\d+) {2,}\S") == codes
     assert _listed_codes(eval_pipelines.cli.__doc__, r"^ {4}(\d+) {2,}\S") == codes

@@ -112,6 +112,7 @@ ARTIFACT_FILES = frozenset(
         "run.json",
         "report.md",
         "report.html",
+        "model_card.md",
     }
 )
 
