@@ -369,7 +369,7 @@ def report_curves(
 ) -> dict[str, Any]:
     """What the template draws: ``slices`` (the curve section's panels per chosen slice),
     ``left_out`` (regressed slices without plots here), ``drift`` (the drift section's
-    panels, features in ``first_facets`` first)."""
+    panels on all traffic, features in ``first_facets`` first)."""
     curves = curves if curves is not None else pd.DataFrame(columns=["curve", "slice"])
     drawn_tables = {n: t for n, t in tables.items() if n in TABLE_PLOTS and not t.empty}
     versions = [
@@ -395,6 +395,7 @@ def report_curves(
     drift = []
     if len(curves):
         for kind, rows in curves[in_section == "drift"].groupby("curve", sort=False):
-            for name, part in rows.groupby("slice", sort=False):
-                drift.append(kind_plots(kind, part, name, styles, first=first_facets))
+            overall = rows[rows["slice"] == OVERALL]  # drift is judged on all traffic
+            if len(overall):
+                drift.append(kind_plots(kind, overall, OVERALL, styles, first=first_facets))
     return {"slices": slices, "left_out": left_out, "drift": drift, "max_slices": CURVE_SLICES}
