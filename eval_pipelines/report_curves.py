@@ -163,7 +163,7 @@ def version_styles(
 
 
 def _floats(values: Any) -> list[float]:
-    return [float(v) for v in pd.to_numeric(pd.Series(values), errors="coerce").fillna(np.nan)]
+    return [float(v) for v in pd.to_numeric(pd.Series(values), errors="coerce")]
 
 
 def curve_plot(kind_name: str, frame: pd.DataFrame, title: str, styles: dict[str, Style]) -> str:
