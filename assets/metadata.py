@@ -189,6 +189,10 @@ def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:
     report = {
         "report": MetadataValue.md((folder / "report.md").read_text()),
         "report_location": MetadataValue.path(outcome.report_uri),
+        # The page to open in a browser, beside report.md (published with it when published).
+        "report_html": MetadataValue.path(
+            outcome.report_uri.removesuffix("report.md") + "report.html"
+        ),
         "alert": MetadataValue.text(outcome.alert),
     }
     by_asset = {

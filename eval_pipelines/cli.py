@@ -74,6 +74,7 @@ RESULTS_STORE_HELP = (
 ARTIFACT_FILES = {
     "report": "report.md",
     "model_card": "model_card.md",
+    "report_html": "report.html",
     "verdict": "verdict.json",
     "run": "run.json",
     "validation": "validation.json",
@@ -185,6 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"alert:     {outcome.alert}", file=sys.stderr)
         return 0
     _print_verdict(outcome.verdict.to_dict(), outcome.folder)
+    print(f"html:      {outcome.folder / 'report.html'}")  # the page to open in a browser
     if outcome.report_uri != str(outcome.folder / "report.md"):
         print(f"published: {outcome.report_uri}")
     if outcome.mlflow_run is not None:
@@ -332,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             verdicts.append((path.stem, "?", "error", None))
             continue
         decision = read_verdict(out)["decision"]
-        verdicts.append((spec.model, spec.task, decision, out / "report.md"))
+        verdicts.append((spec.model, spec.task, decision, out / "report.html"))
         for line in register_demo_models(tracker, spec):
             print(line)
     width = max(len(model) for model, *_ in verdicts)

@@ -228,6 +228,8 @@ def build_report_model(evaluation, verdict: Verdict, record: dict | None = None)
         intervals=intervals_note(spec),
         forest_metrics=forest_metrics(spec, comparison),
         lineage=lineage_of(record),
+        curves=evaluation.curves,
+        tables=evaluation.tables,
     )
 
 

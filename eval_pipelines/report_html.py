@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from eval_pipelines.report_curves import report_curves
 from eval_pipelines.report_model import ReportModel
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.svg import Axis, Plot
@@ -261,6 +262,23 @@ def _coverage(report: ReportModel) -> dict[str, Any] | None:
     }
 
 
+def _curves(report: ReportModel) -> dict[str, Any]:
+    """The curve plots (:mod:`eval_pipelines.report_curves`); drifted features first."""
+    drifted = []
+    if report.drift is not None and "drifted" in report.drift:
+        drifted = list(
+            dict.fromkeys(report.drift.loc[report.drift["drifted"].astype(bool), "feature"])
+        )
+    return report_curves(
+        report.curves,
+        report.tables,
+        report.comparison,
+        report.baseline,
+        report.candidate,
+        first_facets=drifted,
+    )
+
+
 def render_html(report: ReportModel) -> str:
     """``report.html`` of a report model."""
     slice_rows, slices_left_out = _slice_rows(report)
@@ -299,5 +317,6 @@ def render_html(report: ReportModel) -> str:
             for e in report.estimates
         ],
         "num": num,
+        "curves": _curves(report),
     }
     return _ENVIRONMENT.get_template("report.html.j2").render(context)

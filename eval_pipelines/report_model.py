@@ -110,6 +110,10 @@ class ReportModel:
     intervals: str
     forest_metrics: list[str]  # the metrics whose per-slice deltas are plotted
     lineage: Lineage = field(default_factory=Lineage)
+    # The aggregates behind the plots (curves.parquet; docs/curves.md) and the task's own
+    # tables by name (multiclass: ``confusion``), drawn by eval_pipelines.report_curves.
+    curves: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def checks_in_gx(self) -> int:

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from html import escape
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
+# Okabe & Ito's colour-blind-safe palette (Okabe, Ito 2008, "Color Universal Design"): blue,
+# vermillion, bluish green, reddish purple, orange, sky blue, yellow; distinct under the
+# common colour-vision deficiencies, for lines that must tell versions apart.
+SAFE_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -78,6 +82,8 @@ class Axis:
         """Where ``value`` sits along the axis, 0 at ``low`` (or the first category) to 1."""
         if self.categories is not None:
             slots = max(len(self.categories), 1)
+            if not isinstance(value, str):  # a position between slots: 0 is the first's centre
+                return (float(value) + 0.5) / slots
             return (list(self.categories).index(value) + 0.5) / slots
         return (float(value) - self.low) / (self.high - self.low)
 
@@ -105,6 +111,7 @@ class Plot:
     margin_right: int = 16
     margin_top: int = 28
     margin_bottom: int = 44
+    legend: str = "top-right"  # or "bottom-right", "bottom-left": where the lines leave room
     _layers: list[str] = field(default_factory=list)
     _legend: list[tuple[str, str]] = field(default_factory=list)
 
@@ -268,6 +275,41 @@ class Plot:
         self._keep(label, color)
         return self
 
+    def cells(
+        self,
+        xs: Sequence[str],
+        ys: Sequence[str],
+        shades: Sequence[float],
+        texts: Sequence[str] | None = None,
+        titles: Sequence[str] | None = None,
+        color: str = "#0072B2",
+    ) -> "Plot":
+        """A heat table on two categorical axes: one ``<rect class="cell">`` per (x, y) slot,
+        filled with ``color`` at opacity ``shade`` (0 to 1), with an optional text inside."""
+        x_slot = (self.width - self.margin_left - self.margin_right) / max(
+            len(self.x.categories or ()), 1
+        )
+        y_slot = (self.height - self.margin_top - self.margin_bottom) / max(
+            len(self.y.categories or ()), 1
+        )
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            cx, cy = self._px(x), self._py(y)
+            shade = min(max(float(shades[i]), 0.0), 1.0) if _finite(shades[i]) else 0.0
+            tip = f"<title>{escape(titles[i])}</title>" if titles is not None else ""
+            self._layers.append(
+                f'<rect class="cell" x="{_coord(cx - x_slot / 2)}" y="{_coord(cy - y_slot / 2)}" '
+                f'width="{_coord(x_slot)}" height="{_coord(y_slot)}" fill="{color}" '
+                f'fill-opacity="{shade:.3f}" stroke="#fff">{tip}</rect>'
+            )
+            if texts is not None and texts[i]:
+                ink = "#fff" if shade > 0.55 else "#111827"
+                self._layers.append(
+                    f'<text x="{_coord(cx)}" y="{_coord(cy)}" text-anchor="middle" '
+                    f'dominant-baseline="middle" font-size="11" fill="{ink}">'
+                    f"{escape(texts[i])}</text>"
+                )
+        return self
+
     def reference(self, value: float, vertical: bool = True, color: str = "#6b7280") -> "Plot":
         """A dashed line at ``x = value`` (``vertical``) or ``y = value``."""
         if vertical:
@@ -334,8 +376,11 @@ class Plot:
                 f"{escape(self.title)}</text>"
             )
         for i, (name, color) in enumerate(self._legend):
-            x = right - 150
-            y = top + 14 + 16 * i
+            x = left + 10 if self.legend.endswith("left") else right - 150
+            if self.legend.startswith("bottom"):
+                y = bottom - 10 - 16 * (len(self._legend) - 1 - i)
+            else:
+                y = top + 14 + 16 * i
             parts.append(
                 f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{color}"/>'
                 f'<text x="{x + 14}" y="{y}" dominant-baseline="middle">{escape(name)}</text>'

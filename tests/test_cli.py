@@ -104,6 +104,10 @@ def test_run_then_gate_finds_both_planted_truths(demo):
     result = run_cli("run", "--spec", str(demo["spec"]), "--week", WEEK, "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "verdict: HOLD" in result.stdout
+    # The page to open is printed beside report.md, and it exists.
+    html = next(line for line in result.stdout.splitlines() if line.startswith("html:"))
+    assert Path(html.split(maxsplit=1)[1]) == out.resolve() / "report.html"
+    assert (out / "report.html").is_file()
     assert progress_steps(result.stderr) == []  # stderr is not a terminal: no progress
     for name in (
         "metrics.parquet",
@@ -306,7 +310,7 @@ def test_run_json_is_the_only_thing_on_stdout_even_with_progress_forced_on(demo)
     paths = document["paths"]
     assert paths["folder"] == str(out.resolve())
     assert paths["report"] == document["report_uri"] == str(out.resolve() / "report.md")
-    assert {"verdict", "run", "metrics", "comparison", "drift"} <= set(paths)
+    assert {"verdict", "run", "metrics", "comparison", "drift", "report_html"} <= set(paths)
     assert all(Path(path).exists() for path in paths.values())
     assert document["mlflow_run"] is None and document["exit_code"] == 0
     assert "verdict:" not in result.stderr  # the human summary is not printed at all

@@ -311,6 +311,9 @@ def test_comparison_drift_and_verdict_metadata_name_the_planted_truths(week_run)
     assert "device=android" in verdict["reasons"].value
     report = _materialization(result, KEYS["report"]).metadata
     assert report["report"].value.lstrip().startswith("#")
+    html = Path(report["report_html"].value)  # the page a user opens, beside report.md
+    assert html.name == "report.html" and html.is_file()
+    assert html.parent == Path(report["report_location"].value).parent
     assert report["alert"].value == "sent"
 
 

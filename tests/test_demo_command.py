@@ -165,3 +165,7 @@ def test_the_demo_evaluates_every_spec_of_evals_and_prints_each_verdict(demo_fol
         verdict = json.loads((demo_folder / "out" / "demo" / model / "verdict.json").read_text())
         assert verdict["model"] == model and verdict["window"] == "2026-11-16"
         assert str(Path("out/demo") / model / "report.md") in out
+    # Each verdict line ends with the report.html to open, and that page exists.
+    for line in (table[0], table[2]):
+        page = Path(line.split()[-1])
+        assert page.name == "report.html" and (demo_folder / page).is_file()

@@ -25,6 +25,7 @@ from eval_pipelines.artifacts import write_artifacts
 from eval_pipelines.demo import build_demo_warehouse
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.report import build_report_model
+from eval_pipelines.report_curves import CURVE_SLICES
 from eval_pipelines.report_html import MAX_SLICE_ROWS, render_html
 from eval_pipelines.spec import load_spec
 
@@ -43,6 +44,13 @@ CHROMIUM_ARGS = [
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 MAX_BYTES = 2 * 1024 * 1024
+# The plots each demo task's users expect (a `data-curve` of the curves or drift section).
+EXPECTED_CURVES = {
+    "fraud_detector": {"roc", "pr", "reliability", "drift_histogram"},
+    "intent_classifier": {"roc_ovr", "confusion", "drift_histogram"},
+    "eta_regressor": {"residual_histogram", "predicted_vs_actual", "drift_histogram"},
+    "search_ranker": {"metric_at_k", "drift_histogram"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +118,15 @@ def open_report(browser: Browser, path: Path, viewport: dict[str, int]) -> Opene
     return opened
 
 
+def assert_curves_shown(page: Page, kinds: set[str]) -> None:
+    """An SVG of every expected curve kind is visible and titled for screen readers."""
+    for kind in kinds:
+        svg = page.locator(f'[data-curve="{kind}"] svg').first
+        assert svg.is_visible(), kind
+        assert svg.get_attribute("aria-label"), kind
+        assert svg.locator("xpath=./*[local-name()='title']").count() == 1, kind
+
+
 def column(page: Page, index: int) -> list[str]:
     """The ``data-v`` sort values of one column of the slice table's visible rows."""
     return page.eval_on_selector_all(
@@ -145,6 +162,34 @@ def test_the_report_opens_offline_and_shows_the_verdict_and_the_planted_regressi
     assert "run-abc123" in footer and "dg-42" in footer
     assert demo.evaluation.spec.fingerprint() in footer
     page.screenshot(path=screenshots / "report-laptop.png", full_page=True)
+    page.context.close()
+
+
+def test_the_report_draws_the_classifier_curves_per_version_and_per_regressed_slice(
+    demo, browser, screenshots
+):
+    opened = open_report(browser, demo.folder / "report.html", LAPTOP)
+    page = opened.page
+    assert_curves_shown(page, EXPECTED_CURVES["fraud_detector"])
+    roc = page.locator('#curves .curve-group:not([hidden]) [data-curve="roc"]').first
+    legend = roc.inner_text()
+    assert "v1 (baseline)" in legend and "v2 (candidate)" in legend
+    # The drifted feature's histogram comes first under the drift table.
+    first = page.locator('#drift [data-curve="drift_histogram"] svg').first
+    assert "amount" in first.get_attribute("aria-label")
+    # The selector shows the planted regression's slice instead of all traffic.
+    picker = page.locator("#curve-slice")
+    options = picker.locator("option").all_inner_texts()
+    assert options[0] == "all traffic" and "device=android" in options
+    assert len(options) <= 1 + CURVE_SLICES
+    page.locator("#curves").screenshot(path=screenshots / "curves-fraud_detector.png")
+    picker.select_option(label="device=android")
+    android = page.locator('#curves .curve-group[data-slice="device=android"]')
+    assert android.is_visible()
+    assert page.locator('#curves .curve-group[data-slice="overall"]').is_hidden()
+    assert "device=android" in android.locator('[data-curve="roc"] svg').get_attribute("aria-label")
+    page.locator("#curves").screenshot(path=screenshots / "curves-fraud_detector-android.png")
+    assert opened.errors == []
     page.context.close()
 
 
@@ -220,7 +265,13 @@ def test_the_report_of_every_other_demo_task_opens_offline_with_its_verdict(
     marked = opened.page.locator("#slice-table tbody tr.regressed td:first-child")
     assert held <= set(marked.all_inner_texts())
     assert held or verdict.decision != "hold"
+    assert_curves_shown(opened.page, EXPECTED_CURVES[model])
+    if model == "intent_classifier":  # one heat cell per (true, predicted) class pair
+        classes = evaluation.tables["confusion"]["label"].nunique()
+        matrix = opened.page.locator('[data-curve="confusion"] svg').first
+        assert matrix.locator("rect.cell").count() == classes * classes
     opened.page.screenshot(path=screenshots / f"report-{model}.png", full_page=True)
+    opened.page.locator("#curves").screenshot(path=screenshots / f"curves-{model}.png")
     opened.page.context.close()
 
 
@@ -276,6 +327,8 @@ def test_the_report_of_a_10m_row_evaluation_with_5000_slices_stays_under_2_mb(de
     )
     html = render_html(build_report_model(large, demo.verdict))
     assert len(html.encode()) < MAX_BYTES
+    # Curves: all traffic and a few regressed slices, whatever the slice count.
+    assert 1 < html.count('class="curve-group"') <= 1 + CURVE_SLICES
     assert "Rows in window: 10,000,000" in html
     assert html.count("<tr") < MAX_SLICE_ROWS + 200  # the slice table is capped ...
     left_out = len(comparison) - MAX_SLICE_ROWS
@@ -283,3 +336,43 @@ def test_the_report_of_a_10m_row_evaluation_with_5000_slices_stays_under_2_mb(de
     # No significant change is lost under the cap.
     significant = comparison[comparison["outcome"].isin(["regressed", "improved"])]
     assert html.count('class="mark">▼ regressed') == (significant["outcome"] == "regressed").sum()
+
+
+def test_the_curves_of_hundreds_of_regressed_slices_are_capped_and_the_page_says_so(demo):
+    curves = demo.evaluation.curves
+    overall = curves[curves["slice"] == "overall"]
+    names = [f"merchant_id=m{i:04d}" for i in range(300)]
+    overall = overall[overall["curve"] != "drift_histogram"]  # drift: all traffic only
+    many = pd.concat([curves, *(overall.assign(slice=name) for name in names)], ignore_index=True)
+    comparison = pd.concat(
+        [
+            demo.evaluation.comparison,
+            pd.DataFrame(
+                {
+                    "slice": names,
+                    "metric": "recall",
+                    "outcome": "regressed",
+                    "q_value": 0.01,
+                    "delta": -0.1,
+                    "delta_ci_low": -0.15,
+                    "delta_ci_high": -0.05,
+                    "baseline": 0.6,
+                    "candidate": 0.5,
+                    "p_value": 0.001,
+                    "test": "bootstrap",
+                    "n": 500,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    large = replace(demo.evaluation, curves=many, comparison=comparison)
+    html = render_html(build_report_model(large, demo.verdict))
+    assert len(html.encode()) < MAX_BYTES
+    assert html.count('class="curve-group"') == 1 + CURVE_SLICES
+    regressed = comparison[
+        (comparison["outcome"] == "regressed")
+        & (comparison["slice"] != "overall")
+        & comparison["slice"].isin(many["slice"])
+    ]["slice"].nunique()
+    assert f"({regressed - CURVE_SLICES} more regressed slices not plotted here)" in html

@@ -73,6 +73,7 @@ def test_a_week_publishes_its_artifacts_and_mlflow_run_to_s3(endpoint, tmp_path:
         if e.asset_key == AssetKey(["fraud_detector", "report"])
     ]
     assert report.metadata["report_location"].value == f"s3://evals/{prefix}report.md"
+    assert report.metadata["report_html"].value == f"s3://evals/{prefix}report.html"
 
     run_id = report.metadata["mlflow_run_id"].value
     mlflow_keys = {
