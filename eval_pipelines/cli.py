@@ -15,7 +15,8 @@ Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the
          without a readable verdict.json, a failed upload (one sentence on stderr)
     4    input checks failed: the week's data did not pass its checks (no metrics), or
          validate-spec --connect found a missing column or a type it does not accept
-    64   usage error: unknown flag, missing required option or argument (usage on stderr)
+    64   usage error: unknown flag, missing required option or argument (usage on stderr);
+         report DIR: the folder lacks an artifact the report is built from
     70   internal error: a bug in eval-pipelines (--debug shows the traceback)
     130  interrupted (Ctrl-C)
 
@@ -56,7 +57,8 @@ exit status:
        without a readable verdict.json, a failed upload (one sentence on stderr)
   4    input checks failed: the week's data did not pass its checks (no metrics), or
        validate-spec --connect found a missing column or a type it does not accept
-  64   usage error: unknown flag, missing required option or argument (usage on stderr)
+  64   usage error: unknown flag, missing required option or argument (usage on stderr);
+       report DIR: the folder lacks an artifact the report is built from
   70   internal error: a bug in eval-pipelines (--debug shows the traceback)
   130  interrupted (Ctrl-C)
 
@@ -77,6 +79,7 @@ ARTIFACT_FILES = {
 DEMO_SPECS = Path("evals")
 DEMO_SPEC = DEMO_SPECS / "fraud_detector.yaml"
 DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
+DASHBOARD_ROOT = Path("out/dagster")  # ArtifactStoreResource's default root
 
 
 def _print_verdict(verdict: dict, out: Path | None = None) -> None:
@@ -316,6 +319,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.html and report.md of a past run from its artifact folder alone."""
+    from eval_pipelines.report_artifacts import rerender_report
+
+    for path in rerender_report(args.dir):
+        print(path)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Rebuild ``<out-root>/<model>/dashboard.html`` from the model's week folders."""
+    from eval_pipelines.dashboard import write_dashboard
+
+    print(write_dashboard(args.out_root, args.model))
+    return 0
+
+
 def _task_name(value: str) -> str:
     """``--task``'s value; an unknown task is a usage error naming the valid ones."""
     from eval_pipelines.tasks import task_named
@@ -452,6 +472,29 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--task", type=_task_name, help="only this task's metrics")
     metrics.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     metrics.set_defaults(func=cmd_metrics)
+
+    report = sub.add_parser(
+        "report",
+        help="re-render report.html and report.md of a past run from its artifact folder "
+        "(no warehouse, no MLflow)",
+    )
+    report.add_argument("dir", type=Path, help="a run's --out folder")
+    report.set_defaults(func=cmd_report)
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="rebuild a model's trend dashboard (<out-root>/<model>/dashboard.html) from its "
+        "week folders <out-root>/<model>/<YYYY-MM-DD>/",
+    )
+    dashboard.add_argument("model", help="the model's name (its spec's `model`)")
+    dashboard.add_argument(
+        "--out-root",
+        type=Path,
+        default=DASHBOARD_ROOT,
+        help=f"folder holding <model>/<week>/ artifact folders (default: {DASHBOARD_ROOT}, "
+        "where the Dagster assets write them)",
+    )
+    dashboard.set_defaults(func=cmd_dashboard)
     return parser
 
 

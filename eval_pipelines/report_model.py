@@ -110,6 +110,9 @@ class ReportModel:
     intervals: str
     forest_metrics: list[str]  # the metrics whose per-slice deltas are plotted
     lineage: Lineage = field(default_factory=Lineage)
+    # The model's trend dashboard relative to this report, when the folder layout puts one
+    # beside it (eval_pipelines.report_artifacts.dashboard_link); None: no link.
+    dashboard: str | None = None
 
     @property
     def checks_in_gx(self) -> int:
