@@ -209,7 +209,13 @@ def drift_plot(weeks: list[WeekResult], method: str) -> str | None:
         for r in w.drift[w.drift["method"] == method].itertuples(index=False)
     }
     values = [float(r.statistic) for r in rows.values()]
-    thresholds = [float(r.threshold) for r in rows.values() if pd.notna(r.threshold)]
+    # A test's threshold bounds its p-value, not the statistic drawn: only a distance's
+    # threshold (no p-value) goes on the plot.
+    thresholds = [
+        float(r.threshold)
+        for r in rows.values()
+        if pd.notna(r.threshold) and pd.isna(getattr(r, "p_value", math.nan))
+    ]
     plot = Plot(
         WeekAxis(labels),
         Axis.covering(values + thresholds, f"{method} statistic"),
@@ -234,7 +240,8 @@ def drift_plot(weeks: list[WeekResult], method: str) -> str | None:
             ],
             radius=4.5,
         )
-    if len(set(thresholds)) == 1:  # one threshold for every feature: draw it
+    if thresholds and len(set(thresholds)) == 1 and len(thresholds) == len(rows):
+        # one threshold for every feature and week: draw it
         plot.reference(thresholds[0], vertical=False, color=DRIFTED_COLOR)
     return plot.render(f"{method} statistic per feature and week")
 
