@@ -11,6 +11,8 @@ each report links the dashboard; the Dagster asset rebuilds it after a week's ev
 
 import re
 import shutil
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
@@ -22,6 +24,7 @@ from test_report_browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, MAX_BYTES, open
 
 from assets.evaluation import build_weekly_assets
 from eval_pipelines.cli import main
+from eval_pipelines.dashboard import read_weeks, render_dashboard
 from eval_pipelines.demo import build_demo_warehouse
 from eval_pipelines.report_artifacts import REQUIRED
 from eval_pipelines.spec import load_spec
@@ -181,6 +184,20 @@ def test_drift_and_label_coverage_are_shown_per_week(demo):
     assert len(cells) == len(WEEKS) and cells[-1] == " drifted"
     coverage = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>(v\d)</td>", html)
     assert sorted(coverage) == sorted((w, v) for w in WEEKS for v in VERSIONS)
+
+
+def test_three_years_of_weeks_stay_under_2_mb(demo):
+    """156 weeks (the demo's weeks repeated under new labels): the page grows with weeks x
+    metrics x versions and weeks x features, a few hundred bytes each."""
+    weeks = read_weeks(demo.root, MODEL)
+    first = date.fromisoformat(WEEKS[0])
+    many = [
+        replace(weeks[i % len(weeks)], week=(first + timedelta(weeks=i)).isoformat())
+        for i in range(156)
+    ]
+    html = render_dashboard(MODEL, many)
+    assert len(html.encode()) < MAX_BYTES
+    assert html.count('<tr data-week="') == 156
 
 
 # ------------------------------------------------------------------------------ Dagster
