@@ -15,8 +15,7 @@ Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the
          without a readable verdict.json, a failed upload (one sentence on stderr)
     4    input checks failed: the week's data did not pass its checks (no metrics), or
          validate-spec --connect found a missing column or a type it does not accept
-    64   usage error: unknown flag, missing required option or argument (usage on stderr);
-         report DIR: the folder lacks an artifact the report is built from
+    64   usage error: unknown flag, missing required option or argument (usage on stderr)
     70   internal error: a bug in eval-pipelines (--debug shows the traceback)
     130  interrupted (Ctrl-C)
 
@@ -57,8 +56,7 @@ exit status:
        without a readable verdict.json, a failed upload (one sentence on stderr)
   4    input checks failed: the week's data did not pass its checks (no metrics), or
        validate-spec --connect found a missing column or a type it does not accept
-  64   usage error: unknown flag, missing required option or argument (usage on stderr);
-       report DIR: the folder lacks an artifact the report is built from
+  64   usage error: unknown flag, missing required option or argument (usage on stderr)
   70   internal error: a bug in eval-pipelines (--debug shows the traceback)
   130  interrupted (Ctrl-C)
 
@@ -476,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="re-render report.html and report.md of a past run from its artifact folder "
-        "(no warehouse, no MLflow)",
+        "(no warehouse, no MLflow); a folder missing an artifact is a usage error (exit 64)",
     )
     report.add_argument("dir", type=Path, help="a run's --out folder")
     report.set_defaults(func=cmd_report)
