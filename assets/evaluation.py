@@ -1,4 +1,4 @@
-"""The weekly evaluation of one model: seven assets materialized by one step.
+"""The weekly evaluation of one model: eight assets materialized by one step.
 
 ``<model>/window``, ``sufficient_statistics``, ``metrics``, ``comparison``, ``drift``,
 ``verdict`` and ``report`` are views of one consistent run of the engine: the window join
@@ -7,6 +7,8 @@ other asset is computed from it in the same process. Splitting them into steps w
 pickle frames between processes or join the window again per step; neither buys anything,
 since nothing downstream can be computed without what comes before. Each asset still gets
 its own materialization and metadata per week, and the checks say what a user must know.
+``<model>/dashboard``, the trend page over every evaluated week, is rebuilt at the end of the
+step from the week folders (assets/dashboard.py).
 
 A backfill of many weeks is one run (``BackfillPolicy.single_run``): one process, one import
 of the numeric stack, one warehouse connection, each week evaluated, published and recorded
@@ -32,6 +34,8 @@ from dagster import (
     multi_asset,
 )
 
+from assets.dashboard import DESCRIPTION as DASHBOARD
+from assets.dashboard import dashboard_materializations
 from assets.metadata import (
     asset_metadata,
     drifted,
@@ -76,6 +80,7 @@ ASSETS = {
         "from the metrics, the comparison and the drift."
     ),
     "report": "The report a product manager reads (report.md), the MLflow run and the alert.",
+    "dashboard": DASHBOARD,
 }
 # Lineage drawn as a tree: the verdict also reads drift and metrics, but a fan-in inside a
 # non-subsettable multi-asset makes Dagster 1.13 reject UI backfills on some server starts
@@ -87,6 +92,7 @@ DEPENDS_ON = {
     "drift": ["window"],
     "verdict": ["comparison"],
     "report": ["verdict"],
+    "dashboard": ["report"],
 }
 # ENGINE stands for the warehouse's engine (its dialect's name: duckdb, postgresql).
 ENGINE = "engine"
@@ -98,6 +104,7 @@ KINDS = {
     "drift": {"parquet"},
     "verdict": {"json"},
     "report": {"markdown", "mlflow"},
+    "dashboard": {"html"},
 }
 
 
@@ -193,6 +200,9 @@ def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
                 context.log.info(f"{spec.model} week {week}: {outcome.verdict.decision}")
                 for name, metadata in asset_metadata(outcome).items():
                     yield AssetMaterialization(key[name], partition=week, metadata=metadata)
+        yield from dashboard_materializations(
+            spec, key["dashboard"], artifacts, sorted(outcomes), context.log.error
+        )
         yield from _check_results(spec, key, outcomes, failed)
         _raise_for(spec, outcomes, failed)
 

@@ -48,6 +48,7 @@ def write_artifacts(
     from eval_pipelines.lineage import run_record
     from eval_pipelines.model_card import render_model_card
     from eval_pipelines.report import build_report_model, markdown
+    from eval_pipelines.report_artifacts import dashboard_link
     from eval_pipelines.report_html import render_html
 
     out = Path(out).resolve()
@@ -68,6 +69,7 @@ def write_artifacts(
         record = run_record(evaluation, runs)
         _json(staging / "run.json", record)
         report = build_report_model(evaluation, verdict, record)
+        report.dashboard = dashboard_link(out, evaluation.spec.model)
         (staging / "report.md").write_text(markdown(report))
         (staging / "report.html").write_text(render_html(report), encoding="utf-8")
         (staging / "model_card.md").write_text(render_model_card(evaluation, verdict))

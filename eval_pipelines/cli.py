@@ -86,6 +86,7 @@ ARTIFACT_FILES = {
 DEMO_SPECS = Path("evals")
 DEMO_SPEC = DEMO_SPECS / "fraud_detector.yaml"
 DEMO_WAREHOUSE = Path("data/warehouse.duckdb")
+DASHBOARD_ROOT = Path("out/dagster")  # ArtifactStoreResource's default root
 
 
 def _print_verdict(verdict: dict, out: Path | None = None) -> None:
@@ -357,6 +358,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.html and report.md of a past run from its artifact folder alone."""
+    from eval_pipelines.report_artifacts import rerender_report
+
+    for path in rerender_report(args.dir):
+        print(path)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Rebuild ``<out-root>/<model>/dashboard.html`` from the model's week folders."""
+    from eval_pipelines.dashboard import write_dashboard
+
+    print(write_dashboard(args.out_root, args.model))
+    return 0
+
+
 def _task_name(value: str) -> str:
     """``--task``'s value; an unknown task is a usage error naming the valid ones."""
     from eval_pipelines.tasks import task_named
@@ -506,6 +524,29 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--task", type=_task_name, help="only this task's metrics")
     metrics.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     metrics.set_defaults(func=cmd_metrics)
+
+    report = sub.add_parser(
+        "report",
+        help="re-render report.html and report.md of a past run from its artifact folder "
+        "(no warehouse, no MLflow); a folder missing an artifact is a usage error (exit 64)",
+    )
+    report.add_argument("dir", type=Path, help="a run's --out folder")
+    report.set_defaults(func=cmd_report)
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="rebuild a model's trend dashboard (<out-root>/<model>/dashboard.html) from its "
+        "week folders <out-root>/<model>/<YYYY-MM-DD>/",
+    )
+    dashboard.add_argument("model", help="the model's name (its spec's `model`)")
+    dashboard.add_argument(
+        "--out-root",
+        type=Path,
+        default=DASHBOARD_ROOT,
+        help=f"folder holding <model>/<week>/ artifact folders (default: {DASHBOARD_ROOT}, "
+        "where the Dagster assets write them)",
+    )
+    dashboard.set_defaults(func=cmd_dashboard)
     return parser
 
 

@@ -114,6 +114,9 @@ class ReportModel:
     # tables by name (multiclass: ``confusion``), drawn by eval_pipelines.report_curves.
     curves: pd.DataFrame | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The model's trend dashboard relative to this report, when the folder layout puts one
+    # beside it (eval_pipelines.report_artifacts.dashboard_link); None: no link.
+    dashboard: str | None = None
 
     @property
     def checks_in_gx(self) -> int:
