@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	@echo "==> eval-pipelines demo: builds the demo warehouse if needed, evaluates its last week"
+	@echo "==> eval-pipelines demo: builds the demo warehouse if needed, evaluates its last four weeks with a trend dashboard per model"
 	GX_ANALYTICS_ENABLED=false $(BIN)/eval-pipelines demo
 
 lint: install

@@ -277,20 +277,23 @@ def cmd_demo_warehouse(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the demo warehouse, evaluate its last week, register the demo models.
+    """Build the demo warehouse, evaluate its last weeks, register the demo models.
 
     The demo's eight weeks end at ``--end-week`` (default: the last complete week, UTC, so
     the calendar `make ui` shows has data in every week): the same seed and the same numbers
     whatever the end, only the dates move. data/warehouse.duckdb is rebuilt when its weeks or
     size differ from those asked for (a week later, `make demo` moves the demo to the new last
-    week) or with ``--rebuild``. ``--week`` evaluates another week (default: the last one).
-    The run goes to the local MLflow store (out/mlflow), where the demo's champion (v1) and
-    candidate (v2) are also registered, so `make ui` shows the run and the registry sensor
-    evaluates the candidate.
+    week) or with ``--rebuild``. Each spec's last ``--weeks`` weeks up to ``--week`` (default:
+    the demo's last week) are evaluated into ``<out>/<model>/<week>/``, the layout of the
+    Dagster assets, and the model's trend dashboard is built beside them, so the demo shows a
+    trend and not one week. The runs go to the local MLflow store (out/mlflow), where the
+    demo's champion (v1) and candidate (v2) are also registered, so `make ui` shows the runs
+    and the registry sensor evaluates the candidate.
     """
     from datetime import timedelta
 
     from eval_pipelines.artifacts import read_verdict
+    from eval_pipelines.dashboard import write_dashboard
     from eval_pipelines.demo import (
         DEMO_NUM_WEEKS,
         build_demo_warehouse,
@@ -307,6 +310,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         start = latest_demo_start()
         end_week = start + timedelta(weeks=DEMO_NUM_WEEKS - 1)
+    last = week_window(args.week).start.date() if args.week else end_week
+    # The weeks to evaluate, oldest first, never before the demo's first week.
+    weeks = [
+        last - timedelta(weeks=k)
+        for k in reversed(range(args.weeks))
+        if last - timedelta(weeks=k) >= start
+    ]
     wanted = (start, end_week + timedelta(weeks=1), 2 * (args.rows // 2))
     existing = None if args.rebuild else read_demo_warehouse(DEMO_WAREHOUSE)
     if args.rebuild or existing is None or (existing.start, existing.end, existing.rows) != wanted:
@@ -316,19 +326,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"demo warehouse: {summary.path} ({summary.rows:,} predictions, {summary.weeks} "
             f"weeks {summary.start} to {end_week}) in {time.perf_counter() - started:.1f} s"
         )
-    week = args.week or end_week.isoformat()
     tracker = _tracker("local")
     verdicts: list[tuple[str, str, str, Path | None]] = []
+    dashboards: list[Path] = []
     status = 0
     for path in demo_specs():
         try:
             spec = load_spec(path)
-            out = Path(args.out) / spec.model
+            root = Path(args.out) / spec.model
             print(f"\n==> {spec.model} ({spec.task}): {path}")
-            run_args = argparse.Namespace(
-                spec=path, week=week, out=out, warehouse=None, mlflow="local", publish=None
-            )
-            cmd_run(run_args)
+            for week in weeks:
+                out = root / week.isoformat()
+                quiet = week != weeks[-1]  # the earlier weeks in one line each
+                run_args = argparse.Namespace(
+                    spec=path,
+                    week=week.isoformat(),
+                    out=out,
+                    warehouse=None,
+                    mlflow="local",
+                    publish=None,
+                    quiet=quiet,
+                )
+                cmd_run(run_args)
+                if quiet:
+                    decision = read_verdict(out)["decision"]
+                    print(f"week:      {week}  {decision.upper()}  {out / 'report.html'}")
         except EvalError as exc:  # one broken demo spec must not hide the others' verdicts
             print(f"error: {exc}", file=sys.stderr)
             status = status or exc.exit_code
@@ -336,14 +358,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
             continue
         decision = read_verdict(out)["decision"]
         verdicts.append((spec.model, spec.task, decision, out / "report.html"))
+        dashboard = write_dashboard(args.out, spec.model)
+        dashboards.append(dashboard)
+        print(f"trend:     {dashboard} ({len(weeks)} weeks)")
         for line in register_demo_models(tracker, spec):
             print(line)
     width = max(len(model) for model, *_ in verdicts)
     task_width = max(len(task) for _, task, *_ in verdicts)
-    print(f"\ndemo verdicts, week {week}:")
+    decision_width = max(len(decision) for _, _, decision, _ in verdicts)
+    print(f"\ndemo verdicts, week {weeks[-1]}:")
     for model, task, decision, report in verdicts:
         where = report if report is not None else "(see the error above)"
-        print(f"  {model:<{width}}  {task:<{task_width}}  {decision.upper():<12}  {where}")
+        print(
+            f"  {model:<{width}}  {task:<{task_width}}  "
+            f"{decision.upper():<{decision_width}}  {where}"
+        )
+    if dashboards:
+        print(f"\ntrend dashboards, weeks {weeks[0]} to {weeks[-1]}:")
+        for dashboard in dashboards:
+            print(f"  {dashboard}")
     print(
         "\nnext:      make ui  (Dagster on http://127.0.0.1:3000, MLflow on http://127.0.0.1:5000)"
     )
@@ -373,6 +406,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     print(write_dashboard(args.out_root, args.model))
     return 0
+
+
+def _demo_weeks(value: str) -> int:
+    """``demo --weeks``: 1 to the demo's eight weeks; anything else is a usage error."""
+    from eval_pipelines.demo import DEMO_NUM_WEEKS
+
+    if not value.isdigit() or not 1 <= int(value) <= DEMO_NUM_WEEKS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {DEMO_NUM_WEEKS}")
+    return int(value)
 
 
 def _task_name(value: str) -> str:
@@ -510,7 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the demo's last week, YYYY-MM-DD (default: the last complete week, UTC); "
         "the same data whatever the week, only the dates move",
     )
-    demo.add_argument("--week", help="the week to evaluate (default: the demo's last week)")
+    demo.add_argument(
+        "--week", help="the last week to evaluate, a Monday (default: the demo's last week)"
+    )
+    demo.add_argument(
+        "--weeks",
+        type=_demo_weeks,
+        default=4,
+        help="how many weeks up to --week to evaluate, each into <out>/<model>/<week>/, "
+        "for the trend dashboard (default: 4, the weeks with a full drift reference)",
+    )
     demo.add_argument("--out", default="out/demo")
     demo.add_argument("--rows", type=int, default=200_000)
     demo.add_argument("--rebuild", action="store_true")

@@ -33,14 +33,15 @@ def demo_folder(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def _demo(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["demo", "--rows", ROWS, *args])
+def _demo(capsys, *args: str, weeks: str = "1") -> tuple[int, str, str]:
+    code = main(["demo", "--rows", ROWS, "--weeks", weeks, *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def _verdict(folder: Path) -> dict:
-    return json.loads((folder / "out" / "demo" / "fraud_detector" / "verdict.json").read_text())
+def _verdict(folder: Path, week: str) -> dict:
+    path = folder / "out" / "demo" / "fraud_detector" / week / "verdict.json"
+    return json.loads(path.read_text())
 
 
 def test_the_demo_ends_at_the_last_complete_week_and_moves_when_the_week_does(
@@ -56,7 +57,7 @@ def test_the_demo_ends_at_the_last_complete_week_and_moves_when_the_week_does(
     assert code == 0, err
     assert "8 weeks 2026-09-28 to 2026-11-16" in out
     assert "(fraud_detector, week 2026-11-16)" in out
-    assert _verdict(demo_folder)["window"] == "2026-11-16"
+    assert _verdict(demo_folder, "2026-11-16")["window"] == "2026-11-16"
     built = read_demo_warehouse(WAREHOUSE)
     assert (built.start, built.end, built.rows) == (date(2026, 9, 28), date(2026, 11, 23), 20_000)
 
@@ -70,7 +71,7 @@ def test_the_demo_ends_at_the_last_complete_week_and_moves_when_the_week_does(
     code, out, err = _demo(capsys, "--end-week", "2026-11-23")
     assert code == 0, err
     assert "8 weeks 2026-10-05 to 2026-11-23" in out
-    assert _verdict(demo_folder)["window"] == "2026-11-23"
+    assert _verdict(demo_folder, "2026-11-23")["window"] == "2026-11-23"
     assert read_demo_warehouse(WAREHOUSE).start == date(2026, 10, 5)
 
 
@@ -85,7 +86,7 @@ def test_a_demo_dated_later_gives_the_same_numbers(tmp_path, monkeypatch, capsys
         code, out, err = _demo(capsys, "--end-week", end_week)
         assert code == 0, err
         assert f"week {end_week})" in out
-        folders[end_week] = folder / "out" / "demo" / "fraud_detector"
+        folders[end_week] = folder / "out" / "demo" / "fraud_detector" / end_week
 
     fixed, moved = folders["2026-11-16"], folders["2027-01-18"]
     for name in ("metrics", "comparison", "drift", "coverage"):
@@ -162,10 +163,51 @@ def test_the_demo_evaluates_every_spec_of_evals_and_prints_each_verdict(demo_fol
         ["fraud_shadow", "binary_classification", "HOLD"],
     ]
     for model in ("fraud_detector", "fraud_shadow"):
-        verdict = json.loads((demo_folder / "out" / "demo" / model / "verdict.json").read_text())
+        week = demo_folder / "out" / "demo" / model / "2026-11-16"
+        verdict = json.loads((week / "verdict.json").read_text())
         assert verdict["model"] == model and verdict["window"] == "2026-11-16"
-        assert str(Path("out/demo") / model / "report.md") in out
+        assert str(Path("out/demo") / model / "2026-11-16" / "report.md") in out
     # Each verdict line ends with the report.html to open, and that page exists.
     for line in (table[0], table[2]):
         page = Path(line.split()[-1])
         assert page.name == "report.html" and (demo_folder / page).is_file()
+
+
+def test_the_demo_evaluates_its_last_weeks_and_builds_each_models_trend_dashboard(
+    demo_folder, capsys, monkeypatch
+):
+    """Issue 11's "Done when": the demo's weeks each get an artifact folder, the trend
+    dashboard covers them with interval bands, every report links it, and the decision log
+    lists every week's decision."""
+    # A results store of this test's own (the session's is shared by every test).
+    monkeypatch.setenv("EVAL_RESULTS_STORE_URL", f"duckdb:///{demo_folder}/results.duckdb")
+    code, out, err = _demo(capsys, "--end-week", "2026-11-16", weeks="3")
+    assert code == 0, err
+
+    root = demo_folder / "out" / "demo" / "fraud_detector"
+    weeks = ["2026-11-02", "2026-11-09", "2026-11-16"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == weeks
+    for week in weeks:
+        assert json.loads((root / week / "verdict.json").read_text())["window"] == week
+        assert 'href="../dashboard.html"' in (root / week / "report.html").read_text()
+    assert "trend dashboards, weeks 2026-11-02 to 2026-11-16:" in out
+    dashboard = root / "dashboard.html"
+    assert str(Path("out/demo/fraud_detector/dashboard.html")) in out and dashboard.is_file()
+    page = dashboard.read_text()
+    for week in weeks:  # each week in the verdict history, linking its report
+        assert f'href="{week}/report.html"' in page
+    assert "interval band" in page
+
+    code = main(["decisions", "--model", "fraud_detector", "--format", "json"])
+    assert code == 0
+    logged = json.loads(capsys.readouterr().out)
+    assert sorted(row["week_start"][:10] for row in logged) == weeks
+    assert {row["trigger"] for row in logged} == {"cli"}
+
+
+def test_demo_weeks_out_of_range_is_a_usage_error(demo_folder, capsys):
+    with pytest.raises(SystemExit) as exited:
+        _demo(capsys, weeks="9")
+    err = capsys.readouterr().err
+    assert exited.value.code == 64 and "--weeks" in err and "from 1 to 8" in err
+    assert not (demo_folder / "data").exists()
