@@ -7,8 +7,8 @@ one sentence (exit 3; 4 when input checks failed), never as a traceback.
 
 Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the README)::
 
-    0    run, validate-spec, decisions, demo-warehouse, demo: done (run exits 0 whatever the
-         verdict); gate: ship
+    0    run, validate-spec, decisions, demo-warehouse, demo, metrics, report, dashboard: done
+         (run exits 0 whatever the verdict); gate: ship
     1    gate: hold
     2    gate: inconclusive
     3    input error: bad spec or --week, unreachable warehouse, missing table, a folder
@@ -16,7 +16,9 @@ Exit status, every command (:data:`EXIT_STATUS_HELP`, also in ``--help`` and the
     4    input checks failed: the week's data did not pass its checks (no metrics), or
          validate-spec --connect found a missing column or a type it does not accept
     5    gate: ship_with_guardrails (no blocking gate failed; a severity: warn gate did)
-    64   usage error: unknown flag, missing required option or argument (usage on stderr)
+    64   usage error: unknown flag, missing required option or argument (usage on stderr);
+       report: a folder missing an artifact it needs;
+         report: a folder missing an artifact it needs
     70   internal error: a bug in eval-pipelines (--debug shows the traceback)
     130  interrupted (Ctrl-C)
 
@@ -50,8 +52,8 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 EXIT_STATUS_HELP = """\
 exit status:
-  0    run, validate-spec, decisions, demo-warehouse, demo: done (run exits 0 whatever the
-       verdict); gate: ship
+  0    run, validate-spec, decisions, demo-warehouse, demo, metrics, report, dashboard: done
+       (run exits 0 whatever the verdict); gate: ship
   1    gate: hold
   2    gate: inconclusive
   3    input error: bad spec or --week, unreachable warehouse, missing table, a folder
@@ -59,7 +61,8 @@ exit status:
   4    input checks failed: the week's data did not pass its checks (no metrics), or
        validate-spec --connect found a missing column or a type it does not accept
   5    gate: ship_with_guardrails (no blocking gate failed; a severity: warn gate did)
-  64   usage error: unknown flag, missing required option or argument (usage on stderr)
+  64   usage error: unknown flag, missing required option or argument (usage on stderr);
+       report: a folder missing an artifact it needs
   70   internal error: a bug in eval-pipelines (--debug shows the traceback)
   130  interrupted (Ctrl-C)
 

@@ -42,6 +42,8 @@ from eval_pipelines.tasks.ranking import MAX_CUTOFF
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+# What pydantic writes for a timedelta in JSON (run.json): P[nD][T[nH][nM][nS]].
+_ISO_DURATION = re.compile(r"^P(?=\d|T\d)(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 OVERALL = "overall"
 
@@ -166,6 +168,10 @@ class LabelsSpec(Source):
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str):
             match = _DURATION.match(value)
+            if not match and _ISO_DURATION.match(value):
+                # ISO 8601 (P14D, PT36H): how run.json records a spec, so a recorded spec
+                # loads again; pydantic parses it.
+                return value
             if not match:
                 raise ValueError(f"expected a duration such as 14d, 36h or 90m, got {value!r}")
             amount, unit = int(match.group(1)), match.group(2)

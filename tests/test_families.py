@@ -39,15 +39,14 @@ def test_every_registered_metric_is_documented_and_over_one_of_its_tasks_familie
                 "closer to 0 is better",
             )
             assert metric.family in task.families, name
-            assert metric.ci_method == metric.family.bootstrap.method
 
 
 def test_binary_metrics_sit_on_the_documented_families_and_intervals():
     task = task_named("binary_classification")
     on = {name: metric.family.name for name, metric in task.metrics.items()}
     assert {n for n, f in on.items() if f == "histogram"} == {"roc_auc", "pr_auc", "ece"}
-    assert metric_of("binary_classification", "recall").ci_method == BUCKET_BOOTSTRAP.method
-    assert metric_of("binary_classification", "ece").ci_method == CELL_BOOTSTRAP.method
+    assert metric_of("binary_classification", "recall").family.bootstrap == BUCKET_BOOTSTRAP
+    assert metric_of("binary_classification", "ece").family.bootstrap == CELL_BOOTSTRAP
     assert metric_of("binary_classification", "accuracy").paired_test.name == "McNemar exact"
 
 

@@ -1,5 +1,8 @@
 """Spec validation: every error names the key path and what was expected."""
 
+import json
+from datetime import timedelta
+
 import pytest
 import yaml
 
@@ -31,6 +34,24 @@ def test_demo_spec_loads_with_the_documented_shape():
         "MetricGate",
         "DriftGate",
     ]
+
+
+def test_a_spec_recorded_in_run_json_loads_again_with_the_same_hash(tmp_path):
+    """run.json records the spec as JSON, durations in ISO 8601 (``P14D``, ``PT36H``): that
+    record, written back as a spec file, loads to the same spec."""
+    raw = demo_raw()
+    raw["labels"]["max_delay"] = "36h"
+    raw["validation"] = {"max_staleness": "90m"}
+    spec = parse_spec(raw, source="spec.yaml")
+    recorded = json.loads(spec.model_dump_json(exclude={"warehouse_template", "base_dir"}))
+    assert recorded["labels"]["max_delay"] == "P1DT12H"
+    path = tmp_path / "recorded.yaml"
+    path.write_text(yaml.safe_dump(recorded))
+    again = load_spec(path)
+    assert again.labels.max_delay == timedelta(hours=36)
+    assert again.validation.max_staleness == timedelta(minutes=90)
+    assert again.fingerprint() == spec.fingerprint()
+    assert "expected a duration" in error_of({**raw, "labels": {**raw["labels"], "max_delay": "P"}})
 
 
 def test_unknown_key_suggests_the_close_one():

@@ -60,10 +60,6 @@ class Metric:
         return -delta if self.higher_is_better else delta
 
     @property
-    def ci_method(self) -> str:
-        return self.family.bootstrap.method
-
-    @property
     def interval_method(self) -> str:
         """How the metric's interval is computed: the percentile bootstrap of its family's
         scheme (``Family.bootstrap``: the family decides, never the metric's name)."""
