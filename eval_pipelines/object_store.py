@@ -195,6 +195,74 @@ def read_text(url: str, *, endpoint_url: str | None = None) -> str:
         raise EvalError(f"s3://{bucket}/{key} is not UTF-8 text") from None
 
 
+def publish_file(path: str | os.PathLike, url: str, *, endpoint_url: str | None = None) -> str:
+    """Upload one file (a model's ``dashboard.html``) to the object ``url``; return ``url``.
+
+    One PUT replaces an object whole, so a reader sees the old page or the new one, never a
+    mix: no manifest is needed for a single file."""
+    bucket, key = parse_s3_url(url)
+    if not key:
+        raise EvalError(f"{url}: name an object, e.g. s3://{bucket}/evals/model/dashboard.html")
+    path = Path(path)
+    file = _file(path, path.name)
+    client = _client(endpoint_url)
+    with _s3_errors(client, f"publishing {path} to {url}", bucket, path.name):
+        _put_file(client, bucket, key, file)
+    return f"s3://{bucket}/{key}"
+
+
+def fetch_folders(
+    url: str,
+    into: str | os.PathLike,
+    names: tuple[str, ...],
+    *,
+    endpoint_url: str | None = None,
+) -> list[str]:
+    """Copy the files ``names`` of every complete folder under ``url`` into ``into/<folder>/``.
+
+    A folder is complete when it has a manifest (the convention above), and only the files its
+    manifest lists are read, each checked against the manifest's sha256. A local folder whose
+    files already match the manifest is not downloaded again. Each file is written to a
+    temporary name and renamed, so a failure leaves no partial file. Returns the folders
+    copied or already current, in name order.
+    """
+    bucket, prefix = parse_s3_url(url)
+    client = _client(endpoint_url)
+    where = f"reading the folders of s3://{bucket}/{prefix}"
+    with _s3_errors(client, where, bucket, "listing the folders"):
+        folders = _list_subfolders(client, bucket, prefix)
+    current = []
+    for folder in folders:
+        key = f"{prefix}/{folder}" if prefix else folder
+        with _s3_errors(client, where, bucket, f"{folder}/{MANIFEST}"):
+            try:
+                manifest = _read_manifest(client, bucket, f"{key}/{MANIFEST}")
+            except client.exceptions.NoSuchKey:
+                continue  # being published, or a publish failed: not a folder yet
+        listed = {f["name"]: f for f in (manifest or {}).get("files", [])}
+        if not set(names) <= set(listed):
+            continue
+        local = Path(into) / folder
+        local.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            target = local / name
+            entry = listed[name]
+            if target.exists() and _file(target, name).sha256 == entry["sha256"]:
+                continue
+            with _s3_errors(client, where, bucket, f"{folder}/{name}"):
+                body = client.get_object(Bucket=bucket, Key=f"{key}/{name}")["Body"].read()
+            if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+                raise EvalError(
+                    f"s3://{bucket}/{key}/{name} does not match its manifest (a re-publish "
+                    "raced this read); run again"
+                )
+            staging = target.with_name(f".{name}.tmp-{os.getpid()}")
+            staging.write_bytes(body)
+            staging.replace(target)
+        current.append(folder)
+    return current
+
+
 # ----------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------
@@ -214,15 +282,19 @@ def _local_files(folder: Path) -> list[_File]:
             )
         if path.name == MANIFEST:
             raise EvalError(f"{path}: {MANIFEST} is reserved for the publish manifest")
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        content_type = CONTENT_TYPES.get(path.suffix.lower(), DEFAULT_CONTENT_TYPE)
-        files.append(_File(path, path.name, path.stat().st_size, digest.hexdigest(), content_type))
+        files.append(_file(path, path.name))
     if not files:
         raise EvalError(f"{folder}: the folder is empty; nothing to publish")
     return files
+
+
+def _file(path: Path, name: str) -> _File:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    content_type = CONTENT_TYPES.get(path.suffix.lower(), DEFAULT_CONTENT_TYPE)
+    return _File(path, name, path.stat().st_size, digest.hexdigest(), content_type)
 
 
 def _client(endpoint_url: str | None) -> S3Client:
@@ -249,6 +321,17 @@ def _list_children(client: S3Client, bucket: str, prefix: str) -> dict[str, int]
         for item in page.get("Contents", []):
             children[item["Key"][len(prefix) + 1 :]] = int(item["Size"])
     return children
+
+
+def _list_subfolders(client: S3Client, bucket: str, prefix: str) -> list[str]:
+    """Names of the "sub-folders" directly under ``prefix/``, in name order."""
+    names: list[str] = []
+    paginator = client.get_paginator("list_objects_v2")
+    start = f"{prefix}/" if prefix else ""
+    for page in paginator.paginate(Bucket=bucket, Prefix=start, Delimiter="/"):
+        for common in page.get("CommonPrefixes", []):
+            names.append(common["Prefix"][len(start) :].rstrip("/"))
+    return sorted(names)
 
 
 def _read_manifest(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:

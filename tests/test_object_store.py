@@ -20,7 +20,14 @@ from support.s3_server import moto_s3_server
 
 from eval_pipelines import object_store
 from eval_pipelines.errors import EvalError
-from eval_pipelines.object_store import MANIFEST, parse_s3_url, publish_folder, read_text
+from eval_pipelines.object_store import (
+    MANIFEST,
+    fetch_folders,
+    parse_s3_url,
+    publish_file,
+    publish_folder,
+    read_text,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -271,3 +278,42 @@ def test_mlflow_logs_artifacts_to_s3_through_boto3(
     assert key in keys(s3, bucket, "mlflow/")
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"# report\n"
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["report.md"]
+
+
+def test_fetch_folders_copies_complete_folders_only_and_checks_each_file(
+    endpoint, s3, bucket, tmp_path
+):
+    names = ("verdict.json", "metrics.parquet")
+    root = f"s3://{bucket}/runs/fraud_detector"
+    for week, decision in (("2026-11-09", "ship"), ("2026-11-16", "hold")):
+        folder = artifact_folder(tmp_path / "published" / week, decision)
+        publish_folder(folder, f"{root}/{week}", endpoint_url=endpoint)
+    # A folder without a manifest is being published (or failed): not fetched.
+    s3.put_object(Bucket=bucket, Key="runs/fraud_detector/2026-11-23/verdict.json", Body=b"{}")
+
+    into = tmp_path / "staging"
+    assert fetch_folders(root, into, names, endpoint_url=endpoint) == ["2026-11-09", "2026-11-16"]
+    assert sorted(p.name for p in into.iterdir()) == ["2026-11-09", "2026-11-16"]
+    for week in ("2026-11-09", "2026-11-16"):
+        assert sorted(p.name for p in (into / week).iterdir()) == sorted(names)
+        published = tmp_path / "published" / week / "verdict.json"
+        assert (into / week / "verdict.json").read_bytes() == published.read_bytes()
+
+    # An object that no longer matches its manifest is refused, and the local copy is kept.
+    key = "runs/fraud_detector/2026-11-16/verdict.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=b'{"decision": "ship"}')
+    (into / "2026-11-16" / "verdict.json").write_text("stale")
+    with pytest.raises(EvalError, match="does not match its manifest"):
+        fetch_folders(root, into, names, endpoint_url=endpoint)
+    assert (into / "2026-11-16" / "verdict.json").read_text() == "stale"
+    assert not [p for p in (into / "2026-11-16").iterdir() if p.name.startswith(".")]
+
+
+def test_publish_file_puts_one_object(endpoint, s3, bucket, tmp_path):
+    page = tmp_path / "dashboard.html"
+    page.write_text("<html>trend</html>")
+    url = f"s3://{bucket}/runs/fraud_detector/dashboard.html"
+    assert publish_file(page, url, endpoint_url=endpoint) == url
+    stored = s3.get_object(Bucket=bucket, Key="runs/fraud_detector/dashboard.html")
+    assert stored["Body"].read() == b"<html>trend</html>"
+    assert stored["ContentType"] == "text/html; charset=utf-8"

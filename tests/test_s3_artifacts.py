@@ -21,6 +21,7 @@ from eval_pipelines.spec import load_spec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
 WEEK = "2026-11-16"
+EARLIER_WEEK = "2026-11-09"
 SPEC = load_spec(PROJECT_ROOT / "evals" / "fraud_detector.yaml")
 
 
@@ -37,24 +38,27 @@ def test_a_week_publishes_its_artifacts_and_mlflow_run_to_s3(endpoint, tmp_path:
     s3.create_bucket(Bucket="evals")
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
 
-    result = materialize(
-        [build_weekly_assets(SPEC)],
-        partition_key=WEEK,
-        instance=DagsterInstance.ephemeral(),
-        resources={
-            "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
-            "artifacts": ArtifactStoreResource(
-                root="s3://evals/runs",
-                staging=str(tmp_path / "staging"),
-                endpoint_url=endpoint,
-            ),
-            "mlflow": MlflowResource(
-                tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                artifact_location="s3://evals/mlflow",
-            ),
-            "alerts": AlertsResource(),
-        },
-    )
+    def run_week(week: str, staging: Path):
+        return materialize(
+            [build_weekly_assets(SPEC)],
+            partition_key=week,
+            instance=DagsterInstance.ephemeral(),
+            resources={
+                "warehouse": WarehouseResource(url=f"duckdb:///{warehouse}"),
+                "artifacts": ArtifactStoreResource(
+                    root="s3://evals/runs", staging=str(staging), endpoint_url=endpoint
+                ),
+                "mlflow": MlflowResource(
+                    tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    artifact_location="s3://evals/mlflow",
+                ),
+                "alerts": AlertsResource(),
+            },
+        )
+
+    # The week before, in a run of its own whose staging folder is then gone (a pod per run).
+    assert run_week(EARLIER_WEEK, tmp_path / "pod-1").success
+    result = run_week(WEEK, tmp_path / "staging")
     assert result.success
 
     prefix = f"runs/fraud_detector/{WEEK}/"
@@ -82,3 +86,17 @@ def test_a_week_publishes_its_artifacts_and_mlflow_run_to_s3(endpoint, tmp_path:
     assert f"mlflow/{run_id}/artifacts/report.md" in mlflow_keys
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert "verdict.json" in {a.path for a in client.list_artifacts(run_id)}
+
+    # The trend page covers both weeks, though the second run's staging held only its own:
+    # it is built from the published week folders and published beside them.
+    [dashboard] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == AssetKey(["fraud_detector", "dashboard"])
+    ]
+    page_url = "s3://evals/runs/fraud_detector/dashboard.html"
+    assert dashboard.metadata["dashboard"].value == page_url
+    assert dashboard.metadata["weeks"].value == 2
+    page = s3.get_object(Bucket="evals", Key="runs/fraud_detector/dashboard.html")["Body"].read()
+    for week in (EARLIER_WEEK, WEEK):
+        assert f'href="{week}/report.html"'.encode() in page
