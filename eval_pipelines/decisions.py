@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from eval_pipelines.dialects import dialect_class
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import DECISIONS, Verdict
 from eval_pipelines.lineage import code_version
@@ -47,6 +48,8 @@ from eval_pipelines.windows import Window, naive_utc
 RESULTS_STORE_ENV = "EVAL_RESULTS_STORE_URL"
 DEFAULT_RESULTS_STORE = "duckdb:///out/results.duckdb"
 LOCK_TIMEOUT_S = 30.0
+# Where the decision log can live: a SQL database we can write through SQLAlchemy.
+STORE_ENGINES = ("duckdb", "postgresql")
 
 # What started a verdict: the weekly schedule, a Dagster backfill, the registry sensor, the
 # command line, or anything else (a run launched by hand in the Dagster UI, a notebook).
@@ -185,11 +188,18 @@ class DecisionLog:
             raise EvalError(
                 f"results store: {safe_url(written)!r} is not a SQLAlchemy URL"
             ) from None
-        self.is_duckdb = parsed.get_backend_name() == "duckdb"
+        backend = parsed.get_backend_name()
+        if backend not in STORE_ENGINES:
+            raise EvalError(
+                f"results store {safe_url(written)}: the engine {backend!r} is not supported; "
+                "use DuckDB (duckdb:///path/results.duckdb) or PostgreSQL (postgresql://...)"
+            )
+        self.is_duckdb = backend == "duckdb"
         if self.is_duckdb and parsed.database not in (None, "", ":memory:"):
             parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
-        self.url: URL = parsed
-        self.safe_url = safe_url(parsed)
+        # The warehouse's URL rules: a bare postgresql:// gets the installed driver.
+        self.url: URL = dialect_class(parsed).resolve_url(parsed)
+        self.safe_url = safe_url(parsed)  # as written (the driver not shown), password masked
         self.lock_timeout_s = lock_timeout_s
 
     @property
@@ -255,6 +265,19 @@ class DecisionLog:
                 raise EvalError(
                     f"results store {self.safe_url}: {action} failed: {text[:500]}"
                 ) from None
+
+    def check_reachable(self) -> None:
+        """Connect once to a results server (EvalError if it cannot be reached), so a run
+        fails before it evaluates rather than after its artifacts are written. A DuckDB file
+        is not opened: it is created on the first append, and a lock is waited for then."""
+        if self.is_duckdb:
+            return
+
+        def connect() -> None:
+            with self._connection(write=False) as connection:
+                connection.execute(sa.text("SELECT 1"))
+
+        self._retrying("connecting", connect)
 
     def append(self, record: DecisionRecord) -> None:
         """Insert ``record`` (creating the table on first use); never updates a row."""

@@ -174,7 +174,8 @@ def run_evaluation(
 
 
 def _decision_log(url: str | None, warehouse: Warehouse) -> DecisionLog | None:
-    """The decision log of ``url``; EvalError when it is the source warehouse itself."""
+    """The decision log of ``url``; EvalError when it is the source warehouse itself or a
+    server that cannot be reached."""
     if url is None:
         return None
     decision_log = DecisionLog(url)
@@ -184,6 +185,7 @@ def _decision_log(url: str | None, warehouse: Warehouse) -> DecisionLog | None:
             "is never written next to the data it judges; give another results store "
             "(--results-store, $EVAL_RESULTS_STORE_URL)"
         )
+    decision_log.check_reachable()
     return decision_log
 
 

@@ -59,6 +59,8 @@ class Row:
     week: str = WEEK
     text: str | None = None  # the spec file's text, verbatim (YAML that does not parse)
     files: dict[str, str] = field(default_factory=dict)  # written next to the spec
+    # $EVAL_RESULTS_STORE_URL, the decision log's store; "{warehouse}" is the row's warehouse.
+    results_store: str | None = None
 
 
 CATALOGUE = [
@@ -162,6 +164,13 @@ CATALOGUE = [
         phrases=("eval:***@127.0.0.1:9", "port 9")),
     Row("B45", changes={"warehouse": "duckdb:///no/such/warehouse.duckdb"}, code=3,
         phrases=("no/such/warehouse.duckdb", "not found")),
+    # The decision log's results store (docs/bad_input.md, "Results store").
+    Row("B50", results_store="duckdb:///{warehouse}", code=3, caught=SPEC,
+        phrases=("is the source warehouse", "--results-store")),
+    Row("B51", results_store=f"postgresql://eval:{CANARY}@127.0.0.1:9/results", code=3,
+        caught=SPEC, phrases=("results store postgresql://eval:***@127.0.0.1:9", "port 9")),
+    Row("B52", results_store="mysql://eval@127.0.0.1/results", code=3, caught=SPEC,
+        phrases=("results store", "'mysql' is not supported")),
 ]  # fmt: skip
 
 # Rows whose behaviour needs a change in a file this catalogue does not own.
@@ -262,9 +271,12 @@ def _run(base: dict, folder: Path, spec: Path, week: str = WEEK, out: str = "out
         for row in CATALOGUE
     ],
 )
-def test_bad_input_fails_cleanly(base, tmp_path, capsys, row: Row):
+def test_bad_input_fails_cleanly(base, tmp_path, capsys, monkeypatch, row: Row):
     model = f"bad_{row.id}"
     warehouse = _warehouse_copy(base, tmp_path, row.sql)
+    if row.results_store is not None:
+        store = row.results_store.replace("{warehouse}", str(warehouse))
+        monkeypatch.setenv("EVAL_RESULTS_STORE_URL", store)
     fingerprint = _sha256(warehouse)
     spec = _write_spec(base, tmp_path, model, row.changes, warehouse)
     if row.text is not None:
