@@ -16,12 +16,30 @@ run config; every variable has a working local default (README, "Configuration")
 ``EVAL_SPECS_DIR``             folder of model specs (unset: the project's ``evals/``)
 ``EVAL_SCHEDULE_CRON``         weekly schedule (unset: ``0 6 * * 1``, Monday 06:00 UTC)
 ``EVAL_REGISTRY_POLL_SECONDS``  registry sensor interval (unset: 60)
+``EVAL_MAX_CONCURRENT_STEPS``  model steps one run executes at once (unset: 4; see below)
 =============================  ==============================================================
+
+Every job runs on the multiprocess executor: one run of ``weekly_evaluation`` (the schedule's
+run of a week, or a single-run backfill of many weeks) holds one step per model, and up to
+``max_concurrent`` of them execute at once, each in its own process. The instance's
+``warehouse`` pool (``pool="warehouse"`` on every step that queries the warehouse; its limit
+in ``dagster.yaml``) caps how many of them query the warehouse at once, across all runs; a
+step waiting for a slot holds no process. ``max_concurrent`` defaults to
+``$EVAL_MAX_CONCURRENT_STEPS`` and can be set per run in the launchpad
+(``execution: {config: {max_concurrent: N}}``). deploy/README.md, "Concurrency", lists every
+knob.
 """
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import (
+    Definitions,
+    EnvVar,
+    ExecutorDefinition,
+    Field,
+    IntSource,
+    multiprocess_executor,
+)
 
 from assets.candidates import build_candidate_assets
 from assets.evaluation import build_weekly_assets
@@ -29,6 +47,7 @@ from assets.jobs import build_weekly_jobs
 from assets.sensors import build_registry_sensor
 from assets.spec_errors import build_spec_error_asset, build_spec_errors_sensor
 from assets.specs import SpecProblem, scan_specs
+from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import EvalSpec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
@@ -59,6 +78,42 @@ def resources_from_env() -> dict:
     }
 
 
+MAX_CONCURRENT_ENV = "EVAL_MAX_CONCURRENT_STEPS"
+DEFAULT_MAX_CONCURRENT = 4
+
+
+def max_concurrent_steps() -> int:
+    """``$EVAL_MAX_CONCURRENT_STEPS`` (a positive integer), else ``DEFAULT_MAX_CONCURRENT``."""
+    value = os.environ.get(MAX_CONCURRENT_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_CONCURRENT
+    if not value.isdigit() or int(value) < 1:
+        raise SpecError(f"{MAX_CONCURRENT_ENV}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def executor_from_env() -> ExecutorDefinition:
+    """The multiprocess executor, at most ``max_concurrent`` steps of a run at once.
+
+    ``max_concurrent`` is the run's own config (default: :func:`max_concurrent_steps`), so one
+    run can be given more or fewer processes from the launchpad; the warehouse pool still
+    decides how many of them query the warehouse."""
+    return multiprocess_executor.configured(
+        lambda config: {"max_concurrent": config["max_concurrent"]},
+        name="multiprocess",
+        config_schema={
+            "max_concurrent": Field(
+                IntSource,
+                default_value=max_concurrent_steps(),
+                description=(
+                    "Steps (one per model) of this run that may execute at once, each in its "
+                    "own process; the warehouse pool limit caps those querying the warehouse."
+                ),
+            )
+        },
+    )
+
+
 def build_definitions(
     specs: list[EvalSpec] | None = None, problems: list[SpecProblem] | None = None
 ) -> Definitions:
@@ -76,7 +131,12 @@ def build_definitions(
     weekly = [build_weekly_assets(spec) for spec in specs]
     candidates = [build_candidate_assets(spec) for spec in specs]
     if not specs:  # every spec is broken: only the errors to show, nothing to schedule
-        return Definitions(assets=errors, resources=resources_from_env(), sensors=error_sensors)
+        return Definitions(
+            assets=errors,
+            resources=resources_from_env(),
+            sensors=error_sensors,
+            executor=executor_from_env(),
+        )
     # One weekly job and schedule per calendar (start_week): a job has one partitioning.
     weekly_jobs, schedules = build_weekly_jobs(weekly, specs)
     return Definitions(
@@ -85,6 +145,7 @@ def build_definitions(
         jobs=[*weekly_jobs, *(c.job for c in candidates)],
         schedules=schedules,
         sensors=[build_registry_sensor(candidates), *error_sensors],
+        executor=executor_from_env(),
     )
 
 

@@ -13,6 +13,11 @@ complete artifact folders, eight MLflow runs (one per week, FINISHED), and two w
 sequential run of the same weeks, bit for bit on one engine (sums of doubles are
 order-independent: sqlbuild.exact_sum and the fixed-point sums of the statistics queries).
 Also: the Dagster path against the PostgreSQL warehouse gives DuckDB's verdict.
+
+And within one run: the weekly job of two models (two steps) on the project's multiprocess
+executor, through a real ``execute_job`` on a persistent instance, executes the models' steps
+in parallel up to the ``warehouse`` pool limit, read from the run's STEP_START / STEP_SUCCESS
+events: both at once with a limit of 2, one after the other with 1 (the executor allows 2).
 """
 
 import json
@@ -272,6 +277,129 @@ def test_dagster_week_on_postgresql_gives_duckdbs_verdict(pg_warehouse, twelve_w
     pg = json.loads((folders["postgresql"] / "verdict.json").read_text())
     assert pg["decision"] == "hold"
     assert_same_results(folders["postgresql"], folders["duckdb"], same_engine=False)
+
+
+# ------------------------------------------------- parallel models within one run, pool-capped
+
+PARALLEL_MODELS = ("model_a", "model_b")
+PARALLEL_WEEK = "2026-11-16"
+LOCATION = "from assets.definitions import build_definitions\n\ndefs = build_definitions()\n"
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory) -> Path:
+    """Two copies of the demo spec (two models, fewer slices and replicates: each step is
+    cheap) on one tiny demo warehouse, and a code location file that builds the project's
+    definitions from them (``$EVAL_SPECS_DIR``)."""
+    from mlflow.tracking import MlflowClient
+
+    from assets.specs import PROJECT_ROOT
+    from eval_pipelines.demo import build_demo_warehouse
+
+    folder = tmp_path_factory.mktemp("two-models")
+    warehouse = folder / "warehouse.duckdb"
+    build_demo_warehouse(warehouse, rows=8_000)
+    specs = folder / "evals"
+    specs.mkdir()
+    text = (PROJECT_ROOT / "evals" / "fraud_detector.yaml").read_text()
+    for old, new in (
+        ("duckdb:///../data/warehouse.duckdb", f"duckdb:///{warehouse}"),
+        ("slices: [country, device, plan, [country, device]]", "slices: [country]"),
+        ("replicates: 200", "replicates: 20"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    for model in PARALLEL_MODELS:
+        spec = text.replace("model: fraud_detector", f"model: {model}")
+        (specs / f"{model}.yaml").write_text(spec)
+    (folder / "location.py").write_text(LOCATION)
+    # Create the MLflow store's tables once, before concurrent steps open it.
+    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder
+
+
+def _step_intervals(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """{step key: (STEP_START time, STEP_SUCCESS time)} from the run's event log."""
+    from dagster import DagsterEventType
+
+    starts, ends = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            ends[event.step_key] = entry.timestamp
+    assert set(starts) == set(ends), (starts, ends)
+    return {key: (starts[key], ends[key]) for key in starts}
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals open at one instant (an end before a start at a tie)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = most = 0
+    for _, change in edges:
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+def _run_weekly_job(folder: Path, pool_limit: int, monkeypatch) -> dict[str, tuple[float, float]]:
+    """One run of ``weekly_evaluation`` for the two models, as a deployment launches it: the
+    job reconstructed from a code location file, the executor's steps in their own processes,
+    a persistent instance whose ``warehouse`` pool has ``pool_limit`` slots."""
+    from dagster import execute_job, instance_for_test
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from assets.specs import PROJECT_ROOT
+
+    root = folder / f"pool-{pool_limit}"
+    monkeypatch.setenv("EVAL_SPECS_DIR", str(folder / "evals"))
+    monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", str(root / "artifacts"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(folder / "mlflow-artifacts"))
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+    repository = ReconstructableRepository.for_file(
+        str(folder / "location.py"), "defs", working_directory=str(PROJECT_ROOT)
+    )
+    job = repository.get_reconstructable_job("weekly_evaluation")
+    overrides = {"concurrency": {"pools": {"default_limit": pool_limit}}}
+    home = root / "dagster_home"
+    home.mkdir(parents=True)
+    with instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
+        with execute_job(
+            job,
+            instance=instance,
+            tags={"dagster/partition": PARALLEL_WEEK},
+            # As many processes as models: with one pool slot, the pool is what serializes.
+            run_config={"execution": {"config": {"max_concurrent": len(PARALLEL_MODELS)}}},
+        ) as result:
+            assert result.success, [e.message for e in result.all_events if e.is_failure]
+            intervals = _step_intervals(instance, result.run_id)
+        assert instance.event_log_storage.get_concurrency_info("warehouse").slot_count == (
+            pool_limit
+        )
+    for model in PARALLEL_MODELS:
+        assert (root / "artifacts" / model / PARALLEL_WEEK / "verdict.json").is_file(), model
+    return intervals
+
+
+@pytest.mark.slow
+def test_one_run_evaluates_models_in_parallel_up_to_the_warehouse_pool(two_models, monkeypatch):
+    steps = {f"{model}__weekly_evaluation" for model in PARALLEL_MODELS}
+    two_slots = _run_weekly_job(two_models, 2, monkeypatch)
+    assert set(two_slots) == steps
+    assert _most_at_once(list(two_slots.values())) == 2, two_slots
+    one_slot = _run_weekly_job(two_models, 1, monkeypatch)
+    assert set(one_slot) == steps
+    assert _most_at_once(list(one_slot.values())) == 1, one_slot
+
+
+def test_most_at_once_counts_overlaps():
+    assert _most_at_once([(0, 2), (1, 3), (4, 5)]) == 2
+    assert _most_at_once([(0, 1), (1, 2), (2, 3)]) == 1  # touching is not overlapping
+    assert _most_at_once([(0, 9), (1, 2), (1.5, 3)]) == 3
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from assets.jobs import weeks_to_evaluate
 from assets.partitions import weekly_partitions
 from assets.specs import PROJECT_ROOT, load_specs
 from eval_pipelines.demo import build_demo_warehouse
+from eval_pipelines.errors import SpecError
 from eval_pipelines.spec import CompareSpec, load_spec
 from resources import AlertsResource, ArtifactStoreResource, MlflowResource, WarehouseResource
 
@@ -172,6 +173,34 @@ def test_weekly_job_and_backfills_run_as_one_step():
     graph = defs.resolve_asset_graph()
     policy = graph.get(KEYS["metrics"]).backfill_policy
     assert policy is not None and policy.max_partitions_per_run is None  # single run
+
+
+def _max_concurrent(job, run_config: dict | None = None) -> int | None:
+    """The ``max_concurrent`` the job's executor gets for ``run_config``, as Dagster resolves it."""
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    resolved = ResolvedRunConfig.build(job, run_config or {})
+    return resolved.execution.execution_engine_config.get("max_concurrent")
+
+
+def test_runs_execute_model_steps_in_parallel_processes(monkeypatch):
+    # One run of the weekly job holds one step per model; the multiprocess executor runs up to
+    # max_concurrent of them at once ($EVAL_MAX_CONCURRENT_STEPS, or per run in its config).
+    monkeypatch.delenv("EVAL_MAX_CONCURRENT_STEPS", raising=False)
+    job = build_definitions().resolve_job_def("weekly_evaluation")
+    assert job.executor_def.name == "multiprocess"
+    assert _max_concurrent(job) == 4
+    assert _max_concurrent(job, {"execution": {"config": {"max_concurrent": 1}}}) == 1
+    monkeypatch.setenv("EVAL_MAX_CONCURRENT_STEPS", "7")
+    job = build_definitions().resolve_job_def("weekly_evaluation")
+    assert _max_concurrent(job) == 7
+    # Asset backfills launched from the asset graph run the implicit asset job: same executor.
+    implicit = build_definitions().resolve_implicit_global_asset_job_def()
+    assert implicit.executor_def.name == "multiprocess"
+    for bad in ("0", "-2", "four"):
+        monkeypatch.setenv("EVAL_MAX_CONCURRENT_STEPS", bad)
+        with pytest.raises(SpecError, match="EVAL_MAX_CONCURRENT_STEPS"):
+            build_definitions()
 
 
 def test_partitions_are_monday_weeks_in_utc():

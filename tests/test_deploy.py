@@ -37,6 +37,8 @@ PG_ENV_KEYS = {  # dagster.yaml postgres_db key -> environment variable
 CODE_LOCATION_ENV = (
     "EVAL_WAREHOUSE_URL",
     "EVAL_ARTIFACTS_ROOT",
+    "EVAL_RESULTS_STORE_URL",
+    "EVAL_MAX_CONCURRENT_STEPS",
     "EVAL_SPECS_DIR",
     "EVAL_SCHEDULE_CRON",
     "EVAL_ALERT_WEBHOOK_URL",
@@ -377,6 +379,59 @@ def test_every_compose_variable_is_documented_in_env_example():
     assert set(CODE_LOCATION_ENV) - {"DAGSTER_PG_HOST", "DAGSTER_PG_PORT"} <= documented
 
 
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\$\{[^{}]*\})*))?\}")
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` (default interpolated too) and ``${VAR:?err}``,
+    as the compose specification defines them (one level of nesting is enough here)."""
+
+    def value(match: re.Match) -> str:
+        name, operator, operand = match.groups()
+        found = env.get(name)
+        if operator == ":-" and not found:
+            return _interpolate(operand, env)
+        if operator == ":?" and not found:
+            raise AssertionError(f"compose would refuse to start: {operand}")
+        return found or ""
+
+    return _INTERPOLATION.sub(value, text)
+
+
+def test_interpolation_follows_compose_rules():
+    env = {"A": "a", "EMPTY": ""}
+    assert _interpolate("${A}-${B:-x${A}y}-${EMPTY:-d}", env) == "a-xay-d"
+    with pytest.raises(AssertionError, match="set it"):
+        _interpolate("${B:?set it}", env)
+
+
+def test_compose_results_store_is_the_results_database_of_the_postgres_service():
+    from sqlalchemy.engine import make_url
+
+    env = _env_example()
+    assert env["EVAL_RESULTS_STORE_URL"] == ""  # empty: the default below
+    services = _compose()["services"]
+    url = make_url(
+        _interpolate(services["code-location"]["environment"]["EVAL_RESULTS_STORE_URL"], env)
+    )
+    assert url.drivername == "postgresql+psycopg2"  # dagster-postgres brings psycopg2
+    assert (url.host, url.port, url.database) == ("postgres", 5432, "results")
+    postgres = services["postgres"]["environment"]
+    assert url.username == _interpolate(postgres["POSTGRES_USER"], env)
+    assert url.password == _interpolate(postgres["POSTGRES_PASSWORD"], env)
+    statements = [
+        line.strip().rstrip(";")
+        for line in (DEPLOY / "postgres-init.sql").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("--")
+    ]
+    assert statements == ["CREATE DATABASE mlflow", "CREATE DATABASE results"]
+    # The MLflow backend store is another database of the same server.
+    mlflow = make_url(
+        _interpolate(services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"], env)
+    )
+    assert (mlflow.host, mlflow.database) == ("postgres", "mlflow")
+
+
 def test_env_example_holds_placeholders_only():
     values = _env_example()
     for key in ("DAGSTER_PG_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -570,6 +625,86 @@ def test_helm_values_deploy_our_image_with_external_postgres_and_per_run_pods():
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["enabled"] and coordinator["type"] == "QueuedRunCoordinator"
     assert values["telemetry"] == {"enabled": False}
+
+
+# Environment variables that hold credentials: on Kubernetes only ever from a Secret.
+SECRET_ENV = {
+    "EVAL_WAREHOUSE_URL",
+    "EVAL_RESULTS_STORE_URL",
+    "EVAL_ALERT_WEBHOOK_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def _helm_commands() -> str:
+    """The commands in the comment block heading values.yaml, as one string."""
+    lines = []
+    for line in HELM_VALUES.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(lines).replace("\\ ", " ")
+
+
+def test_helm_runs_each_run_in_its_own_pod_from_the_code_location_image():
+    values = _load(HELM_VALUES)
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert launcher["loadInclusterConfig"] is True
+    # Runs are Jobs in the release's namespace, where the chart's Role and the Secrets are.
+    namespace = re.search(r"helm upgrade --install \S+ \S+ .*?--namespace (\S+)", _helm_commands())
+    assert namespace and launcher["jobNamespace"] == namespace.group(1)
+    # The run pod's image is the code location's: no second image to keep in step.
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert "image" not in launcher and deployment["image"]["repository"]
+    assert launcher["envSecrets"] == deployment["envSecrets"] == [{"name": "eval-pipelines-env"}]
+    for bound in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(launcher["resources"][bound]), bound
+
+
+def test_helm_credentials_come_from_secrets_only():
+    values = _load(HELM_VALUES)
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    literal = set(deployment["env"]) | {v.split("=")[0] for v in launcher["envVars"]}
+    assert not literal & SECRET_ENV, literal & SECRET_ENV
+    assert launcher["envVars"] == [] or all("=" not in v for v in launcher["envVars"])
+    # The documented `kubectl create secret` puts every credential in eval-pipelines-env,
+    # the results store on the "results" database that postgres-init.sql creates.
+    commands = _helm_commands()
+    secret = re.search(r"create secret generic eval-pipelines-env (.*?)(?= psql| helm|$)", commands)
+    assert secret, commands
+    keys = set(re.findall(r"--from-literal=([A-Z_]+)=", secret.group(1)))
+    assert keys == SECRET_ENV
+    results = re.search(r"EVAL_RESULTS_STORE_URL='([^']+)'", secret.group(1)).group(1)
+    assert results.startswith("postgresql+psycopg2://")
+    assert results.split("@")[1].split("/")[0] == (
+        f"{values['postgresql']['postgresqlHost']}:{values['postgresql']['service']['port']}"
+    )
+    assert results.split("/")[-1].split("?")[0] == "results"
+    assert "-f deploy/postgres-init.sql" in commands
+    assert "CREATE DATABASE results" in (DEPLOY / "postgres-init.sql").read_text()
+    assert values["global"]["postgresqlSecretName"] in commands
+
+
+def test_helm_run_queue_and_pool_limits_are_those_of_dagster_yaml():
+    values = _load(HELM_VALUES)
+    compose = _load(DEPLOY / "dagster.yaml")
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert compose["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    helm, ours = values["concurrency"], compose["concurrency"]
+    assert helm["enabled"] is True
+    assert helm["runs"]["maxConcurrentRuns"] == ours["runs"]["max_concurrent_runs"]
+    assert helm["runs"]["tagConcurrencyLimits"] == ours["runs"]["tag_concurrency_limits"]
+    assert helm["pools"]["defaultLimit"] == ours["pools"]["default_limit"]
+    assert set(helm["pools"]) == {"defaultLimit"} and set(ours["pools"]) == {"default_limit"}
+    retries = values["dagsterDaemon"]["runRetries"]
+    assert retries["maxRetries"] == compose["run_retries"]["max_retries"]
+    assert (
+        retries["retryOnAssetOrOpFailure"] == compose["run_retries"]["retry_on_asset_or_op_failure"]
+    )
 
 
 def test_helm_instance_config_as_the_chart_renders_it_is_valid(tmp_path):
