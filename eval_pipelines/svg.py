@@ -98,6 +98,12 @@ class Axis:
         ]
 
 
+# A legend row under the plot, and the width of one character of its 11px text (a generous
+# average, so entries never run into each other).
+LEGEND_ROW = 16
+LEGEND_CHAR = 6.5
+
+
 @dataclass
 class Plot:
     """One chart: ``x`` and ``y`` axes and layers added in data coordinates."""
@@ -111,7 +117,10 @@ class Plot:
     margin_right: int = 16
     margin_top: int = 28
     margin_bottom: int = 44
-    legend: str = "top-right"  # or "bottom-right", "bottom-left": where the lines leave room
+    # "below": under the x axis, outside the data, so it never hides a line or a bar (the
+    # page grows by its rows); or a corner inside the plot where the lines are known to leave
+    # room ("top-right", "bottom-right", "bottom-left": ROC, PR and reliability curves).
+    legend: str = "below"
     _layers: list[str] = field(default_factory=list)
     _legend: list[tuple[str, str]] = field(default_factory=list)
 
@@ -328,8 +337,10 @@ class Plot:
         """The plot as one ``<svg>`` element (``role="img"``, titled for screen readers)."""
         left, top = self.margin_left, self.margin_top
         right, bottom = self.width - self.margin_right, self.height - self.margin_bottom
+        below = self._legend_rows(left, right) if self.legend == "below" else []
+        height = self.height + LEGEND_ROW * len(below)
         parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {height}" '
             f'class="plot" role="img" aria-label="{escape(self.title or description)}">',
             f"<title>{escape(self.title)}</title>" if self.title else "",
             f"<desc>{escape(description)}</desc>" if description else "",
@@ -375,18 +386,39 @@ class Plot:
                 f'<text x="{left}" y="{top - 10}" font-size="13" font-weight="600">'
                 f"{escape(self.title)}</text>"
             )
-        for i, (name, color) in enumerate(self._legend):
+        placed: list[tuple[float, float, str, str]] = []
+        for row, items in enumerate(below):
+            y = self.height + LEGEND_ROW * row + 6
+            placed += [(x, y, name, color) for x, name, color in items]
+        for i, (name, color) in enumerate(self._legend if not below else []):
             x = left + 10 if self.legend.endswith("left") else right - 150
             if self.legend.startswith("bottom"):
                 y = bottom - 10 - 16 * (len(self._legend) - 1 - i)
             else:
                 y = top + 14 + 16 * i
+            placed.append((x, y, name, color))
+        for x, y, name, color in placed:
             parts.append(
-                f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{color}"/>'
-                f'<text x="{x + 14}" y="{y}" dominant-baseline="middle">{escape(name)}</text>'
+                f'<rect x="{_coord(x)}" y="{_coord(y - 8)}" width="10" height="10" '
+                f'fill="{color}"/><text x="{_coord(x + 14)}" y="{_coord(y)}" '
+                f'dominant-baseline="middle">{escape(name)}</text>'
             )
         parts.append("</g></svg>")
         return "".join(parts)
+
+    def _legend_rows(self, left: float, right: float) -> list[list[tuple[float, str, str]]]:
+        """The legend's entries laid out left to right from the plot's left edge, wrapped
+        at its right edge: ``[(x, name, color), ...]`` per row."""
+        rows: list[list[tuple[float, str, str]]] = []
+        x = right + 1.0  # start a row on the first entry
+        for name, color in self._legend:
+            width = 14 + LEGEND_CHAR * len(name) + 16
+            if x + width > right and (not rows or rows[-1]):
+                rows.append([])
+                x = left
+            rows[-1].append((x, name, color))
+            x += width
+        return rows
 
 
 def _finite(value: object) -> bool:

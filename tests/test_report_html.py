@@ -219,7 +219,10 @@ def test_a_plot_maps_data_to_its_frame_and_breaks_lines_at_missing_points():
     plot.band([0, 10], [0.1, 0.2], [0.3, 0.4])
     plot.bars([0, 5], [5, 10], [0.5, 1.0])
     svg = ET.fromstring(plot.render())
-    assert svg.get("viewBox") == "0 0 200 100"
+    # The legend's one row (16 px) goes under the frame, so it never hides the data.
+    assert svg.get("viewBox") == "0 0 200 116"
+    legend = [t for t in svg.iter(f"{SVG}text") if t.text == "roc"]
+    assert len(legend) == 1 and float(legend[0].get("y")) > 100
     # One polyline: the part after the missing point has a single point and is not drawn.
     [polyline] = svg.iter(f"{SVG}polyline")
     assert polyline.get("points") == "0.0,100.0 100.0,0.0"
@@ -232,6 +235,20 @@ def test_a_plot_maps_data_to_its_frame_and_breaks_lines_at_missing_points():
         ("0.0", "50.0", "100.0", "50.0"),
         ("100.0", "0.0", "100.0", "100.0"),
     ]
+
+
+def test_a_legend_below_wraps_into_rows_within_the_frame():
+    plot = Plot(Axis("x", 0, 1), Axis("y", 0, 1), width=200, height=100)
+    plot.margin_left = plot.margin_right = 0
+    for name in ("first series", "second series", "third"):
+        plot.line([0, 1], [0, 1], label=name)
+    svg = ET.fromstring(plot.render())
+    texts = {t.text: t for t in svg.iter(f"{SVG}text")}
+    rows = sorted({float(texts[n].get("y")) for n in ("first series", "second series", "third")})
+    # Each entry is about 110 px: "second series" does not fit beside the first and starts
+    # the second row, where "third" fits beside it.
+    assert len(rows) == 2 and svg.get("viewBox") == "0 0 200 132"
+    assert all(float(texts[n].get("x")) < 200 for n in ("first series", "second series", "third"))
 
 
 def test_a_categorical_axis_puts_the_first_category_on_top():
