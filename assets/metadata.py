@@ -15,6 +15,7 @@ from dagster import MetadataValue
 from eval_pipelines.drift_stats import drifted_rows
 from eval_pipelines.gates import PASS
 from eval_pipelines.pipeline import Evaluation
+from eval_pipelines.query_cost import cost_totals
 from eval_pipelines.reasons import group_reasons
 from eval_pipelines.runner import RunOutcome
 from eval_pipelines.spec import OVERALL
@@ -99,6 +100,22 @@ def mlflow_link(outcome: RunOutcome) -> dict[str, MetadataValue]:
     return links
 
 
+def cost_metadata(evaluation: Evaluation) -> dict[str, MetadataValue]:
+    """The run's query cost in total (run.json ``cost``); null where the engine does not
+    report rows or bytes scanned (PostgreSQL)."""
+    totals = cost_totals(evaluation.query_costs)
+
+    def count(value: int | None) -> MetadataValue:
+        return MetadataValue.int(int(value)) if value is not None else MetadataValue.null()
+
+    return {
+        "cost_queries": MetadataValue.int(int(totals["queries"])),
+        "cost_seconds": MetadataValue.float(float(totals["seconds"])),
+        "cost_rows_scanned": count(totals["rows_scanned"]),
+        "cost_bytes_scanned": count(totals["bytes_scanned"]),
+    }
+
+
 def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:
     """Metadata of each asset of one evaluated week, keyed by asset name."""
     evaluation, verdict, folder = outcome.evaluation, outcome.verdict, outcome.folder
@@ -131,7 +148,9 @@ def asset_metadata(outcome: RunOutcome) -> dict[str, dict[str, MetadataValue]]:
         "aggregate_seconds": MetadataValue.float(
             round(float(evaluation.timings.get("aggregate_s", 0.0)), 3)
         ),
+        **cost_metadata(evaluation),
         "run_record": MetadataValue.path(str(folder / "run.json")),
+        "query_costs": MetadataValue.path(str(folder / "queries.json")),
     }
     metrics = {
         **{k: MetadataValue.float(v) for k, v in headline_metrics(evaluation).items()},

@@ -68,6 +68,8 @@ def write_artifacts(
         _json(staging / "verdict.json", verdict.to_dict())
         record = run_record(evaluation, runs)
         _json(staging / "run.json", record)
+        # The same cost record on its own, for MLflow and for comparing runs' costs.
+        _json(staging / "queries.json", {"cost": record["cost"], "queries": record["query_costs"]})
         report = build_report_model(evaluation, verdict, record)
         report.dashboard = dashboard_link(out, evaluation.spec.model)
         (staging / "report.md").write_text(markdown(report))

@@ -1,7 +1,8 @@
 """What ``run.json`` records so a result can be traced and reproduced.
 
-Spec hash, the complete query text, a content fingerprint of the evaluated window (row count
-and an order-independent hash computed in SQL), seeds, package versions and the code version.
+Spec hash, the complete query text and what each query cost, a content fingerprint of the
+evaluated window (row count and an order-independent hash computed in SQL), seeds, package
+versions and the code version.
 The warehouse URL is recorded as written in the spec (``${VAR}`` unexpanded), with any literal
 password masked.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import eval_pipelines
+from eval_pipelines.query_cost import cost_record
 from eval_pipelines.warehouse import safe_url
 
 PACKAGES = (
@@ -70,8 +72,13 @@ def code_version() -> dict[str, str | None]:
 
 
 def run_record(evaluation, runs: Mapping[str, str | None] | None = None) -> dict[str, Any]:
-    """run.json; ``runs`` names the MLflow and Dagster runs of the evaluation, when known."""
+    """run.json; ``runs`` names the MLflow and Dagster runs of the evaluation, when known.
+
+    ``queries`` holds each query's text by name; ``query_costs`` what each query cost, in
+    the order they ran, and ``cost`` the totals (:mod:`eval_pipelines.query_cost`).
+    """
     spec = evaluation.spec
+    cost = cost_record(evaluation.query_costs, evaluation.slice_sets)
     return {
         "model": spec.model,
         "window": {
@@ -88,6 +95,8 @@ def run_record(evaluation, runs: Mapping[str, str | None] | None = None) -> dict
             "replicates": spec.confidence.replicates,
         },
         "queries": evaluation.queries,
+        "query_costs": cost["queries"],
+        "cost": cost["cost"],
         "timings_s": {k: round(v, 4) for k, v in evaluation.timings.items()},
         "packages": package_versions(),
         "code_version": code_version(),

@@ -25,9 +25,11 @@ from eval_pipelines.evaluation import (
 )
 from eval_pipelines.gates import Verdict, decide
 from eval_pipelines.progress import SILENT, Progress
-from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sqlbuild import SqlBuilder
+from eval_pipelines.query_cost import QueryCost
+from eval_pipelines.spec import OVERALL, EvalSpec
+from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.stats.base import RowIndex
+from eval_pipelines.stats.base import column as int_column
 from eval_pipelines.stats.parse import (
     SliceKey,
     Statistics,
@@ -62,6 +64,10 @@ class Evaluation:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     # The aggregates behind the plots (``curves.parquet``, :mod:`eval_pipelines.curves`).
     curves: pd.DataFrame = field(default_factory=empty_curves)
+    # What each warehouse query of the run cost, in order (:mod:`eval_pipelines.query_cost`).
+    query_costs: list[QueryCost] = field(default_factory=list)
+    # Per slice set of the statistics query: its groups and result rows (:func:`slice_sets`).
+    slice_sets: list[dict[str, Any]] = field(default_factory=list)
 
     def decide(self) -> Verdict:
         """The release verdict of this evaluation under its spec's gates."""
@@ -105,13 +111,59 @@ def check_slice_cardinality(
         )
 
 
+def slice_set_rows(
+    table: Any, spec: EvalSpec, builder: SqlBuilder
+) -> dict[tuple[str, ...] | None, int]:
+    """Rows of the statistics result per slice set (``spec.slice_crosses``), told apart by
+    the ``grouping_id`` column the GROUPING SETS query returns; ``None``: rows of no slice
+    set (the score bins, listed once)."""
+    aliases = builder.grouping_columns([])
+    alias_of = dict(zip(spec.slice_columns, aliases, strict=True))
+    grouping_id = int_column(table, "grouping_id")
+    rows: dict[tuple[str, ...] | None, int] = {}
+    for cross in spec.slice_crosses:
+        mask = grouping_mask(aliases, [alias_of[c] for c in cross]) if aliases else 0
+        rows[cross] = int((grouping_id == mask).sum())
+    rows[None] = int(table.num_rows) - sum(rows.values())
+    return rows
+
+
+def slice_sets(stats: Statistics, rows: dict[tuple[str, ...] | None, int]) -> list[dict[str, Any]]:
+    """Per slice set: its groups (slices with data) and its rows of the statistics result.
+
+    All slice sets come from one GROUPING SETS query over one scan of the window: the engine
+    reports no time or rows scanned per set, so these counts are what is measurable per set.
+    ``result_share`` is the set's fraction of the result's rows (rows of no set, the score
+    bins, make up the rest): a proxy for its share of the output, not of the query's time.
+    """
+    total = sum(rows.values())
+    return [
+        {
+            "slice_set": ", ".join(cross) if cross else OVERALL,
+            "groups": sum(1 for key in stats.slices if key.columns == cross),
+            "result_rows": count,
+            "result_share": round(count / total, 4) if total else None,
+        }
+        for cross, count in rows.items()
+        if cross is not None
+    ]
+
+
 def collect_statistics(
-    spec: EvalSpec, window: Window, warehouse: Warehouse, builder: SqlBuilder
+    spec: EvalSpec,
+    window: Window,
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    set_rows: dict[tuple[str, ...] | None, int] | None = None,
 ) -> tuple[Statistics, str]:
+    """The task's statistics and the query text; ``set_rows``, when given, receives the
+    result rows per slice set (:func:`slice_set_rows`)."""
     task = task_of(spec)
     own = task.family_queries(builder, window) if task.family_queries is not None else {}
     sql = builder.sufficient_statistics(window)
     table = warehouse.query_arrow(sql, "sufficient statistics")
+    if set_rows is not None:
+        set_rows.update(slice_set_rows(table, spec, builder))
     statistics = parse_statistics(table, spec, builder, skip=frozenset(own))
     del table  # before the next result: peak memory holds one at a time
     for name, family_sql in own.items():
@@ -224,6 +276,7 @@ def evaluate(
         with Warehouse(spec.warehouse) as owned:
             return evaluate(spec, window, owned, progress)
     builder = SqlBuilder(spec, warehouse.dialect)
+    logged = len(warehouse.query_log)  # this run's queries are the ones appended from here
     timings: dict[str, float] = {}
     queries: dict[str, str] = {}
 
@@ -248,9 +301,11 @@ def evaluate(
             )
             validation, builder = validate_window(spec, window, warehouse, builder, materialize)
             validation.raise_if_failed()
-        return _evaluate_valid(
+        evaluation = _evaluate_valid(
             spec, window, warehouse, builder, validation, queries, timings, progress
         )
+        evaluation.query_costs = warehouse.query_log.since(logged)
+        return evaluation
     finally:
         for table in created:
             warehouse.drop_temporary_table(table)
@@ -269,8 +324,9 @@ def _evaluate_valid(
     """Metrics, comparison and drift of a window that passed its input checks."""
     with progress.step("aggregate query", timings, "aggregate_s"):
         check_slice_cardinality(spec, window, warehouse, builder)
+        set_rows: dict[tuple[str, ...] | None, int] = {}
         stats, queries["sufficient_statistics"] = collect_statistics(
-            spec, window, warehouse, builder
+            spec, window, warehouse, builder, set_rows
         )
 
     with progress.step("metrics and bootstrap intervals", timings, "metrics_s"):
@@ -331,4 +387,5 @@ def _evaluate_valid(
         timings=timings,
         tables=stats.task.tables(stats) if stats.task.tables is not None else {},
         curves=curves,
+        slice_sets=slice_sets(stats, set_rows),
     )

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,13 @@ from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
 from eval_pipelines.errors import WarehouseError
+from eval_pipelines.query_cost import (
+    QueryCost,
+    QueryLog,
+    duckdb_scan_metrics,
+    enable_duckdb_profiling,
+    profiling_enabled,
+)
 
 
 def safe_url(url: str | URL) -> str:
@@ -52,12 +60,24 @@ def _limit_memory(connection: Any) -> str | None:
     return spill
 
 
+class _Measure:
+    """What the body of :meth:`Warehouse._measured` reports back."""
+
+    rows_returned: int | None = None
+    # Known without the profiler (a statement that reads no rows): (rows, bytes) scanned.
+    scanned: tuple[int | None, int | None] | None = None
+
+
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 class Warehouse:
-    """A read-only connection factory for one warehouse URL."""
+    """A read-only connection factory for one warehouse URL.
+
+    Every query it runs is appended to :attr:`query_log` with its cost
+    (:mod:`eval_pipelines.query_cost`).
+    """
 
     def __init__(self, url: str) -> None:
         try:
@@ -72,6 +92,8 @@ class Warehouse:
         self._duckdb_connection: Any = None
         self._spill: str | None = None
         self._connection: sa.Connection | None = None
+        self.query_log = QueryLog()
+        self._profiled = False  # DuckDB's profiler reports rows and bytes scanned
 
     @property
     def native_client(self) -> bool:
@@ -121,6 +143,8 @@ class Warehouse:
                 # session time zone, which DuckDB takes from the machine unless told.
                 self._duckdb_connection.execute("SET TimeZone = 'UTC'")
                 self._spill = _limit_memory(self._duckdb_connection)
+                if profiling_enabled():
+                    self._profiled = enable_duckdb_profiling(self._duckdb_connection)
             except duckdb.Error as exc:
                 raise WarehouseError(f"warehouse {self.safe_url}: {self._scrub(exc)}") from None
         yield self._duckdb_connection
@@ -156,11 +180,13 @@ class Warehouse:
         which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
         try:
-            if self.native_client:
-                with self._duckdb() as con:
-                    con.execute(statement)
-            else:
-                self.sqlalchemy_connection().execute(sa.text(statement.replace(":", r"\:")))
+            with self._measured(f"temporary table {name}") as measure:
+                if self.native_client:
+                    with self._duckdb() as con:
+                        con.execute(statement)
+                else:
+                    self.sqlalchemy_connection().execute(sa.text(statement.replace(":", r"\:")))
+                measure.rows_returned = 0  # the rows stay in the warehouse
             return True
         except Exception:
             if self._connection is not None:
@@ -200,26 +226,65 @@ class Warehouse:
                 f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
             ) from None
 
+    @contextmanager
+    def _measured(self, purpose: str) -> Iterator["_Measure"]:
+        """Time the ``with`` body (one query on this warehouse's session) and, if it
+        completes, append its cost to :attr:`query_log`; the body sets ``rows_returned``."""
+        measure = _Measure()
+        started = time.perf_counter()
+        yield measure
+        seconds = time.perf_counter() - started
+        rows, read = (None, None)
+        if measure.scanned is not None:
+            rows, read = measure.scanned
+        elif self._profiled and self._duckdb_connection is not None:
+            rows, read = duckdb_scan_metrics(self._duckdb_connection)
+        self.query_log.append(
+            QueryCost(purpose, seconds, measure.rows_returned, rows, read, self.dialect_class.name)
+        )
+
+    @contextmanager
+    def measured(self, purpose: str, engine: str) -> Iterator[None]:
+        """Record work that runs its own queries (a Great Expectations validation) as one
+        :attr:`query_log` entry: wall time only, rows and bytes unknown."""
+        started = time.perf_counter()
+        yield
+        self.query_log.append(
+            QueryCost(purpose, time.perf_counter() - started, None, None, None, engine)
+        )
+
     def query(self, sql: str, purpose: str) -> pd.DataFrame:
-        """Run one complete SQL statement; ``purpose`` names it in error messages."""
-        with self._failing(purpose):
+        """Run one complete SQL statement; ``purpose`` names it in error messages and in
+        :attr:`query_log`."""
+        with self._failing(purpose), self._measured(purpose) as measure:
             if self.native_client:
                 with self._duckdb() as con:
-                    return con.execute(sql).fetch_df()
-            return pd.read_sql_query(sa.text(sql.replace(":", r"\:")), self.sqlalchemy_connection())
+                    frame = con.execute(sql).fetch_df()
+            else:
+                frame = pd.read_sql_query(
+                    sa.text(sql.replace(":", r"\:")), self.sqlalchemy_connection()
+                )
+            measure.rows_returned = len(frame)
+            return frame
 
     def query_arrow(self, sql: str, purpose: str) -> pa.Table:
         """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB)."""
         if not self.native_client:
             return pa.Table.from_pandas(self.query(sql, purpose), preserve_index=False)
-        with self._failing(purpose), self._duckdb() as con:
-            return con.sql(sql).to_arrow_table()
+        with self._failing(purpose), self._measured(purpose) as measure, self._duckdb() as con:
+            table = con.sql(sql).to_arrow_table()
+            measure.rows_returned = table.num_rows
+            return table
 
     def column_types(self, source_sql: str, purpose: str) -> dict[str, str]:
         """Column name -> the warehouse's type name (``DOUBLE``, ``character varying``), without
         reading rows; empty where the dialect's type names are not known."""
-        with self._failing(purpose):
-            return self.dialect.column_type_names(self, source_sql)
+        with self._failing(purpose), self._measured(purpose) as measure:
+            types = self.dialect.column_type_names(self, source_sql)
+            measure.rows_returned = 0
+            if self.native_client:  # DuckDB binds the LIMIT 0 relation without running it
+                measure.scanned = (0, 0)
+            return types
 
     def columns(self, source_sql: str, purpose: str) -> list[str]:
         """Column names of a table reference or parenthesised query, without reading rows."""

@@ -326,6 +326,10 @@ def test_window_and_metrics_metadata(week_run):
     assert metrics["v2/roc_auc"].value > metrics["v1/roc_auc"].value  # planted truth
     statistics = _materialization(result, KEYS["sufficient_statistics"]).metadata
     assert statistics["slice_groups"].value > 10
+    cost = run["cost"]  # the run's warehouse cost in total, as run.json records it
+    assert statistics["cost_queries"].value == cost["queries"] > 0
+    assert statistics["cost_rows_scanned"].value == cost["rows_scanned"] > 0
+    assert statistics["cost_seconds"].value == pytest.approx(cost["seconds"])
 
 
 def test_comparison_drift_and_verdict_metadata_name_the_planted_truths(week_run):

@@ -151,9 +151,17 @@ def _check_published(uri: str, run_id: str, demo: Published) -> None:
     assert (
         run.data.metrics["roc_auc/v2/ci_low"] < point.value < run.data.metrics["roc_auc/v2/ci_high"]
     )
-    # Headline metrics only: the overall slice per version, the overall deltas, the counts.
-    assert set(run.data.metrics) == _headline_keys(demo.folder)
+    # Headline metrics only: the overall slice per version, the overall deltas, the counts;
+    # and the run's warehouse cost, as run.json totals it.
+    cost = json.loads((demo.folder / "run.json").read_text())["cost"]
+    cost_keys = {"cost_queries", "cost_seconds", "cost_rows_scanned", "cost_bytes_scanned"}
+    assert set(run.data.metrics) == _headline_keys(demo.folder) | cost_keys
     assert run.data.metrics["rows"] == evaluation.fingerprint["rows"]
+    for key in cost_keys:
+        assert run.data.metrics[key] == pytest.approx(cost[key.removeprefix("cost_")], rel=1e-12)
+    assert cost["queries"] > 0 and cost["rows_scanned"] > 0
+    [cost_point] = client.get_metric_history(run_id, "cost_rows_scanned")
+    assert (cost_point.step, cost_point.timestamp) == (2967, WEEK_MS)
 
     # Everything per slice is in MLflow tables, read back with MLflow's own reader.
     listed = json.loads(tags["mlflow.loggedArtifacts"])
@@ -183,6 +191,8 @@ def _check_published(uri: str, run_id: str, demo: Published) -> None:
     with tempfile.TemporaryDirectory() as target:
         downloaded = Path(client.download_artifacts(run_id, "verdict.json", target))
         assert json.loads(downloaded.read_text())["decision"] == demo.verdict.decision
+        queries = Path(client.download_artifacts(run_id, "queries.json", target))
+        assert json.loads(queries.read_text())["cost"] == cost
 
 
 # ---------------------------------------------------------------------------- real server

@@ -90,6 +90,16 @@ Headline keys (the overall slice; everything per slice is in the tables):
 * ``rows``, ``labeled_rows``, ``label_coverage``: the window (all versions), and
   ``rows/{version}``, ``labeled_rows/{version}``, ``label_coverage/{version}``.
 
+Cost of the run
+---------------
+A week run also logs what its warehouse queries cost, at the same step and timestamp
+(:mod:`eval_pipelines.query_cost`): ``cost_queries``, ``cost_seconds``, ``cost_rows_scanned``
+and ``cost_bytes_scanned`` (the last two only where the engine reports them: DuckDB, not
+PostgreSQL), and the artifact ``queries.json`` lists each query. Cost measures an attempt, not
+the week's results: it is not part of ``eval.results_digest`` nor of the trend run, so a
+re-run with the same results keeps its run, and adds its own cost point at the week's step
+(the metric's latest value is the latest attempt's cost; its history holds every attempt).
+
 One point per week: re-runs replace, never duplicate
 ----------------------------------------------------
 MLflow cannot delete or overwrite a metric point, and re-logging a step adds a second point.
@@ -179,6 +189,8 @@ from eval_pipelines.tracking.naming import (
     week_step,
 )
 from eval_pipelines.tracking.payloads import (
+    COST_METRICS,
+    cost_metrics,
     evaluation_metrics,
     evaluation_tables,
     evaluation_tags,
@@ -225,6 +237,7 @@ from eval_pipelines.tracking.tracker import (
 __all__ = [
     "CI_HIGH",
     "CI_LOW",
+    "COST_METRICS",
     "ERROR_TAG",
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
@@ -257,6 +270,7 @@ __all__ = [
     "Tracker",
     "TrackingError",
     "configure_http",
+    "cost_metrics",
     "describe_uri",
     "evaluation_metrics",
     "evaluation_tables",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow.entities import Dataset
 
 from eval_pipelines.lineage import code_version
+from eval_pipelines.query_cost import cost_totals
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.tasks import task_named
 from eval_pipelines.tracking.errors import TrackingError
@@ -138,6 +139,19 @@ def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
             put(metric_key("labeled_rows", version), row.labeled)
             put(metric_key("label_coverage", version), row.coverage)
     return dict(sorted(values.items()))
+
+
+COST_TOTALS = ("queries", "seconds", "rows_scanned", "bytes_scanned")
+COST_METRICS = tuple(f"cost_{name}" for name in COST_TOTALS)
+
+
+def cost_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """What the run's warehouse queries cost, in total (``cost`` in run.json): a measurement
+    of this attempt, so it stays out of the results digest and the trend run. A total the
+    engine does not report (rows and bytes scanned on PostgreSQL) is not logged."""
+    totals = cost_totals(evaluation.query_costs)
+    values = {f"cost_{name}": _finite(totals[name]) for name in COST_TOTALS}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def evaluation_tables(evaluation: Evaluation) -> dict[str, str]:

@@ -17,6 +17,7 @@ from eval_pipelines.tracking.client import _chunks
 from eval_pipelines.tracking.errors import TrackingError, _reason
 from eval_pipelines.tracking.naming import _cut, _filter_literal, _week_point, week_run_key
 from eval_pipelines.tracking.payloads import (
+    cost_metrics,
     evaluation_metrics,
     evaluation_tables,
     evaluation_tags,
@@ -307,6 +308,7 @@ class Tracker(TrendRuns, ModelRegistry):
 
         step, timestamp = _week_point(evaluation.window.start)
         self._log_metrics(run.run_id, metrics, step, timestamp)
+        self._log_metrics(run.run_id, cost_metrics(evaluation), step, timestamp)
         self._log_tables(run.run_id, tables, current.tags.get(LOGGED_ARTIFACTS_TAG))
 
         dataset = window_dataset(evaluation)

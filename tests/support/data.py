@@ -110,6 +110,7 @@ ARTIFACT_FILES = frozenset(
         "validation.json",
         "verdict.json",
         "run.json",
+        "queries.json",
         "report.md",
         "report.html",
         "model_card.md",

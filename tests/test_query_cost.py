@@ -1,0 +1,236 @@
+"""What each warehouse query cost (eval_pipelines/query_cost.py), checked against tables whose
+sizes the test sets, a demo evaluation's run.json and queries.json, and a real PostgreSQL.
+
+The oracles are the tables' own row counts (chosen here, or counted on a separate DuckDB
+connection), never the numbers our code computed.
+"""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from eval_pipelines.artifacts import write_artifacts
+from eval_pipelines.demo import build_demo_warehouse
+from eval_pipelines.errors import WarehouseError
+from eval_pipelines.pipeline import evaluate
+from eval_pipelines.query_cost import PROFILING_ENV, QueryCost, cost_totals
+from eval_pipelines.report_model import cost_line
+from eval_pipelines.spec import load_spec
+from eval_pipelines.warehouse import Warehouse
+
+WEEK = "2026-11-16"
+SPEC_PATH = Path(__file__).resolve().parent.parent / "evals" / "fraud_detector.yaml"
+ROWS_A = 5_000  # one row group (DuckDB's hold 122,880 rows): no scan skips a part of it
+ROWS_B = 300
+ENTRY_KEYS = {"purpose", "seconds", "rows_returned", "rows_scanned", "bytes_scanned", "engine"}
+
+
+@pytest.fixture
+def sized(tmp_path: Path) -> str:
+    """A DuckDB file with two tables of known sizes; k runs 0 .. ROWS_A - 1."""
+    path = tmp_path / "sized.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE a AS SELECT CAST(range AS INTEGER) AS k, range * 0.5 AS x, "
+            f"CAST(range % 7 AS VARCHAR) AS s FROM range({ROWS_A})"
+        )
+        con.execute(f"CREATE TABLE b AS SELECT range * 2.0 AS x FROM range({ROWS_B})")
+    return f"duckdb:///{path}"
+
+
+def test_duckdb_reports_the_rows_each_query_scanned(sized):
+    with Warehouse(sized) as warehouse:
+        warehouse.query("SELECT SUM(x) AS total FROM a", "sum of a")
+        warehouse.query_arrow("SELECT * FROM b", "all of b")
+        warehouse.query_arrow("SELECT x FROM a UNION ALL SELECT x FROM b", "a and b")
+        # Every grouping set comes from one scan of the table.
+        warehouse.query_arrow(
+            "SELECT k % 3 AS g, s, COUNT(*) AS n FROM a GROUP BY GROUPING SETS ((g), (s), ())",
+            "grouping sets",
+        )
+        assert warehouse.create_temporary_table("w", "SELECT * FROM a WHERE k < 1000")
+        warehouse.query_arrow("SELECT k FROM w", "the temporary table")
+        warehouse.column_types("a", "types of a")
+        log = list(warehouse.query_log)
+
+    by_purpose = {entry.purpose: entry for entry in log}
+    assert [e.purpose for e in log] == [
+        "sum of a",
+        "all of b",
+        "a and b",
+        "grouping sets",
+        "temporary table w",
+        "the temporary table",
+        "types of a",
+    ]
+    expected = {  # purpose: (rows returned, rows scanned)
+        "sum of a": (1, ROWS_A),
+        "all of b": (ROWS_B, ROWS_B),
+        "a and b": (ROWS_A + ROWS_B, ROWS_A + ROWS_B),
+        "grouping sets": (3 + 7 + 1, ROWS_A),
+        "temporary table w": (0, ROWS_A),  # the rows stay in DuckDB
+        "the temporary table": (1000, 1000),
+        "types of a": (0, 0),  # bound, never run
+    }
+    for purpose, (returned, scanned) in expected.items():
+        entry = by_purpose[purpose]
+        assert (entry.rows_returned, entry.rows_scanned) == (returned, scanned), purpose
+        assert entry.engine == "duckdb" and entry.seconds >= 0
+    # Bytes come from the database file: the first read of a is cold; the temporary table
+    # lives in memory.
+    assert by_purpose["sum of a"].bytes_scanned > 0
+    assert by_purpose["the temporary table"].bytes_scanned == 0
+
+
+def test_without_the_profiler_wall_time_and_rows_returned_remain(sized, monkeypatch):
+    monkeypatch.setenv(PROFILING_ENV, "off")
+    with Warehouse(sized) as warehouse:
+        warehouse.query("SELECT * FROM b", "all of b")
+        [entry] = warehouse.query_log
+    assert entry.rows_returned == ROWS_B and entry.seconds >= 0
+    assert entry.rows_scanned is None and entry.bytes_scanned is None
+
+
+def test_a_failed_query_is_not_logged_and_gx_work_is_one_entry(sized):
+    with Warehouse(sized) as warehouse:
+        with pytest.raises(WarehouseError, match="the missing table query failed"):
+            warehouse.query("SELECT * FROM missing", "missing table")
+        with warehouse.measured("expectations on window", "gx"):
+            pass
+        [entry] = warehouse.query_log
+    assert (entry.purpose, entry.engine, entry.rows_returned, entry.rows_scanned) == (
+        "expectations on window",
+        "gx",
+        None,
+        None,
+    )
+
+
+def test_totals_sum_what_is_known_and_count_what_is_not():
+    entries = [
+        QueryCost("a", 0.5, 1, 100, 4096, "duckdb"),
+        QueryCost("b", 0.25, 10, 20, 0, "duckdb"),
+        QueryCost("gx", 1.0, None, None, None, "gx"),
+    ]
+    assert cost_totals(entries) == {
+        "queries": 3,
+        "seconds": 1.75,
+        "rows_scanned": 120,
+        "bytes_scanned": 4096,
+        "unmeasured": 1,
+    }
+    unknown = cost_totals([QueryCost("q", 0.125, 5, None, None, "postgresql")])
+    assert (unknown["rows_scanned"], unknown["bytes_scanned"], unknown["unmeasured"]) == (
+        None,
+        None,
+        1,
+    )
+    assert cost_totals([])["queries"] == 0
+    assert cost_line({"queries": 3, "seconds": 1.75, "rows_scanned": 120, "unmeasured": 1}) == (
+        "3 queries, 1.8 s, 120 rows scanned (1 not counted)"
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("cost")
+    path = root / "warehouse.duckdb"
+    build_demo_warehouse(path, rows=20_000)
+    url = f"duckdb:///{path}"
+    spec = load_spec(SPEC_PATH).model_copy(update={"warehouse": url, "warehouse_template": url})
+    evaluation = evaluate(spec, WEEK)
+    folder = write_artifacts(evaluation, evaluation.decide(), root / "out")
+    return path, folder
+
+
+def test_run_json_and_queries_json_record_every_query(demo_run):
+    path, folder = demo_run
+    run = json.loads((folder / "run.json").read_text())
+    logged = json.loads((folder / "queries.json").read_text())
+    assert logged == {"cost": run["cost"], "queries": run["query_costs"]}
+    entries = run["query_costs"]
+    assert entries and all(set(entry) == ENTRY_KEYS for entry in entries)
+    assert {entry["engine"] for entry in entries} == {"duckdb", "gx"}
+    assert set(run["cost"]) == {
+        "queries",
+        "seconds",
+        "rows_scanned",
+        "bytes_scanned",
+        "unmeasured",
+        "slice_sets",
+    }
+    assert run["cost"]["queries"] == len(entries)
+    assert "GROUPING SETS" in run["queries"]["sufficient_statistics"]  # the texts stay
+
+    # The window is materialised from the two source tables, each read once in full: the
+    # oracle is their row counts on a connection of our own.
+    with duckdb.connect(str(path), read_only=True) as con:
+        [(logs,)] = con.execute("SELECT COUNT(*) FROM inference_logs").fetchall()
+        [(labels,)] = con.execute("SELECT COUNT(*) FROM labels").fetchall()
+        [(distinct_country, distinct_device, distinct_plan, pairs)] = con.execute(
+            "SELECT COUNT(DISTINCT country), COUNT(DISTINCT device), COUNT(DISTINCT plan), "
+            "COUNT(DISTINCT (country, device)) FROM inference_logs "
+            "WHERE ts >= TIMESTAMP '2026-11-16' AND ts < TIMESTAMP '2026-11-23'"
+        ).fetchall()
+    [window] = [e for e in entries if e["purpose"].startswith("temporary table eval_window_")]
+    assert window["rows_scanned"] == logs + labels
+    assert window["rows_returned"] == 0
+
+    statistics = {e["purpose"]: e for e in entries}["sufficient statistics"]
+    assert statistics["rows_returned"] > 0 and statistics["rows_scanned"] > 0
+
+    sets = {s["slice_set"]: s for s in run["cost"]["slice_sets"]}
+    assert {name: s["groups"] for name, s in sets.items()} == {
+        "overall": 1,
+        "country": distinct_country,
+        "device": distinct_device,
+        "plan": distinct_plan,
+        "country, device": pairs,
+    }
+    assert sum(s["result_rows"] for s in sets.values()) <= statistics["rows_returned"]
+    assert all(s["result_rows"] > 0 for s in sets.values())
+
+
+def test_the_html_footer_shows_the_total(demo_run):
+    _, folder = demo_run
+    run = json.loads((folder / "run.json").read_text())
+    html = (folder / "report.html").read_text()
+    assert "warehouse cost" in html
+    assert f"{run['cost']['queries']:,} queries" in html
+    assert "warehouse cost" not in (folder / "report.md").read_text()
+
+
+@pytest.mark.postgres
+def test_postgresql_records_wall_time_and_rows_returned(postgres_url):
+    url = make_url(postgres_url).set(password="cost-secret-7")  # trust auth ignores it
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS cost_sized"))
+        connection.execute(
+            sa.text("CREATE TABLE cost_sized AS SELECT g AS k FROM generate_series(1, 250) AS g")
+        )
+    engine.dispose()
+    with Warehouse(url.render_as_string(hide_password=False)) as warehouse:
+        warehouse.query("SELECT k FROM cost_sized", "all rows")
+        warehouse.query_arrow("SELECT SUM(k) AS total FROM cost_sized", "sum")
+        assert warehouse.create_temporary_table("w", "SELECT k FROM cost_sized WHERE k <= 40")
+        warehouse.query_arrow("SELECT k FROM w", "temporary rows")
+        with pytest.raises(WarehouseError) as failed:
+            warehouse.query("SELECT * FROM no_such_table", "missing")
+        entries = list(warehouse.query_log)
+    assert "cost-secret-7" not in str(failed.value)
+    assert [(e.purpose, e.rows_returned) for e in entries] == [
+        ("all rows", 250),
+        ("sum", 1),
+        ("temporary table w", 0),
+        ("temporary rows", 40),
+    ]
+    for entry in entries:
+        assert entry.engine == "postgresql" and entry.seconds > 0
+        assert entry.rows_scanned is None and entry.bytes_scanned is None  # not measured
+    logged = json.dumps([entry.to_dict() for entry in entries])
+    assert "cost-secret-7" not in logged and "postgresql://" not in logged
