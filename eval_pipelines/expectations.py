@@ -722,8 +722,7 @@ def run_suites(
     for table, plan in plans.items():
         if not plan:
             continue
-        asset = source.add_query_asset(table, query=assets[table])
-        batch = asset.add_batch_definition_whole_table("window").get_batch()
+        batch = warehouse.dialect.gx_batch(source, warehouse, table, assets[table])
         suite = gx.ExpectationSuite(f"eval_{table}")
         by_id = {}
         for index, item in enumerate(plan):
