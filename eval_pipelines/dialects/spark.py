@@ -86,14 +86,21 @@ _PYSPARK_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger"
 
 
 def spark_session(url: str) -> Any:
-    """A new Spark Connect session on ``url`` (its own temporary views), in UTC."""
+    """A new Spark Connect session on ``url`` (its own temporary views), in UTC, and the
+    thread's active session.
+
+    Active, because Great Expectations' Spark engine takes ``getOrCreate()``'s session: the
+    active one, else the process's first (perhaps stopped, or another Warehouse's), else a
+    local classic Spark it would start itself. ``stop()`` clears it again.
+    """
     from pyspark.logger import PySparkLogger
-    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession
 
     for name in _PYSPARK_ERROR_LOGGERS:
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     session = SparkSession.builder.remote(url).create()
     session.conf.set("spark.sql.session.timeZone", "UTC")
+    SparkSession._active_session.session = session  # create() sets it only when unset
     return session
 
 
@@ -123,8 +130,12 @@ class Spark(SqlDialect):
         return {field.name: field.dataType.simpleString() for field in frame.schema.fields}
 
     def add_gx_datasource(self, context: Any, warehouse: "Warehouse", name: str) -> Any:
-        """GX's Spark data source; batches are DataFrames of the Warehouse's own session."""
-        return context.data_sources.add_spark(name)
+        """GX's Spark data source on the Warehouse's own session (so it sees the cached window
+        view); batches are DataFrames of that session."""
+        session = warehouse.spark_session()  # the active session: GX's getOrCreate() takes it
+        source = context.data_sources.add_spark(name)
+        source._spark = session  # what GX's execution engine is built with
+        return source
 
     def gx_batch(self, source: Any, warehouse: "Warehouse", asset: str, query: str) -> Any:
         """A GX batch of ``query`` as a Spark Connect DataFrame of our session."""

@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "SPARK_URL_ENV",
@@ -256,11 +257,23 @@ def load_duckdb_tables(
 
     Timestamps are written as naive microseconds (Spark reads them as ``timestamp_ntz``); the
     folder must be readable by the Spark processes (same machine)."""
-    import duckdb
     from pyspark.sql import SparkSession
 
     root = Path(folder)
-    spark = SparkSession.builder.remote(spark_url).getOrCreate()
+    # Its own session, stopped at the end: a session left open keeps retrying to release itself
+    # at exit once the cluster is gone, and becomes the default session of the process.
+    spark = SparkSession.builder.remote(spark_url).create()
+    try:
+        _load(duckdb_path, spark, tables, root)
+    finally:
+        spark.stop()
+
+
+def _load(
+    duckdb_path: str | os.PathLike[str], spark: Any, tables: Sequence[str], root: Path
+) -> None:
+    import duckdb
+
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         for table in tables:
             target = root / table
