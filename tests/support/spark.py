@@ -170,6 +170,8 @@ class SparkCluster:
             "master", [spark_class, "org.apache.spark.deploy.master.Master", *master_args]
         )
         self._wait("master", pid, log, lambda: _port_open(master_port))
+        # Workers and the Connect server start together once the master listens: workers
+        # register on their own, and the server's executors arrive when they have.
         worker_logs = []
         for index in range(self.workers):
             work = self.base / "work" / f"worker-{index}"
@@ -182,13 +184,6 @@ class SparkCluster:
                     [spark_class, "org.apache.spark.deploy.worker.Worker", master, *worker_args],
                 )
             )
-        for pid, log in worker_logs:
-            self._wait(
-                "worker",
-                pid,
-                log,
-                lambda log=log: "Successfully registered with master" in log.read_text("latin-1"),
-            )
         connect_port = _free_port()
         confs = {
             "spark.connect.grpc.binding.address": _HOST,
@@ -200,9 +195,13 @@ class SparkCluster:
             "spark.executor.memory": "768m",
             "spark.driver.memory": "768m",
             "spark.ui.enabled": "false",
-            "spark.sql.shuffle.partitions": "4",
             "spark.sql.warehouse.dir": str(self.base / "warehouse"),
             "spark.local.dir": str(self.base / "work"),
+            # Test data is tiny: few shuffle partitions, and no whole-stage code generation
+            # (compiling each query's generated Java costs more than running it). Neither
+            # changes a result.
+            "spark.sql.shuffle.partitions": "2",
+            "spark.sql.codegen.wholeStage": "false",
         }
         args = [str(self.home / "bin" / "spark-submit"), "--master", master]
         args += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
@@ -211,6 +210,15 @@ class SparkCluster:
             args += ["--conf", f"{key}={value}"]
         args.append("spark-internal")
         pid, log = self._spawn("connect", args)
+        for worker_pid, worker_log in worker_logs:
+            self._wait(
+                "worker",
+                worker_pid,
+                worker_log,
+                lambda log=worker_log: (
+                    "Successfully registered with master" in log.read_text("latin-1")
+                ),
+            )
         self._wait(
             "Connect server",
             pid,
