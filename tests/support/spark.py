@@ -287,8 +287,16 @@ def _load(
             target = root / table
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
+            # Spark reads microsecond timestamps only: nanosecond ones are cast down.
+            columns = [
+                f'CAST("{row[0]}" AS TIMESTAMP) AS "{row[0]}"'
+                if str(row[1]).upper().startswith("TIMESTAMP_NS")
+                else f'"{row[0]}"'
+                for row in con.execute(f'DESCRIBE "{table}"').fetchall()
+            ]
             parquet = target / "part-0.parquet"
-            con.execute(f"COPY (SELECT * FROM \"{table}\") TO '{parquet}' (FORMAT parquet)")
+            select = f'SELECT {", ".join(columns)} FROM "{table}"'
+            con.execute(f"COPY ({select}) TO '{parquet}' (FORMAT parquet)")
             spark.sql(f"DROP TABLE IF EXISTS `{table}`")
             spark.sql(f"CREATE TABLE `{table}` USING parquet LOCATION '{target}'")
 
