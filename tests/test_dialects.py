@@ -7,6 +7,7 @@ hash, ``math.fsum`` for the exact sum of doubles, ``datetime`` for literals and 
 
 import hashlib
 import math
+import socket
 from datetime import datetime, timedelta
 
 import pytest
@@ -226,3 +227,21 @@ def test_a_spark_query_error_is_one_sentence_naming_its_purpose(warehouse):
     message = str(raised.value)
     assert message.startswith(f"warehouse {warehouse.safe_url}: the probe query failed: ")
     assert "\n" not in message and "JVM" not in message and "\tat " not in message
+
+
+def test_an_unreachable_spark_server_is_one_sentence_without_the_token(monkeypatch):
+    """Spark Connect's retries are bounded by ``$EVAL_SPARK_CONNECT_RETRIES`` (0: at once)."""
+    pytest.importorskip("pyspark.sql.connect.session")
+    monkeypatch.setenv("EVAL_SPARK_CONNECT_RETRIES", "0")
+    with socket.socket() as closed:  # a loopback port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"sc://127.0.0.1:{port}/;token=dapiSECRET42;x-databricks-cluster-id=0101"
+    with Warehouse(url) as warehouse, pytest.raises(WarehouseError) as raised:
+        warehouse.query("SELECT 1", "probe")
+    message = str(raised.value)
+    assert message.startswith(
+        f"warehouse sc://127.0.0.1:{port}/;token=***;x-databricks-cluster-id=0101: "
+        "cannot open a Spark Connect session"
+    )
+    assert "SECRET42" not in message and "\n" not in message

@@ -31,7 +31,9 @@ take ``GREATEST(x, eps)``; ``1/0`` raises under ANSI, so divisors are ``NULLIF(d
 """
 
 import logging
+import os
 import re
+import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -80,6 +82,10 @@ def _grouping_bits(match: re.Match[str]) -> str:
     return "(" + " + ".join(terms) + ")"
 
 
+# Spark Connect retries an unavailable server for about 10 minutes (its DefaultPolicy: 15
+# retries, backoff x4 up to 60 s), which rides out a Databricks cluster starting; fewer here.
+RETRIES_ENV = "EVAL_SPARK_CONNECT_RETRIES"
+
 # pyspark logs every failed query's server message (with the JVM stack) as JSON on stderr
 # before raising it; the Warehouse turns the exception into one sentence instead.
 _PYSPARK_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
@@ -98,7 +104,14 @@ def spark_session(url: str) -> Any:
 
     for name in _PYSPARK_ERROR_LOGGERS:
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    # The exception that follows says it in our one sentence.
+    warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")
     session = SparkSession.builder.remote(url).create()
+    retries = os.environ.get(RETRIES_ENV, "").strip()
+    if retries:
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        session.client.set_retry_policies([DefaultPolicy(max_retries=int(retries))])
     session.conf.set("spark.sql.session.timeZone", "UTC")
     SparkSession._active_session.session = session  # create() sets it only when unset
     return session
