@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
+from eval_pipelines.dialects.spark import spark_session as open_spark_session
 from eval_pipelines.errors import WarehouseError
 
 # Credentials passed as ``;name=value`` parameters of a Spark Connect URL (Databricks'
@@ -149,10 +150,8 @@ class Warehouse:
     def spark_session(self) -> Any:
         """One Spark Connect session per Warehouse (its own temporary views), in UTC."""
         if self._spark is None:
-            from eval_pipelines.dialects.spark import spark_session
-
             try:
-                self._spark = spark_session(self._written)
+                self._spark = open_spark_session(self._written)
             except ImportError:
                 raise WarehouseError(
                     f"warehouse {self.safe_url}: Spark needs pyspark with Spark Connect "
