@@ -115,7 +115,8 @@ def asset_key(spec: EvalSpec, name: str) -> AssetKey:
 def build_weekly_assets(spec: EvalSpec) -> AssetsDefinition:
     prefix = asset_prefix(spec.model)
     key = {name: asset_key(spec, name) for name in ASSETS}
-    engine = dialect_class(spec.warehouse).name
+    # The asset kind shown in the UI: duckdb, postgresql, spark (Spark's URL scheme is sc).
+    engine = dialect_class(spec.warehouse).title.lower()
     specs = [
         AssetSpec(
             key[name],

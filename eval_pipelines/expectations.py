@@ -733,8 +733,7 @@ def run_suites(
             by_id[key] = item
         # GX runs its own queries: one cost entry per asset, wall time only.
         with warehouse.measured(f"expectations on {table}", GX_ENGINE):
-            asset = source.add_query_asset(table, query=assets[table])
-            batch = asset.add_batch_definition_whole_table("window").get_batch()
+            batch = warehouse.dialect.gx_batch(source, warehouse, table, assets[table])
             run = batch.validate(suite, result_format=RESULT_FORMAT)
         results = {
             (r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results

@@ -1,10 +1,11 @@
-"""Read-only access to the user's warehouse through a SQLAlchemy URL.
+"""Read-only access to the user's warehouse through its URL.
 
 The URL's engine picks its dialect class (:mod:`eval_pipelines.dialects`; another engine is
-refused in one sentence naming the supported ones). DuckDB files are opened read-only with
-DuckDB's own client so results arrive as Arrow (fast, no per-row Python objects); PostgreSQL
-goes through SQLAlchemy. Errors are rewritten as sentences that never include the password
-(URLs are rendered with the password hidden).
+refused in one sentence naming the supported ones), and the class picks the client queries run
+on: DuckDB files are opened read-only with DuckDB's own client so results arrive as Arrow
+(fast, no per-row Python objects); PostgreSQL goes through SQLAlchemy; Spark (``sc://``) through
+a Spark Connect session, results as Arrow. Errors are rewritten as sentences that never include
+a credential (URLs are rendered with the password and any ``;token=`` hidden).
 """
 
 import os
@@ -13,9 +14,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
+from eval_pipelines.dialects.spark import spark_session as open_spark_session
 from eval_pipelines.errors import WarehouseError
 from eval_pipelines.query_cost import (
     QueryCost,
@@ -32,13 +35,38 @@ from eval_pipelines.query_cost import (
     profiling_enabled,
 )
 
+# Credentials passed as ``;name=value`` parameters of a Spark Connect URL (Databricks'
+# ``;token=dapi...``): the value is replaced by ``***``.
+_SECRET_PARAMETER = re.compile(r"(?i)(;\s*[a-z_-]*(?:token|password|secret)[a-z_-]*\s*=)[^;]*")
+
 
 def safe_url(url: str | URL) -> str:
-    """The URL with any password replaced by ``***``."""
+    """The URL with any password and any ``;token=`` (Spark Connect) replaced by ``***``."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        text = make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(url))
+        text = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(url))
+    if "%3b" in text.lower():  # SQLAlchemy percent-encodes a Spark Connect URL's ';' and '='
+        text = unquote(text)
+    return _SECRET_PARAMETER.sub(r"\1***", text)
+
+
+def url_secrets(url: str | URL) -> list[str]:
+    """The credentials written in a URL (its password, ``;token=`` values), to scrub from
+    error messages."""
+    secrets = []
+    try:
+        password = make_url(url).password
+        if password:
+            secrets.append(str(password))
+    except Exception:
+        pass
+    text = unquote(url if isinstance(url, str) else url.render_as_string(hide_password=False))
+    for match in _SECRET_PARAMETER.finditer(text):
+        value = text[match.end(1) : match.end()].strip()
+        if value:
+            secrets.append(value)
+    return secrets
 
 
 MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
@@ -86,8 +114,11 @@ class Warehouse:
             raise WarehouseError(f"warehouse: {safe_url(url)!r} is not a SQLAlchemy URL") from None
         self.dialect_class = dialect_class(written)
         self.url = self.dialect_class.resolve_url(written)
-        self.safe_url = safe_url(written)  # as the user wrote it, password masked
+        self.safe_url = safe_url(written)  # as the user wrote it, credentials masked
+        self._written = str(url)  # Spark Connect reads its own URL syntax, unencoded
+        self._secrets = url_secrets(url)
         self._dialect: SqlDialect | None = None
+        self._spark: Any = None
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
         self._spill: str | None = None
@@ -96,15 +127,24 @@ class Warehouse:
         self._profiled = False  # DuckDB's profiler reports rows and bytes scanned
 
     @property
+    def client(self) -> str:
+        """The client queries run on: ``duckdb``, ``sqlalchemy`` or ``spark-connect``."""
+        return self.dialect_class.client
+
+    @property
     def native_client(self) -> bool:
-        """Whether queries run on DuckDB's own client (else on one SQLAlchemy connection)."""
-        return self.dialect_class.native_client
+        """Whether queries run on DuckDB's own client."""
+        return self.client == "duckdb"
 
     @property
     def dialect(self) -> SqlDialect:
-        """The engine's dialect object, rendering with the engine's SQLAlchemy dialect."""
+        """The engine's dialect object, rendering with the engine's SQLAlchemy dialect (Spark
+        has none: it renders its own)."""
         if self._dialect is None:
-            self._dialect = self.dialect_class(self.engine.dialect)
+            if self.client == "spark-connect":
+                self._dialect = self.dialect_class()
+            else:
+                self._dialect = self.dialect_class(self.engine.dialect)
         return self._dialect
 
     @property
@@ -121,12 +161,33 @@ class Warehouse:
         return self._engine
 
     def _scrub(self, exc: BaseException) -> str:
-        """The error as one line: no SQL echo, no caret diagram, never the password."""
+        """The error as one line: no SQL echo, no caret diagram, no JVM stack, never a
+        credential."""
         text = str(exc).split("\n[SQL:")[0].strip().split("\n\n")[0]
-        password = self.url.password
-        if password:
-            text = text.replace(str(password), "***")
+        text = text.split("\n== SQL")[0].split("\nJVM stacktrace:")[0]
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         return " ".join(text.split())[:500]
+
+    def spark_session(self) -> Any:
+        """One Spark Connect session per Warehouse (its own temporary views), in UTC."""
+        if self._spark is None:
+            try:
+                self._spark = open_spark_session(self._written)
+            except ImportError:
+                raise WarehouseError(
+                    f"warehouse {self.safe_url}: Spark needs pyspark with Spark Connect "
+                    "(pip install 'eval-pipelines[spark]')"
+                ) from None
+            except Exception as exc:
+                raise WarehouseError(
+                    f"warehouse {self.safe_url}: cannot open a Spark Connect session "
+                    f"({type(exc).__name__}: {self._scrub(exc)})"
+                ) from None
+        return self._spark
+
+    def _spark_arrow(self, sql: str) -> pa.Table:
+        return self.spark_session().sql(self.dialect.translate(sql)).toArrow()
 
     @contextmanager
     def _duckdb(self) -> Iterator[Any]:
@@ -162,6 +223,10 @@ class Warehouse:
         return self._connection
 
     def close(self) -> None:
+        if self._spark is not None:
+            with suppress(Exception):
+                self._spark.stop()  # releases the server-side session and its views
+            self._spark = None
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
@@ -179,6 +244,17 @@ class Warehouse:
         name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
         which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
+        if self.client == "spark-connect":
+            for candidate in (statement, self.dialect.create_temporary_view(name, sql)):
+                try:
+                    if candidate is not None:
+                        with self._measured(f"temporary table {name}") as measure:
+                            self._spark_arrow(candidate)
+                            measure.rows_returned = 0  # the rows stay in the warehouse
+                        return True
+                except Exception:
+                    continue
+            return False
         try:
             with self._measured(f"temporary table {name}") as measure:
                 if self.native_client:
@@ -198,7 +274,9 @@ class Warehouse:
         failure here must not hide the error that is being raised."""
         try:
             statement = self.dialect.drop_temporary_table(name)
-            if self.native_client and self._duckdb_connection is not None:
+            if self.client == "spark-connect" and self._spark is not None:
+                self._spark_arrow(statement)
+            elif self.native_client and self._duckdb_connection is not None:
                 self._duckdb_connection.execute(statement)
             elif self._connection is not None:
                 self._connection.execute(sa.text(statement))
@@ -257,6 +335,10 @@ class Warehouse:
         """Run one complete SQL statement; ``purpose`` names it in error messages and in
         :attr:`query_log`."""
         with self._failing(purpose), self._measured(purpose) as measure:
+            if self.client == "spark-connect":
+                frame = self._spark_arrow(sql).to_pandas()
+                measure.rows_returned = len(frame)
+                return frame
             if self.native_client:
                 with self._duckdb() as con:
                     frame = con.execute(sql).fetch_df()
@@ -268,7 +350,13 @@ class Warehouse:
             return frame
 
     def query_arrow(self, sql: str, purpose: str) -> pa.Table:
-        """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB)."""
+        """Like :meth:`query`, as an Arrow table (no Python objects per row on DuckDB and
+        Spark)."""
+        if self.client == "spark-connect":
+            with self._failing(purpose), self._measured(purpose) as measure:
+                table = self._spark_arrow(sql)
+                measure.rows_returned = table.num_rows
+                return table
         if not self.native_client:
             return pa.Table.from_pandas(self.query(sql, purpose), preserve_index=False)
         with self._failing(purpose), self._measured(purpose) as measure, self._duckdb() as con:

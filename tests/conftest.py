@@ -4,6 +4,8 @@ Sections:
   * Isolation -- no test sees the developer's EVAL_* / MLFLOW_* / AWS_* settings, and no test
     writes into the checkout (checked at the end of the session)
   * PostgreSQL -- a real server for ``@pytest.mark.postgres`` tests (see tests/support/postgres.py)
+  * Spark -- a real standalone cluster + Spark Connect server for ``@pytest.mark.spark`` tests
+    (see tests/support/spark.py)
   * MLflow -- a real tracking + registry server (see tests/support/mlflow_server.py)
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from support.postgres import PG_BIN_ENV, PG_URL_ENV, PostgresUnavailable, provide_postgres_url
 from support.s3_server import FAKE_ENV
+from support.spark import SPARK_URL_ENV, SparkUnavailable, provide_spark_url
 
 # ----------------------------------------------------------------------------------------------
 # Isolation from the developer's machine
@@ -33,7 +36,7 @@ PRODUCT_ENV_PREFIXES = ("EVAL_", "MLFLOW_", "AWS_")
 # the variable or passes --results-store).
 RESULTS_STORE_ENV = "EVAL_RESULTS_STORE_URL"
 # Settings of the test harness itself (where PostgreSQL is), not of the product.
-HARNESS_ENV = frozenset({PG_URL_ENV, PG_BIN_ENV, RESULTS_STORE_ENV})
+HARNESS_ENV = frozenset({PG_URL_ENV, PG_BIN_ENV, SPARK_URL_ENV, RESULTS_STORE_ENV})
 
 
 def _product_env_names() -> list[str]:
@@ -189,6 +192,27 @@ def postgres_url() -> Iterator[str]:
         try:
             url = stack.enter_context(provide_postgres_url())
         except PostgresUnavailable as exc:
+            pytest.skip(str(exc))
+        yield url
+
+
+# ----------------------------------------------------------------------------------------------
+# Spark
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def spark_url() -> Iterator[str]:
+    """Spark Connect URL (``sc://127.0.0.1:PORT``) of a standalone cluster (a master, two
+    workers of 1 core and 1g) started once per session and stopped at the end.
+
+    Uses $EVAL_PIPELINES_TEST_SPARK_URL instead when set (``.ci/run`` starts one before the
+    suite); skips when pyspark or Java is missing.
+    """
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(provide_spark_url())
+        except SparkUnavailable as exc:
             pytest.skip(str(exc))
         yield url
 

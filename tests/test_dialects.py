@@ -1,4 +1,5 @@
-"""Each dialect's SQL pieces, executed for real on DuckDB and on a PostgreSQL server.
+"""Each dialect's SQL pieces, executed for real on DuckDB, on a PostgreSQL server and on a
+Spark cluster (through Spark Connect).
 
 Oracles are Python's own: ``int`` arithmetic for the wide sums, ``hashlib.md5`` for the bucket
 hash, ``math.fsum`` for the exact sum of doubles, ``datetime`` for literals and time zones.
@@ -6,16 +7,21 @@ hash, ``math.fsum`` for the exact sum of doubles, ``datetime`` for literals and 
 
 import hashlib
 import math
+import socket
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy.dialects import postgresql
 
-from eval_pipelines.dialects import DuckDB, PostgreSQL, dialect_class, dialect_for
+from eval_pipelines.dialects import DuckDB, PostgreSQL, Spark, dialect_class, dialect_for
 from eval_pipelines.errors import WarehouseError
-from eval_pipelines.warehouse import Warehouse
+from eval_pipelines.warehouse import Warehouse, safe_url
 
-ENGINES = ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
+ENGINES = [
+    "duckdb",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("spark", marks=pytest.mark.spark),
+]
 
 
 @pytest.fixture(params=ENGINES)
@@ -23,6 +29,8 @@ def warehouse(request):
     url = "duckdb:///:memory:"
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
+    if request.param == "spark":
+        url = request.getfixturevalue("spark_url")
     with Warehouse(url) as connected:
         yield connected
 
@@ -107,7 +115,7 @@ def test_column_type_names_and_families(warehouse):
         "(SELECT CAST(1 AS BIGINT) AS id, CAST(0.5 AS DOUBLE PRECISION) AS score, "
         "CAST('a' AS VARCHAR(10)) AS name, TRUE AS flag, "
         "CAST('2026-01-01 00:00:00+00' AS TIMESTAMP WITH TIME ZONE) AS at_tz, "
-        "CAST('2026-01-01 00:00:00' AS TIMESTAMP) AS at)"
+        f"{warehouse.dialect.literal(datetime(2026, 1, 1))} AS at)"  # naive on every engine
     )
     names = warehouse.column_types(sql, "types")
     families = {column: warehouse.dialect.type_family(kind) for column, kind in names.items()}
@@ -128,6 +136,8 @@ def test_column_type_names_and_families(warehouse):
         ("duckdb:///:memory:", DuckDB),
         ("postgresql://eval@db:5432/wh", PostgreSQL),
         ("postgresql+psycopg2://eval:secret@db/wh", PostgreSQL),
+        ("sc://localhost:15002", Spark),
+        ("sc://adb-1.azuredatabricks.net:443/;token=dapi1;x-databricks-cluster-id=0101", Spark),
     ],
 )
 def test_a_url_finds_its_dialect(url, dialect):
@@ -141,8 +151,8 @@ def test_an_unsupported_engine_is_refused_in_one_sentence(url):
     message = str(raised.value)
     engine = url.split(":")[0]
     assert message == (
-        f"warehouse: the engine {engine!r} is not supported; use DuckDB (duckdb://...) or "
-        "PostgreSQL (postgresql://...)"
+        f"warehouse: the engine {engine!r} is not supported; use DuckDB (duckdb://...), "
+        "PostgreSQL (postgresql://...) or Spark (sc://...)"
     )
     assert "hunter22" not in message
 
@@ -153,3 +163,85 @@ def test_a_sqlalchemy_dialect_is_wrapped_and_keeps_its_rendering():
     assert wrapped.quote("Score") == '"Score"'
     assert wrapped.literal("o'k") == "'o''k'"
     assert dialect_for(wrapped) is wrapped
+
+
+def test_spark_quotes_and_renders_literals_without_sqlalchemy():
+    """Backticks; backslash-escaped strings (Spark reads ``\\`` as an escape); doubles with the
+    ``D`` suffix (a bare ``0.5`` is a DECIMAL in Spark); naive timestamps as TIMESTAMP_NTZ."""
+    spark = Spark()
+    assert spark.sqlalchemy is None
+    assert spark.quote("Score") == "`Score`"
+    assert spark.quote("a`b") == "`a``b`"
+    assert spark.literal("it's") == "'it\\'s'"
+    assert spark.literal("a\\b") == "'a\\\\b'"
+    assert spark.literal(True) == "TRUE"
+    assert spark.literal(3) == "3"
+    assert spark.literal(0.5) == "0.5D"
+    assert spark.literal(float("inf")) == "CAST('inf' AS DOUBLE)"
+    assert spark.literal(None) == "NULL"
+    assert spark.literal(datetime(2026, 11, 16)) == "TIMESTAMP_NTZ '2026-11-16 00:00:00'"
+
+
+def test_spark_reads_the_shared_sql_in_its_own_words():
+    spark = Spark()
+    sql = (
+        "WITH w AS NOT MATERIALIZED (SELECT CAST(x AS VARCHAR) AS s, CAST(y AS VARCHAR(3)) AS t, "
+        "CAST(z AS DOUBLE PRECISION) AS d FROM r) "
+        "SELECT GROUPING(s, t, d) AS g, GROUPING(s) AS h FROM w GROUP BY GROUPING SETS ((s), ())"
+    )
+    assert spark.translate(sql) == (
+        "WITH w AS (SELECT CAST(x AS STRING) AS s, CAST(y AS VARCHAR(3)) AS t, "
+        "CAST(z AS DOUBLE) AS d FROM r) "
+        "SELECT (CAST(grouping(s) AS BIGINT) * 4 + CAST(grouping(t) AS BIGINT) * 2 + "
+        "CAST(grouping(d) AS BIGINT) * 1) AS g, CAST(grouping(s) AS INT) AS h "
+        "FROM w GROUP BY GROUPING SETS ((s), ())"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sc://adb-1.azuredatabricks.net:443/;token=dapiSECRET42;x-databricks-cluster-id=0101",
+        "sc://spark.example.com:15002/;user_id=eval;token=dapiSECRET42",
+        "sc://spark.example.com:15002/;TOKEN = dapiSECRET42",
+    ],
+)
+def test_a_spark_connect_token_never_leaks(url):
+    shown = safe_url(url)
+    assert "dapiSECRET42" not in shown and "SECRET42" not in shown
+    assert "***" in shown and shown.startswith("sc://")
+    warehouse = Warehouse(url)
+    assert "SECRET42" not in warehouse.safe_url
+    assert warehouse._scrub(RuntimeError(f"failed on {url}")).count("SECRET42") == 0
+
+
+def test_a_databricks_url_keeps_its_cluster_id_when_shown():
+    shown = safe_url("sc://w:443/;token=dapiX;x-databricks-cluster-id=0101-abc")
+    assert shown == "sc://w:443/;token=***;x-databricks-cluster-id=0101-abc"
+
+
+def test_a_spark_query_error_is_one_sentence_naming_its_purpose(warehouse):
+    """Spark's errors carry the query and the JVM stack: only the first line is kept."""
+    with pytest.raises(WarehouseError) as raised:
+        warehouse.query("SELECT * FROM no_such_table_anywhere", "probe")
+    message = str(raised.value)
+    assert message.startswith(f"warehouse {warehouse.safe_url}: the probe query failed: ")
+    assert "\n" not in message and "JVM" not in message and "\tat " not in message
+
+
+def test_an_unreachable_spark_server_is_one_sentence_without_the_token(monkeypatch):
+    """Spark Connect's retries are bounded by ``$EVAL_SPARK_CONNECT_RETRIES`` (0: at once)."""
+    pytest.importorskip("pyspark.sql.connect.session")
+    monkeypatch.setenv("EVAL_SPARK_CONNECT_RETRIES", "0")
+    with socket.socket() as closed:  # a loopback port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"sc://127.0.0.1:{port}/;token=dapiSECRET42;x-databricks-cluster-id=0101"
+    with Warehouse(url) as warehouse, pytest.raises(WarehouseError) as raised:
+        warehouse.query("SELECT 1", "probe")
+    message = str(raised.value)
+    assert message.startswith(
+        f"warehouse sc://127.0.0.1:{port}/;token=***;x-databricks-cluster-id=0101: "
+        "cannot open a Spark Connect session"
+    )
+    assert "SECRET42" not in message and "\n" not in message

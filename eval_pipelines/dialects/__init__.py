@@ -1,7 +1,8 @@
 """SQL dialects: one class per warehouse engine (see :mod:`eval_pipelines.dialects.base`).
 
-:func:`dialect_class` finds the class of a SQLAlchemy URL (``duckdb:///...``,
-``postgresql://...``) and fails with one sentence naming the supported engines otherwise.
+:func:`dialect_class` finds the class of a warehouse URL (``duckdb:///...``,
+``postgresql://...``, Spark Connect's ``sc://host:port``) and fails with one sentence naming
+the supported engines otherwise.
 A new engine is a new module here with its class added to :data:`DIALECTS`.
 """
 
@@ -10,13 +11,14 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from eval_pipelines.dialects.base import TYPE_FAMILIES, SqlDialect, type_family
 from eval_pipelines.dialects.duckdb import DuckDB
 from eval_pipelines.dialects.postgresql import PostgreSQL
+from eval_pipelines.dialects.spark import Spark
 from eval_pipelines.errors import WarehouseError
 
-DIALECTS: dict[str, type[SqlDialect]] = {d.name: d for d in (DuckDB, PostgreSQL)}
+DIALECTS: dict[str, type[SqlDialect]] = {d.name: d for d in (DuckDB, PostgreSQL, Spark)}
 
 
 def supported_engines() -> str:
-    """``DuckDB (duckdb:///...) or PostgreSQL (postgresql://...)``."""
+    """``DuckDB (duckdb://...), PostgreSQL (postgresql://...) or Spark (sc://...)``."""
     names = [f"{d.title} ({d.name}://...)" for d in DIALECTS.values()]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
@@ -47,6 +49,7 @@ __all__ = [
     "TYPE_FAMILIES",
     "DuckDB",
     "PostgreSQL",
+    "Spark",
     "SqlDialect",
     "dialect_class",
     "dialect_for",

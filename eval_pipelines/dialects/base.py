@@ -9,7 +9,8 @@ branches on it):
 * SQL text: the resample-bucket hash, exact sums (of doubles, and of integers without
   overflow), the UTC reading of a timestamp column per type family, timestamp and interval
   literals, and how a session-private temporary relation is created and dropped;
-* the connection: SQLAlchemy ``connect_args``, whether queries go through DuckDB's own client,
+* the connection: SQLAlchemy ``connect_args``, which client runs the queries (a SQLAlchemy
+  connection, DuckDB's own client, or a Spark Connect session),
   how column types are read without a row, and the type family of each type name;
 * Great Expectations: how its SQL data source is built, and whether it shares our session.
 
@@ -80,9 +81,10 @@ class SqlDialect(ABC):
     # How users and messages call the engine, and a URL that connects to it.
     title: ClassVar[str]
     url_example: ClassVar[str]
-    # True: queries run on the engine's own Python client (DuckDB's, results as Arrow), not on a
-    # SQLAlchemy connection.
-    native_client: ClassVar[bool] = False
+    # Which client the Warehouse runs queries on: ``sqlalchemy`` (one SQLAlchemy connection),
+    # ``duckdb`` (DuckDB's own Python client, results as Arrow) or ``spark-connect`` (a Spark
+    # Connect session, results as Arrow; the engine has no SQLAlchemy dialect).
+    client: ClassVar[str] = "sqlalchemy"
     # True: Great Expectations runs on our own session, so it sees the temporary window table.
     gx_shares_session: ClassVar[bool] = False
     # The engine's type names (lower case, single spaces) -> family; first match wins.
@@ -122,6 +124,18 @@ class SqlDialect(ABC):
     @abstractmethod
     def add_gx_datasource(self, context: Any, warehouse: "Warehouse", name: str) -> Any:
         """A Great Expectations SQL data source on ``warehouse`` (GX already imported)."""
+
+    def gx_batch(self, source: Any, warehouse: "Warehouse", asset: str, query: str) -> Any:
+        """A GX batch of ``query``'s rows from ``source`` (a query asset of a SQL source)."""
+        return (
+            source.add_query_asset(asset, query=query)
+            .add_batch_definition_whole_table("window")
+            .get_batch()
+        )
+
+    def translate(self, sql: str) -> str:
+        """The engine's shared SQL as this engine must read it (as it is, except on Spark)."""
+        return sql
 
     # ------------------------------------------------------------------ quoting and literals
     def quote(self, name: str) -> str:
@@ -172,6 +186,10 @@ class SqlDialect(ABC):
     def create_temporary_table(self, name: str, sql: str) -> str:
         """The statement that stores ``sql``'s rows in a relation private to this session."""
         return f"CREATE TEMPORARY TABLE {name} AS\n{sql}"
+
+    def create_temporary_view(self, name: str, sql: str) -> str | None:
+        """A second choice where the temporary table is refused (``None``: none)."""
+        return None
 
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP TABLE IF EXISTS {name}"

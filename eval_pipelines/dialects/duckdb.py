@@ -33,7 +33,7 @@ class DuckDB(SqlDialect):
     name = "duckdb"
     title = "DuckDB"
     url_example = "duckdb:///:memory:"
-    native_client: ClassVar[bool] = True
+    client: ClassVar[str] = "duckdb"
     gx_shares_session: ClassVar[bool] = True
 
     @classmethod
