@@ -26,8 +26,9 @@ GX is imported only when :func:`run_expectations` or :func:`check_user_expectati
 
 import difflib
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -702,6 +703,15 @@ def check_user_expectation(user: UserExpectation) -> str | None:
 
 # ---------------------------------------------------------------------------- running
 @dataclass
+class SuiteProfile:
+    """Where :func:`run_suites` spent its time: seconds and statements sent, per asset
+    (``context`` is the GX context and data source set-up, before any asset)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class Outcome:
     planned: Planned
     success: bool
@@ -710,39 +720,59 @@ class Outcome:
 
 
 def run_suites(
-    warehouse: Warehouse, assets: dict[str, str], plans: dict[str, list[Planned]]
+    warehouse: Warehouse,
+    assets: dict[str, str],
+    plans: dict[str, list[Planned]],
+    profile: SuiteProfile | None = None,
 ) -> list[Outcome]:
     """Validate each asset's planned expectations in the warehouse (one GX run per asset)."""
-    from eval_pipelines.gx_compat import add_warehouse_datasource, gx_context, import_gx
+    from eval_pipelines.gx_compat import (
+        add_warehouse_datasource,
+        count_statements,
+        gx_context,
+        import_gx,
+    )
 
+    profile = profile if profile is not None else SuiteProfile()
     gx = import_gx()
+    started = time.perf_counter()
     context = gx_context(gx)
     source = add_warehouse_datasource(context, warehouse)
+    profile.seconds["context"] = time.perf_counter() - started
     outcomes: list[Outcome] = []
     for table, plan in plans.items():
         if not plan:
             continue
-        asset = source.add_query_asset(table, query=assets[table])
-        batch = asset.add_batch_definition_whole_table("window").get_batch()
-        suite = gx.ExpectationSuite(f"eval_{table}")
-        by_id = {}
-        for index, item in enumerate(plan):
-            # Ephemeral suites assign no ids: tag each expectation to match its result.
-            key = f"{table}-{index}"
-            meta = {**(item.expectation.meta or {}), "eval_pipelines_key": key}
-            suite.add_expectation(item.expectation.copy(update={"meta": meta}))
-            by_id[key] = item
-        run = batch.validate(suite, result_format=RESULT_FORMAT)
-        results = {
-            (r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results
-        }
-        for expectation_id, item in by_id.items():
-            result = results.get(expectation_id)
-            if result is None:
-                outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
-                continue
-            info = result.exception_info or {}
-            raised = info.get("raised_exception") if isinstance(info, dict) else False
-            error = info.get("exception_message") if raised else None
-            outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
+        started = time.perf_counter()
+        with count_statements(source) as sent:
+            outcomes += _run_suite(gx, source, table, assets[table], plan)
+        profile.seconds[table] = time.perf_counter() - started
+        profile.statements[table] = sent[0]
+    return outcomes
+
+
+def _run_suite(gx: Any, source: Any, table: str, query: str, plan: list[Planned]) -> list[Outcome]:
+    """One asset's suite, validated in one GX run."""
+    outcomes: list[Outcome] = []
+    asset = source.add_query_asset(table, query=query)
+    batch = asset.add_batch_definition_whole_table("window").get_batch()
+    suite = gx.ExpectationSuite(f"eval_{table}")
+    by_id = {}
+    for index, item in enumerate(plan):
+        # Ephemeral suites assign no ids: tag each expectation to match its result.
+        key = f"{table}-{index}"
+        meta = {**(item.expectation.meta or {}), "eval_pipelines_key": key}
+        suite.add_expectation(item.expectation.copy(update={"meta": meta}))
+        by_id[key] = item
+    run = batch.validate(suite, result_format=RESULT_FORMAT)
+    results = {(r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results}
+    for expectation_id, item in by_id.items():
+        result = results.get(expectation_id)
+        if result is None:
+            outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
+            continue
+        info = result.exception_info or {}
+        raised = info.get("raised_exception") if isinstance(info, dict) else False
+        error = info.get("exception_message") if raised else None
+        outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
     return outcomes

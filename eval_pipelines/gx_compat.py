@@ -32,6 +32,8 @@ its window asset is the window join as a query.
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from eval_pipelines.warehouse import Warehouse
@@ -104,3 +106,22 @@ def add_warehouse_datasource(context: Any, warehouse: Warehouse, name: str = "wa
 def shares_session(warehouse: Warehouse) -> bool:
     """Whether GX sees the Warehouse's session (and so its temporary window table)."""
     return warehouse.dialect_class.gx_shares_session
+
+
+@contextmanager
+def count_statements(source: Any) -> Iterator[list[int]]:
+    """Count the statements GX sends through ``source``'s SQLAlchemy engine inside the
+    ``with`` body (``[n]``, filled in as they run): the input checks' query profile."""
+    from sqlalchemy import event
+
+    engine = source.get_engine()
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

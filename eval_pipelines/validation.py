@@ -19,7 +19,9 @@ returning ``CheckResult``s can be added.
 
 import difflib
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -55,6 +57,11 @@ class ValidationReport:
     window: str
     results: list[CheckResult] = field(default_factory=list)
     per_version: list[dict] = field(default_factory=list)
+    # Where the checks' time went (seconds per check or query; run.json ``timings_s`` as
+    # ``input_checks.<name>``) and how many statements they sent to the warehouse. Not part
+    # of validation.json, which stays the same on every run.
+    timings: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -299,15 +306,21 @@ class WarehouseExpectations:
 
     def __init__(self, versions: list[str]) -> None:
         self.versions = versions
+        # Seconds per step (``gx_import``, ``row_count_history``, ``gx.<asset>``) and GX's
+        # statements per asset (``gx.<asset>``).
+        self.timings: dict[str, float] = {}
+        self.statements: dict[str, int] = {}
 
     def run(self, context: CheckContext) -> list[CheckResult]:
         from eval_pipelines import expectations as ex
         from eval_pipelines.gx_compat import import_gx, shares_session
 
         spec, builder, window = context.spec, context.builder, context.window
-        gx = import_gx()
+        with timed(self.timings, "gx_import"):
+            gx = import_gx()
         results: list[CheckResult] = []
-        bounds, notes = self.row_count_bounds(context)
+        with timed(self.timings, "row_count_history"):
+            bounds, notes = self.row_count_bounds(context)
         results += notes
         columns = {}
         if spec.validation.expectations:
@@ -330,8 +343,11 @@ class WarehouseExpectations:
             plans[item.table].append(item)
         shared = shares_session(context.warehouse) and builder.window_table is not None
         assets = self.asset_queries(context, shared)
-        for outcome in ex.run_suites(context.warehouse, assets, plans):
+        profile = ex.SuiteProfile()
+        for outcome in ex.run_suites(context.warehouse, assets, plans, profile):
             results.append(_check_result(outcome))
+        self.timings.update({f"gx.{k}": v for k, v in profile.seconds.items()})
+        self.statements.update({f"gx.{k}": v for k, v in profile.statements.items()})
         return results
 
     @staticmethod
@@ -437,6 +453,16 @@ def _check_result(outcome) -> CheckResult:
     )
 
 
+@contextmanager
+def timed(timings: MutableMapping[str, float], name: str) -> Iterator[None]:
+    """Add the ``with`` body's wall seconds to ``timings[name]`` (also when it raises)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+
 def _source_name(source) -> str:
     return source.table if source.table else f"query {source.query!r}"
 
@@ -456,22 +482,34 @@ def validate_window(
     """
     context = CheckContext(spec, window, warehouse, builder)
     report = ValidationReport(window=str(window))
-    report.results += RequiredColumns().run(context)
-    if not report.passed:
+    clock = report.timings
+    before = warehouse.statements
+    try:
+        with timed(clock, "columns"):
+            report.results += RequiredColumns().run(context)
+        if not report.passed:
+            return report, builder
+        if prepare is not None:
+            with timed(clock, "window_table"):
+                builder = prepare()
+            context = CheckContext(spec, window, warehouse, builder)
+        contents = WindowContents()
+        with timed(clock, "window_contents"):
+            report.results += contents.run(context)
+        frame = contents.per_version
+        if report.passed and frame is not None:
+            versions = [str(v) for v in frame["model_version"] if v is not None]
+            expectations = WarehouseExpectations(versions)
+            report.results += expectations.run(context)
+            clock.update(expectations.timings)
+            report.statements.update(expectations.statements)
+        with timed(clock, "labels_unique"):
+            report.results += LabelsUnique().run(context)
+        if contents.per_version is not None:
+            report.per_version = [
+                {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                for row in contents.per_version.to_dict(orient="records")
+            ]
         return report, builder
-    if prepare is not None:
-        builder = prepare()
-        context = CheckContext(spec, window, warehouse, builder)
-    contents = WindowContents()
-    report.results += contents.run(context)
-    frame = contents.per_version
-    if report.passed and frame is not None:
-        versions = [str(v) for v in frame["model_version"] if v is not None]
-        report.results += WarehouseExpectations(versions).run(context)
-    report.results += LabelsUnique().run(context)
-    if contents.per_version is not None:
-        report.per_version = [
-            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in contents.per_version.to_dict(orient="records")
-        ]
-    return report, builder
+    finally:
+        report.statements["warehouse"] = warehouse.statements - before

@@ -71,6 +71,9 @@ class Warehouse:
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
         self._spill: str | None = None
+        # Statements this Warehouse ran (queries, type probes, temporary tables): the input
+        # checks' profile counts them.
+        self.statements = 0
         self._connection: sa.Connection | None = None
 
     @property
@@ -155,6 +158,7 @@ class Warehouse:
         name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
         which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
+        self.statements += 1
         try:
             if self.native_client:
                 with self._duckdb() as con:
@@ -189,6 +193,7 @@ class Warehouse:
     def _failing(self, purpose: str) -> Iterator[None]:
         """Any failure of a query as one WarehouseError sentence naming its ``purpose``; the
         SQLAlchemy connection is rolled back so the session's temporary tables stay usable."""
+        self.statements += 1
         try:
             yield
         except WarehouseError:
