@@ -40,6 +40,8 @@ from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
 RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
+# The first run of each suite: BASIC's counts, no example values (see ``_run_suite``).
+COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
 EXAMPLES = 3
 LABEL_VALUES = (0, 1)
 FINITE_MAX = 1.7976931348623157e308
@@ -61,6 +63,7 @@ class Planned:
     describe: Callable[[dict[str, Any]], str]  # the failure message, from GX's result dict
     passed: str  # the message when it passed ("" : describe() words both outcomes)
     version: str | None = None
+    examples: bool = True  # whether describe() shows example values (``_examples``)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -196,6 +199,7 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
                     lambda r, v=v: _coverage_message(spec, v, r),
                     "",
                     version=version,
+                    examples=False,
                 )
             )
     return plan
@@ -752,22 +756,51 @@ def run_suites(
 
 
 def _run_suite(gx: Any, source: Any, table: str, query: str, plan: list[Planned]) -> list[Outcome]:
-    """One asset's suite, validated in one GX run."""
-    outcomes: list[Outcome] = []
+    """One asset's suite, validated in one GX run that fetches counts only; then, only for
+    the expectations that found unexpected values, one more run that fetches examples.
+
+    GX resolves the aggregate metrics of one domain (the asset, per row condition) in one
+    bundled query, but fetches each expectation's example values with a query of its own:
+    ``SELECT col ... WHERE <unexpected> LIMIT 20``. On clean data that query returns nothing
+    yet reads the whole domain, and for ``expect_column_values_to_be_unique`` it is a window
+    function over every id (as costly as the count itself). With ``partial_unexpected_count``
+    0 the example query is ``LIMIT 0``, which the warehouse answers without reading a row;
+    the second run asks for the examples where there are some, so results and messages are
+    those of one ``BASIC`` run.
+    """
     asset = source.add_query_asset(table, query=query)
     batch = asset.add_batch_definition_whole_table("window").get_batch()
+    counts = _validate(gx, batch, table, plan, COUNTS_ONLY)
+    again = [item for item, outcome in zip(plan, counts, strict=True) if _wants_examples(outcome)]
+    if not again:
+        return counts
+    rerun = _validate(gx, batch, table, again, RESULT_FORMAT)
+    examples = dict(zip(map(id, again), rerun, strict=True))
+    return [examples.get(id(item), outcome) for item, outcome in zip(plan, counts, strict=True)]
+
+
+def _wants_examples(outcome: Outcome) -> bool:
+    """Whether the message of ``outcome`` (see ``validation._check_result``) would show
+    example values that the counts-only run did not fetch."""
+    item = outcome.planned
+    worded = not outcome.success or not item.passed
+    return outcome.error is None and worded and item.examples and _count(outcome.result) > 0
+
+
+def _validate(
+    gx: Any, batch: Any, table: str, plan: list[Planned], result_format: Any
+) -> list[Outcome]:
+    """``plan``'s expectations validated as one suite on ``batch``, in plan order."""
     suite = gx.ExpectationSuite(f"eval_{table}")
-    by_id = {}
     for index, item in enumerate(plan):
         # Ephemeral suites assign no ids: tag each expectation to match its result.
-        key = f"{table}-{index}"
-        meta = {**(item.expectation.meta or {}), "eval_pipelines_key": key}
+        meta = {**(item.expectation.meta or {}), "eval_pipelines_key": f"{table}-{index}"}
         suite.add_expectation(item.expectation.copy(update={"meta": meta}))
-        by_id[key] = item
-    run = batch.validate(suite, result_format=RESULT_FORMAT)
+    run = batch.validate(suite, result_format=result_format)
     results = {(r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results}
-    for expectation_id, item in by_id.items():
-        result = results.get(expectation_id)
+    outcomes: list[Outcome] = []
+    for index, item in enumerate(plan):
+        result = results.get(f"{table}-{index}")
         if result is None:
             outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
             continue

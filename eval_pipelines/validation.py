@@ -18,11 +18,12 @@ returning ``CheckResult``s can be added.
 """
 
 import difflib
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -355,18 +356,19 @@ class WarehouseExpectations:
         from eval_pipelines import expectations as ex
 
         b, spec, window = context.builder, context.spec, context.window
-        p, lab = spec.predictions, spec.labels
+        p = spec.predictions
         in_window = (
             f"{b.pred_ts('p')} >= {b.literal(window.start)} "
             f"AND {b.pred_ts('p')} < {b.literal(window.end)}"
         )
         if shared:
             window_sql = f"SELECT * FROM {b.window_table}"
-            ids = f"SELECT id FROM {b.window_table}"
+            labels_sql = b.window_labels(window)
         else:
             # GX wants query assets to start with SELECT; the template starts with comments.
+            # It cannot see this session's temporary tables.
             window_sql = f"SELECT * FROM (\n{b.window_join(window)}\n) AS w"
-            ids = f"SELECT p.{b.ident(p.id)} FROM {b.source(p)} AS p WHERE {in_window}"
+            labels_sql = f"SELECT * FROM (\n{b.window_labels_query(window)}\n) AS l"
         return {
             "window": window_sql,
             "predictions": f"SELECT * FROM {b.source(p)} AS p WHERE {in_window}",
@@ -374,7 +376,7 @@ class WarehouseExpectations:
                 f"SELECT {b.pred_ts('p')} AS {ex.PREDICTION_TIME_UTC} "
                 f"FROM {b.source(p)} AS p WHERE {in_window}"
             ),
-            "labels": f"SELECT l.* FROM {b.source(lab)} AS l WHERE l.{b.ident(lab.id)} IN ({ids})",
+            "labels": labels_sql,
         }
 
     def row_count_bounds(
@@ -484,6 +486,7 @@ def validate_window(
     report = ValidationReport(window=str(window))
     clock = report.timings
     before = warehouse.statements
+    labels_table: SqlBuilder | None = None
     try:
         with timed(clock, "columns"):
             report.results += RequiredColumns().run(context)
@@ -492,7 +495,9 @@ def validate_window(
         if prepare is not None:
             with timed(clock, "window_table"):
                 builder = prepare()
-            context = CheckContext(spec, window, warehouse, builder)
+            with timed(clock, "window_labels_table"):
+                labels_table = _materialize_window_labels(warehouse, builder, window)
+            context = CheckContext(spec, window, warehouse, labels_table or builder)
         contents = WindowContents()
         with timed(clock, "window_contents"):
             report.results += contents.run(context)
@@ -512,4 +517,22 @@ def validate_window(
             ]
         return report, builder
     finally:
+        if labels_table is not None and labels_table.window_labels_table is not None:
+            warehouse.drop_temporary_table(labels_table.window_labels_table)
         report.statements["warehouse"] = warehouse.statements - before
+
+
+def _materialize_window_labels(
+    warehouse: Warehouse, builder: SqlBuilder, window: Window
+) -> SqlBuilder | None:
+    """With the window materialised, the labels of its predictions too (one semi-join of the
+    labels source instead of one per query: GX reads the ``labels`` asset about three times,
+    and the label uniqueness check once more). ``builder`` reading that table, or ``None``
+    when there is no window table or the warehouse refuses another temporary table."""
+    if builder.window_table is None:
+        return None
+    sql = builder.window_labels_query(window)
+    name = "eval_window_labels_" + hashlib.sha256(sql.encode()).hexdigest()[:12]
+    if not warehouse.create_temporary_table(name, sql):
+        return None
+    return replace(builder, window_labels_table=name)
