@@ -748,7 +748,7 @@ def run_suites(
         if not plan:
             continue
         started = time.perf_counter()
-        with count_statements(source) as sent:
+        with count_statements() as sent:
             outcomes += _run_suite(gx, source, table, assets[table], plan)
         profile.seconds[table] = time.perf_counter() - started
         profile.statements[table] = sent[0]

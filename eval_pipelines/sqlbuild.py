@@ -573,8 +573,14 @@ class SqlBuilder:
             "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
             f"{value(self.spec) if callable(value) else value}"
         )
+        # Casting every id to text only to find blank ones cost a fifth of this scan; an id
+        # whose type is known to be an integer or a UUID cannot be blank (same result type).
+        blank = "CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' THEN 1 ELSE 0 END"
+        if self._family("predictions.id") in {"integer", "uuid"}:
+            blank = "0"
         return template("window_checks").format(
             window=self.window(window),
+            blank_id=f"SUM({blank})",
             content_hash=self.dialect.integer_sum(self.hash32(row_text)),
         )
 
