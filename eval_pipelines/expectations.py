@@ -787,6 +787,20 @@ def _wants_examples(outcome: Outcome) -> bool:
     return outcome.error is None and worded and item.examples and _count(outcome.result) > 0
 
 
+def _raised(info: Any) -> str | None:
+    """The error message in a GX result's ``exception_info``, if it raised: either one
+    ``{"raised_exception", "exception_message", ...}`` dict, or (when a metric failed) one
+    such dict per metric id."""
+    if not isinstance(info, dict):
+        return None
+    if "raised_exception" in info:
+        return info.get("exception_message") if info.get("raised_exception") else None
+    for nested in info.values():
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return nested.get("exception_message") or "a metric raised an exception"
+    return None
+
+
 def _validate(
     gx: Any, batch: Any, table: str, plan: list[Planned], result_format: Any
 ) -> list[Outcome]:
@@ -804,8 +818,6 @@ def _validate(
         if result is None:
             outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
             continue
-        info = result.exception_info or {}
-        raised = info.get("raised_exception") if isinstance(info, dict) else False
-        error = info.get("exception_message") if raised else None
+        error = _raised(result.exception_info)
         outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
     return outcomes

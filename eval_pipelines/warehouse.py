@@ -52,6 +52,25 @@ def _limit_memory(connection: Any) -> str | None:
     return spill
 
 
+def _create_within_memory(connection: Any, statement: str) -> None:
+    """Run ``statement`` (a ``CREATE TEMPORARY TABLE ... AS``) on DuckDB; if it runs out of
+    memory, once more on one thread. Each thread of the join that fills the table holds its
+    own buffers, which do not spill: under a cap of 30MB a 10M-row window failed on 2 threads
+    and fit on one, and a failure here used to send every check back to re-joining the sources
+    (the window checks query then ran out of memory too, as at 100M rows under 400MB)."""
+    import duckdb
+
+    try:
+        connection.execute(statement)
+    except duckdb.OutOfMemoryException:
+        threads = connection.execute("SELECT current_setting('threads')").fetchone()[0]
+        connection.execute("SET threads = 1")
+        try:
+            connection.execute(statement)
+        finally:
+            connection.execute(f"SET threads = {int(threads)}")
+
+
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -162,7 +181,7 @@ class Warehouse:
         try:
             if self.native_client:
                 with self._duckdb() as con:
-                    con.execute(statement)
+                    _create_within_memory(con, statement)
             else:
                 self.sqlalchemy_connection().execute(sa.text(statement.replace(":", r"\:")))
             return True
