@@ -1,5 +1,5 @@
 -- Labels must be unique per prediction id, or the join would count a prediction twice.
--- {window_labels}: the labels of the window's predictions (sql/window_labels.sql, or the
+-- Read from the labels of the window's predictions (sql/window_labels.sql, or the
 -- session-private table holding them). Counted with window functions, which sort and spill
 -- to disk under a memory cap, where a GROUP BY over every id (a hash table as large as the
 -- ids) ran out of memory (DuckDB capped at 40MB for a 10M-row window).
