@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from eval_pipelines import gx_compat
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
@@ -492,6 +493,7 @@ def validate_window(
             report.results += RequiredColumns().run(context)
         if not report.passed:
             return report, builder
+        gx_compat.start_import()  # overlaps the window join; GX runs after the contents
         if prepare is not None:
             with timed(clock, "window_table"):
                 builder = prepare()
