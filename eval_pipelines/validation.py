@@ -534,7 +534,7 @@ def _materialize_window_labels(
     if builder.window_table is None:
         return None
     sql = builder.window_labels_query(window)
-    name = "eval_window_labels_" + hashlib.sha256(sql.encode()).hexdigest()[:12]
+    name = "eval_labels_" + hashlib.sha256(sql.encode()).hexdigest()[:12]
     if not warehouse.create_temporary_table(name, sql):
         return None
     return replace(builder, window_labels_table=name)
