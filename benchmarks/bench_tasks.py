@@ -449,6 +449,7 @@ def child_ours(bench: TaskBench, config: dict) -> dict:
         },
         "wall_s": wall,
         "timings": evaluation.timings,
+        "input_statements": evaluation.input_statements,
         "slice_groups": int(metrics["slice"].nunique()),
         "decision": verdict.decision,
         "overall": {
@@ -612,8 +613,16 @@ def bench_task(task: str, args: argparse.Namespace, workdir: Path) -> None:
         print(f"pandas / ours (speed-up): {other['wall_s'] / ours['wall_s']:.1f}x")
     print(f"ours / bare scan:         {ours['wall_s'] / bare:.1f}x")
     print(f"ours peak RSS:            {ours['peak_rss_mb']:.0f} MB (target < 1024 MB)")
-    steps = ", ".join(f"{k} {v:.2f}" for k, v in ours["timings"].items())
+    timings = ours["timings"]
+    steps = ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if "." not in k)
     print(f"ours, seconds per step: {steps}")
+    checks = ", ".join(
+        f"{k.split('.', 1)[1]} {v:.2f}" for k, v in timings.items() if k.startswith("input_checks.")
+    )
+    print(f"ours, input checks (s): {checks}")
+    sent = ours["input_statements"]
+    statements = ", ".join(f"{k} {v}" for k, v in sent.items())
+    print(f"ours, input checks statements: {sum(sent.values())} ({statements})")
     print("consistency (overall; ours, pandas, |difference|):")
     width = max(len(key) for key in ours["overall"])
     for key, value in ours["overall"].items():

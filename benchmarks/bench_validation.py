@@ -114,6 +114,7 @@ def child(approach: str, spec_path: str, week: str) -> dict:
             checks = len(report.results)
             passed = report.passed
             rows = int(sum(r["n"] for r in report.per_version))
+            timings, statements = report.timings, report.statements
         else:
             context = CheckContext(spec, window, warehouse, builder)
             results = RequiredColumns().run(context)
@@ -126,6 +127,7 @@ def child(approach: str, spec_path: str, week: str) -> dict:
             checks = len(results) + 5 * len(frame)
             passed = all(r.passed for r in results) and int(frame["n_bad_score"].sum()) == 0
             rows = int(frame["n"].sum())
+            timings, statements = {}, {"warehouse": warehouse.statements}
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,
@@ -134,6 +136,8 @@ def child(approach: str, spec_path: str, week: str) -> dict:
         "checks": checks,
         "passed": passed,
         "window_rows": rows,
+        "timings": timings,
+        "statements": statements,
     }
 
 
@@ -198,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {name} | {r['checks']} | {r['passed']} | {r['wall_s']:.2f} | "
                 f"{r['gx_import_s']:.2f} | {r['process_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+            )
+        for name, r in results.items():
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
+            sent = r["statements"]
+            print(f"{name}, seconds per check: {steps or '-'}")
+            print(
+                f"{name}, statements: {sum(sent.values())} "
+                f"({', '.join(f'{k} {v}' for k, v in sent.items())})"
             )
         full, base = results["full"], results["baseline"]
         print(

@@ -26,8 +26,9 @@ GX is imported only when :func:`run_expectations` or :func:`check_user_expectati
 
 import difflib
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,8 @@ from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window
 
 RESULT_FORMAT = "BASIC"  # counts plus up to 20 example values; never every unexpected row
+# The first run of each suite: BASIC's counts, no example values (see ``_run_suite``).
+COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
 EXAMPLES = 3
 LABEL_VALUES = (0, 1)
 FINITE_MAX = 1.7976931348623157e308
@@ -61,6 +64,7 @@ class Planned:
     describe: Callable[[dict[str, Any]], str]  # the failure message, from GX's result dict
     passed: str  # the message when it passed ("" : describe() words both outcomes)
     version: str | None = None
+    examples: bool = True  # whether describe() shows example values (``_examples``)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -196,6 +200,7 @@ def window_plan(spec: EvalSpec, versions: list[str], gx: Any) -> list[Planned]:
                     lambda r, v=v: _coverage_message(spec, v, r),
                     "",
                     version=version,
+                    examples=False,
                 )
             )
     return plan
@@ -703,6 +708,15 @@ def check_user_expectation(user: UserExpectation) -> str | None:
 
 # ---------------------------------------------------------------------------- running
 @dataclass
+class SuiteProfile:
+    """Where :func:`run_suites` spent its time: seconds and statements sent, per asset
+    (``context`` is the GX context and data source set-up, before any asset)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class Outcome:
     planned: Planned
     success: bool
@@ -711,40 +725,102 @@ class Outcome:
 
 
 def run_suites(
-    warehouse: Warehouse, assets: dict[str, str], plans: dict[str, list[Planned]]
+    warehouse: Warehouse,
+    assets: dict[str, str],
+    plans: dict[str, list[Planned]],
+    profile: SuiteProfile | None = None,
 ) -> list[Outcome]:
     """Validate each asset's planned expectations in the warehouse (one GX run per asset)."""
-    from eval_pipelines.gx_compat import add_warehouse_datasource, gx_context, import_gx
+    from eval_pipelines.gx_compat import (
+        add_warehouse_datasource,
+        count_statements,
+        gx_context,
+        import_gx,
+    )
 
+    profile = profile if profile is not None else SuiteProfile()
     gx = import_gx()
+    started = time.perf_counter()
     context = gx_context(gx)
     source = add_warehouse_datasource(context, warehouse)
+    profile.seconds["context"] = time.perf_counter() - started
     outcomes: list[Outcome] = []
     for table, plan in plans.items():
         if not plan:
             continue
-        suite = gx.ExpectationSuite(f"eval_{table}")
-        by_id = {}
-        for index, item in enumerate(plan):
-            # Ephemeral suites assign no ids: tag each expectation to match its result.
-            key = f"{table}-{index}"
-            meta = {**(item.expectation.meta or {}), "eval_pipelines_key": key}
-            suite.add_expectation(item.expectation.copy(update={"meta": meta}))
-            by_id[key] = item
+        started = time.perf_counter()
         # GX runs its own queries: one cost entry per asset, wall time only.
-        with warehouse.measured(f"expectations on {table}", GX_ENGINE):
-            batch = warehouse.dialect.gx_batch(source, warehouse, table, assets[table])
-            run = batch.validate(suite, result_format=RESULT_FORMAT)
-        results = {
-            (r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results
-        }
-        for expectation_id, item in by_id.items():
-            result = results.get(expectation_id)
-            if result is None:
-                outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
-                continue
-            info = result.exception_info or {}
-            raised = info.get("raised_exception") if isinstance(info, dict) else False
-            error = info.get("exception_message") if raised else None
-            outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
+        with count_statements() as sent, warehouse.measured(f"expectations on {table}", GX_ENGINE):
+            outcomes += _run_suite(gx, warehouse, source, table, assets[table], plan)
+        profile.seconds[table] = time.perf_counter() - started
+        profile.statements[table] = sent[0]
+    return outcomes
+
+
+def _run_suite(
+    gx: Any, warehouse: Warehouse, source: Any, table: str, query: str, plan: list[Planned]
+) -> list[Outcome]:
+    """One asset's suite, validated in one GX run that fetches counts only; then, only for
+    the expectations that found unexpected values, one more run that fetches examples.
+
+    GX resolves the aggregate metrics of one domain (the asset, per row condition) in one
+    bundled query, but fetches each expectation's example values with a query of its own:
+    ``SELECT col ... WHERE <unexpected> LIMIT 20``. On clean data that query returns nothing
+    yet reads the whole domain, and for ``expect_column_values_to_be_unique`` it is a window
+    function over every id (as costly as the count itself). With ``partial_unexpected_count``
+    0 the example query is ``LIMIT 0``, which the warehouse answers without reading a row;
+    the second run asks for the examples where there are some, so results and messages are
+    those of one ``BASIC`` run.
+    """
+    batch = warehouse.dialect.gx_batch(source, warehouse, table, query)
+    counts = _validate(gx, batch, table, plan, COUNTS_ONLY)
+    again = [item for item, outcome in zip(plan, counts, strict=True) if _wants_examples(outcome)]
+    if not again:
+        return counts
+    rerun = _validate(gx, batch, table, again, RESULT_FORMAT)
+    examples = dict(zip(map(id, again), rerun, strict=True))
+    return [examples.get(id(item), outcome) for item, outcome in zip(plan, counts, strict=True)]
+
+
+def _wants_examples(outcome: Outcome) -> bool:
+    """Whether the message of ``outcome`` (see ``validation._check_result``) would show
+    example values that the counts-only run did not fetch."""
+    item = outcome.planned
+    worded = not outcome.success or not item.passed
+    return outcome.error is None and worded and item.examples and _count(outcome.result) > 0
+
+
+def _raised(info: Any) -> str | None:
+    """The error message in a GX result's ``exception_info``, if it raised: either one
+    ``{"raised_exception", "exception_message", ...}`` dict, or (when a metric failed) one
+    such dict per metric id."""
+    if not isinstance(info, dict):
+        return None
+    if "raised_exception" in info:
+        return info.get("exception_message") if info.get("raised_exception") else None
+    for nested in info.values():
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return nested.get("exception_message") or "a metric raised an exception"
+    return None
+
+
+def _validate(
+    gx: Any, batch: Any, table: str, plan: list[Planned], result_format: Any
+) -> list[Outcome]:
+    """``plan``'s expectations validated as one suite on ``batch``, in plan order."""
+    suite = gx.ExpectationSuite(f"eval_{table}")
+    for index, item in enumerate(plan):
+        # Ephemeral suites assign no ids: tag each expectation to match its result.
+        meta = {**(item.expectation.meta or {}), "eval_pipelines_key": f"{table}-{index}"}
+        suite.add_expectation(item.expectation.copy(update={"meta": meta}))
+    run = batch.validate(suite, result_format=result_format)
+    results = {(r.expectation_config.meta or {}).get("eval_pipelines_key"): r for r in run.results}
+    outcomes: list[Outcome] = []
+    for index, item in enumerate(plan):
+        result = results.get(f"{table}-{index}")
+        if result is None:
+            outcomes.append(Outcome(item, False, {}, "Great Expectations returned no result"))
+            continue
+        error = _raised(result.exception_info)
+        outcomes.append(Outcome(item, bool(result.success), dict(result.result or {}), error))
     return outcomes

@@ -32,12 +32,17 @@ its window asset is the window join as a query.
 
 import logging
 import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from eval_pipelines.warehouse import Warehouse
 
 GX_VERSION_PATCHED = "1.24"
 _patched = False
+_background: threading.Thread | None = None
 
 
 class _DuckDBDialectName(str):
@@ -46,8 +51,28 @@ class _DuckDBDialectName(str):
     value = "duckdb"
 
 
-def import_gx() -> Any:
-    """``great_expectations``, imported once, analytics off, progress bars quiet, patched."""
+def start_import() -> None:
+    """Begin importing GX on a background thread (idempotent). The input checks call this
+    before the window join: the join runs in DuckDB without the GIL, so the import (3-6 s of
+    Python) overlaps it instead of following it. :func:`import_gx` waits for it."""
+    global _background
+    if _background is not None or "great_expectations" in sys.modules:
+        return
+    _background = threading.Thread(target=_import_quietly, name="eval-gx-import", daemon=True)
+    _background.start()
+
+
+def _import_quietly() -> None:
+    # An import error is raised again by the foreground import_gx(), where it is reported.
+    with suppress(Exception):
+        import_gx(wait=False)
+
+
+def import_gx(wait: bool = True) -> Any:
+    """``great_expectations``, imported once, analytics off, progress bars quiet, patched.
+    Waits for an import begun by :func:`start_import` rather than racing it."""
+    if wait and _background is not None:
+        _background.join()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
@@ -104,3 +129,23 @@ def add_warehouse_datasource(context: Any, warehouse: Warehouse, name: str = "wa
 def shares_session(warehouse: Warehouse) -> bool:
     """Whether GX sees the Warehouse's session (and so its temporary window table)."""
     return warehouse.dialect_class.gx_shares_session
+
+
+@contextmanager
+def count_statements() -> Iterator[list[int]]:
+    """Count the statements sent through SQLAlchemy inside the ``with`` body (``[n]``, filled
+    in as they run): GX's part of the input checks' query profile. GX builds its execution
+    engine per batch, so the count listens on every engine for the duration."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)

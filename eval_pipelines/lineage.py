@@ -98,6 +98,7 @@ def run_record(evaluation, runs: Mapping[str, str | None] | None = None) -> dict
         "query_costs": cost["queries"],
         "cost": cost["cost"],
         "timings_s": {k: round(v, 4) for k, v in evaluation.timings.items()},
+        "input_check_statements": evaluation.input_statements,
         "packages": package_versions(),
         "code_version": code_version(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

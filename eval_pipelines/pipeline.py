@@ -6,6 +6,7 @@ run them as separate steps and a notebook user can call :func:`evaluate` once.
 """
 
 import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,6 +58,9 @@ class Evaluation:
     coverage: pd.DataFrame
     queries: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    # Statements the input checks sent to the warehouse, by who sent them (``warehouse``:
+    # ours; ``gx.<asset>``: Great Expectations'), as ``input_check_statements`` in run.json.
+    input_statements: dict[str, int] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     # Size of the sufficient statistics: what the aggregate query returned, not the rows.
     statistics: dict[str, int] = field(default_factory=dict)
@@ -296,10 +300,14 @@ def evaluate(
 
     try:
         with progress.step("input checks", timings, "validation_s"):
+            started, sent = time.perf_counter(), warehouse.statements
             builder = builder.with_column_types(
                 check_column_types(spec, window, warehouse, builder)
             )
+            timings["input_checks.column_types"] = time.perf_counter() - started
             validation, builder = validate_window(spec, window, warehouse, builder, materialize)
+            timings.update({f"input_checks.{k}": v for k, v in validation.timings.items()})
+            validation.statements["warehouse"] = warehouse.statements - sent
             validation.raise_if_failed()
         evaluation = _evaluate_valid(
             spec, window, warehouse, builder, validation, queries, timings, progress
@@ -376,6 +384,7 @@ def _evaluate_valid(
             },
         },
         fingerprint=window_fingerprint(validation),
+        input_statements=dict(validation.statements),
         spec=spec,
         window=window,
         validation=validation,

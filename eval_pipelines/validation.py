@@ -18,14 +18,18 @@ returning ``CheckResult``s can be added.
 """
 
 import difflib
+import hashlib
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 import pandas as pd
 
+from eval_pipelines import gx_compat
 from eval_pipelines.errors import ValidationFailed
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
@@ -55,6 +59,11 @@ class ValidationReport:
     window: str
     results: list[CheckResult] = field(default_factory=list)
     per_version: list[dict] = field(default_factory=list)
+    # Where the checks' time went (seconds per check or query; run.json ``timings_s`` as
+    # ``input_checks.<name>``) and how many statements they sent to the warehouse. Not part
+    # of validation.json, which stays the same on every run.
+    timings: dict[str, float] = field(default_factory=dict)
+    statements: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -299,15 +308,21 @@ class WarehouseExpectations:
 
     def __init__(self, versions: list[str]) -> None:
         self.versions = versions
+        # Seconds per step (``gx_import``, ``row_count_history``, ``gx.<asset>``) and GX's
+        # statements per asset (``gx.<asset>``).
+        self.timings: dict[str, float] = {}
+        self.statements: dict[str, int] = {}
 
     def run(self, context: CheckContext) -> list[CheckResult]:
         from eval_pipelines import expectations as ex
         from eval_pipelines.gx_compat import import_gx, shares_session
 
         spec, builder, window = context.spec, context.builder, context.window
-        gx = import_gx()
+        with timed(self.timings, "gx_import"):
+            gx = import_gx()
         results: list[CheckResult] = []
-        bounds, notes = self.row_count_bounds(context)
+        with timed(self.timings, "row_count_history"):
+            bounds, notes = self.row_count_bounds(context)
         results += notes
         columns = {}
         if spec.validation.expectations:
@@ -330,8 +345,11 @@ class WarehouseExpectations:
             plans[item.table].append(item)
         shared = shares_session(context.warehouse) and builder.window_table is not None
         assets = self.asset_queries(context, shared)
-        for outcome in ex.run_suites(context.warehouse, assets, plans):
+        profile = ex.SuiteProfile()
+        for outcome in ex.run_suites(context.warehouse, assets, plans, profile):
             results.append(_check_result(outcome))
+        self.timings.update({f"gx.{k}": v for k, v in profile.seconds.items()})
+        self.statements.update({f"gx.{k}": v for k, v in profile.statements.items()})
         return results
 
     @staticmethod
@@ -339,18 +357,19 @@ class WarehouseExpectations:
         from eval_pipelines import expectations as ex
 
         b, spec, window = context.builder, context.spec, context.window
-        p, lab = spec.predictions, spec.labels
+        p = spec.predictions
         in_window = (
             f"{b.pred_ts('p')} >= {b.literal(window.start)} "
             f"AND {b.pred_ts('p')} < {b.literal(window.end)}"
         )
         if shared:
             window_sql = f"SELECT * FROM {b.window_table}"
-            ids = f"SELECT id FROM {b.window_table}"
+            labels_sql = b.window_labels(window)
         else:
             # GX wants query assets to start with SELECT; the template starts with comments.
+            # It cannot see this session's temporary tables.
             window_sql = f"SELECT * FROM (\n{b.window_join(window)}\n) AS w"
-            ids = f"SELECT p.{b.ident(p.id)} FROM {b.source(p)} AS p WHERE {in_window}"
+            labels_sql = f"SELECT * FROM (\n{b.window_labels_query(window)}\n) AS l"
         return {
             "window": window_sql,
             "predictions": f"SELECT * FROM {b.source(p)} AS p WHERE {in_window}",
@@ -358,7 +377,7 @@ class WarehouseExpectations:
                 f"SELECT {b.pred_ts('p')} AS {ex.PREDICTION_TIME_UTC} "
                 f"FROM {b.source(p)} AS p WHERE {in_window}"
             ),
-            "labels": f"SELECT l.* FROM {b.source(lab)} AS l WHERE l.{b.ident(lab.id)} IN ({ids})",
+            "labels": labels_sql,
         }
 
     def row_count_bounds(
@@ -437,6 +456,16 @@ def _check_result(outcome) -> CheckResult:
     )
 
 
+@contextmanager
+def timed(timings: MutableMapping[str, float], name: str) -> Iterator[None]:
+    """Add the ``with`` body's wall seconds to ``timings[name]`` (also when it raises)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+
 def _source_name(source) -> str:
     return source.table if source.table else f"query {source.query!r}"
 
@@ -456,22 +485,56 @@ def validate_window(
     """
     context = CheckContext(spec, window, warehouse, builder)
     report = ValidationReport(window=str(window))
-    report.results += RequiredColumns().run(context)
-    if not report.passed:
+    clock = report.timings
+    before = warehouse.statements
+    labels_table: SqlBuilder | None = None
+    try:
+        with timed(clock, "columns"):
+            report.results += RequiredColumns().run(context)
+        if not report.passed:
+            return report, builder
+        gx_compat.start_import()  # overlaps the window join; GX runs after the contents
+        if prepare is not None:
+            with timed(clock, "window_table"):
+                builder = prepare()
+            with timed(clock, "window_labels_table"):
+                labels_table = _materialize_window_labels(warehouse, builder, window)
+            context = CheckContext(spec, window, warehouse, labels_table or builder)
+        contents = WindowContents()
+        with timed(clock, "window_contents"):
+            report.results += contents.run(context)
+        frame = contents.per_version
+        if report.passed and frame is not None:
+            versions = [str(v) for v in frame["model_version"] if v is not None]
+            expectations = WarehouseExpectations(versions)
+            report.results += expectations.run(context)
+            clock.update(expectations.timings)
+            report.statements.update(expectations.statements)
+        with timed(clock, "labels_unique"):
+            report.results += LabelsUnique().run(context)
+        if contents.per_version is not None:
+            report.per_version = [
+                {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                for row in contents.per_version.to_dict(orient="records")
+            ]
         return report, builder
-    if prepare is not None:
-        builder = prepare()
-        context = CheckContext(spec, window, warehouse, builder)
-    contents = WindowContents()
-    report.results += contents.run(context)
-    frame = contents.per_version
-    if report.passed and frame is not None:
-        versions = [str(v) for v in frame["model_version"] if v is not None]
-        report.results += WarehouseExpectations(versions).run(context)
-    report.results += LabelsUnique().run(context)
-    if contents.per_version is not None:
-        report.per_version = [
-            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in contents.per_version.to_dict(orient="records")
-        ]
-    return report, builder
+    finally:
+        if labels_table is not None and labels_table.window_labels_table is not None:
+            warehouse.drop_temporary_table(labels_table.window_labels_table)
+        report.statements["warehouse"] = warehouse.statements - before
+
+
+def _materialize_window_labels(
+    warehouse: Warehouse, builder: SqlBuilder, window: Window
+) -> SqlBuilder | None:
+    """With the window materialised, the labels of its predictions too (one semi-join of the
+    labels source instead of one per query: GX reads the ``labels`` asset about three times,
+    and the label uniqueness check once more). ``builder`` reading that table, or ``None``
+    when there is no window table or the warehouse refuses another temporary table."""
+    if builder.window_table is None:
+        return None
+    sql = builder.window_labels_query(window)
+    name = "eval_labels_" + hashlib.sha256(sql.encode()).hexdigest()[:12]
+    if not warehouse.create_temporary_table(name, sql):
+        return None
+    return replace(builder, window_labels_table=name)

@@ -96,6 +96,25 @@ class _Measure:
     scanned: tuple[int | None, int | None] | None = None
 
 
+def _create_within_memory(connection: Any, statement: str) -> None:
+    """Run ``statement`` (a ``CREATE TEMPORARY TABLE ... AS``) on DuckDB; if it runs out of
+    memory, once more on one thread. Each thread of the join that fills the table holds its
+    own buffers, which do not spill: under a cap of 30MB a 10M-row window failed on 2 threads
+    and fit on one, and a failure here used to send every check back to re-joining the sources
+    (the window checks query then ran out of memory too, as at 100M rows under 400MB)."""
+    import duckdb
+
+    try:
+        connection.execute(statement)
+    except duckdb.OutOfMemoryException:
+        threads = connection.execute("SELECT current_setting('threads')").fetchone()[0]
+        connection.execute("SET threads = 1")
+        try:
+            connection.execute(statement)
+        finally:
+            connection.execute(f"SET threads = {int(threads)}")
+
+
 def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -122,6 +141,9 @@ class Warehouse:
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
         self._spill: str | None = None
+        # Statements this Warehouse ran (queries, type probes, temporary tables): the input
+        # checks' profile counts them.
+        self.statements = 0
         self._connection: sa.Connection | None = None
         self.query_log = QueryLog()
         self._profiled = False  # DuckDB's profiler reports rows and bytes scanned
@@ -244,6 +266,7 @@ class Warehouse:
         name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
         which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
+        self.statements += 1
         if self.client == "spark-connect":
             for candidate in (statement, self.dialect.create_temporary_view(name, sql)):
                 try:
@@ -259,7 +282,7 @@ class Warehouse:
             with self._measured(f"temporary table {name}") as measure:
                 if self.native_client:
                     with self._duckdb() as con:
-                        con.execute(statement)
+                        _create_within_memory(con, statement)
                 else:
                     self.sqlalchemy_connection().execute(sa.text(statement.replace(":", r"\:")))
                 measure.rows_returned = 0  # the rows stay in the warehouse
@@ -293,6 +316,7 @@ class Warehouse:
     def _failing(self, purpose: str) -> Iterator[None]:
         """Any failure of a query as one WarehouseError sentence naming its ``purpose``; the
         SQLAlchemy connection is rolled back so the session's temporary tables stay usable."""
+        self.statements += 1
         try:
             yield
         except WarehouseError:

@@ -1,12 +1,13 @@
 -- Labels must be unique per prediction id, or the join would count a prediction twice.
+-- Read from the labels of the window's predictions (sql/window_labels.sql, or the
+-- session-private table holding them). Counted with window functions, which sort and spill
+-- to disk under a memory cap, where a GROUP BY over every id (a hash table as large as the
+-- ids) ran out of memory (DuckDB capped at 40MB for a 10M-row window).
 SELECT COUNT(*) AS n_duplicated_ids
 FROM (
-    SELECT l.{label_id}
-    FROM {labels} AS l
-    WHERE l.{label_id} IN (
-        SELECT p.{pred_id} FROM {predictions} AS p
-        WHERE {pred_ts} >= {window_start} AND {pred_ts} < {window_end}
-    )
-    GROUP BY l.{label_id}
-    HAVING COUNT(*) > 1
-) AS duplicated
+    SELECT
+        COUNT(*) OVER (PARTITION BY l.{label_id}) AS n_labels,
+        ROW_NUMBER() OVER (PARTITION BY l.{label_id}) AS nth
+    FROM {window_labels} AS l
+) AS counted
+WHERE n_labels > 1 AND nth = 1

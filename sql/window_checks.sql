@@ -9,8 +9,9 @@ SELECT
     COUNT(*) AS n,
     COUNT(label) AS n_labeled,
     -- Empty or blank ids pass NULL and uniqueness checks but identify nothing (and pair
-    -- unrelated requests across versions).
-    SUM(CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' THEN 1 ELSE 0 END) AS n_blank_id,
+    -- unrelated requests across versions): SUM(CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' ...)
+    -- for a text id; SUM(0) for an integer or UUID id, which cannot be blank.
+    {blank_id} AS n_blank_id,
     SUM(CASE WHEN label_excluded = 'before_prediction' THEN 1 ELSE 0 END)
         AS n_label_before_prediction,
     SUM(CASE WHEN label_excluded = 'too_late' THEN 1 ELSE 0 END) AS n_label_too_late,

@@ -318,7 +318,8 @@ def test_run_json_is_the_only_thing_on_stdout_even_with_progress_forced_on(demo)
     assert progress_steps(result.stderr) == DEMO_STEPS
     # the progress steps are the timed steps of run.json
     run = json.loads((out / "run.json").read_text())
-    assert set(run["timings_s"]) == {
+    steps = {k for k in run["timings_s"] if not k.startswith("input_checks.")}
+    assert steps == {
         "validation_s",
         "aggregate_s",
         "metrics_s",
@@ -326,6 +327,11 @@ def test_run_json_is_the_only_thing_on_stdout_even_with_progress_forced_on(demo)
         "drift_s",
         "curves_s",
     }
+    # ... and the input checks' own breakdown beside them
+    checks = {k.split(".", 1)[1] for k in run["timings_s"] if k.startswith("input_checks.")}
+    assert {"column_types", "columns", "window_table", "window_contents"} <= checks
+    assert {"gx.window", "gx.labels", "labels_unique"} <= checks
+    assert run["input_check_statements"]["warehouse"] > 0
 
     gate = run_cli("gate", "--json", str(out))
     assert gate.returncode == EXIT_CODES["hold"]

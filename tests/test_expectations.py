@@ -309,3 +309,18 @@ def test_duckdb_patch_is_needed_and_works(monkeypatch):
     assert run() == {"success": True, "observed": 10}
     monkeypatch.setattr(module, "_PERSISTED_CONNECTION_DIALECTS", gx_compat.unpatched_dialects())
     assert run()["observed"] is None  # unpatched: the rows are gone before GX fetches them
+
+
+def test_an_error_inside_a_metric_is_the_check_message_not_zero_rows():
+    """GX reports a failed metric as one exception_info entry per metric id; the outcome
+    carries its message (the check then fails as "could not be evaluated"), not an empty
+    result worded as "0 rows have ..."."""
+    from eval_pipelines.expectations import _raised
+
+    failed = {"raised_exception": True, "exception_message": "boom", "exception_traceback": ""}
+    clean = {"raised_exception": False, "exception_message": None}
+    assert _raised(failed) == "boom"
+    assert _raised(clean) is None
+    assert _raised({"('column_values.unique', 'abc', ())": failed}) == "boom"
+    assert _raised({"('column_values.unique', 'abc', ())": clean}) is None
+    assert _raised(None) is None and _raised({}) is None

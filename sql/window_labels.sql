@@ -1,0 +1,9 @@
+-- The labels of the window's predictions: every label whose id is the id of a prediction in
+-- the window, with the labels source's own columns (checked by the input checks; the window
+-- join keeps at most the one label that counts).
+SELECT l.*
+FROM {labels} AS l
+WHERE l.{label_id} IN (
+    SELECT p.{pred_id} FROM {predictions} AS p
+    WHERE {pred_ts} >= {window_start} AND {pred_ts} < {window_end}
+)
