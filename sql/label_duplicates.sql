@@ -7,7 +7,8 @@ SELECT COUNT(*) AS n_duplicated_ids
 FROM (
     SELECT
         COUNT(*) OVER (PARTITION BY l.{label_id}) AS n_labels,
-        ROW_NUMBER() OVER (PARTITION BY l.{label_id}) AS nth
+        -- Which of an id's labels is first does not matter; Spark requires an ORDER BY.
+        ROW_NUMBER() OVER (PARTITION BY l.{label_id} ORDER BY l.{label_id}) AS nth
     FROM {window_labels} AS l
 ) AS counted
 WHERE n_labels > 1 AND nth = 1
