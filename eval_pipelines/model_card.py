@@ -18,7 +18,15 @@ from eval_pipelines.estimation import base_metric, is_estimated
 from eval_pipelines.gates import HOLD, INCONCLUSIVE, WARN, Verdict, no_reference_data
 from eval_pipelines.lineage import code_version
 from eval_pipelines.reasons import group_reasons
-from eval_pipelines.report import HEADLINE, _inline, _num, _table, headline_metrics, intervals_note
+from eval_pipelines.report import (
+    HEADLINE,
+    _inline,
+    _num,
+    _table,
+    deltas_with_intervals,
+    headline_metrics,
+    intervals_note,
+)
 from eval_pipelines.spec import OVERALL
 from eval_pipelines.tasks import task_named
 from eval_pipelines.vocabulary import level_label
@@ -117,15 +125,7 @@ def _changes(evaluation) -> list[str]:
                         "metric": shown["metric"],
                         "baseline": shown["baseline"].map(_num),
                         "candidate": shown["candidate"].map(_num),
-                        "delta [interval]": [
-                            f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
-                            for d, lo, hi in zip(
-                                shown["delta"],
-                                shown["delta_ci_low"],
-                                shown["delta_ci_high"],
-                                strict=True,
-                            )
-                        ],
+                        "delta [interval]": deltas_with_intervals(shown),
                         "q": shown["q_value"].map(lambda q: f"{q:.2g}"),
                         "n": shown["n"].map(lambda n: f"{int(n):,}"),
                     }

@@ -41,6 +41,16 @@ HEADLINE = {
 }
 
 
+def deltas_with_intervals(rows: pd.DataFrame) -> list[str]:
+    """``+0.0123 [-0.0100, 0.0346]`` per comparison row: its delta and the delta's interval."""
+    return [
+        f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
+        for d, lo, hi in zip(
+            rows["delta"], rows["delta_ci_low"], rows["delta_ci_high"], strict=True
+        )
+    ]
+
+
 def _num(value: float, digits: int = 4) -> str:
     return (
         "–"
@@ -300,15 +310,7 @@ def markdown(report: ReportModel) -> str:
                         "metric": shown["metric"],
                         "baseline": shown["baseline"].map(_num),
                         "candidate": shown["candidate"].map(_num),
-                        f"delta [{level_label(report.level)} CI]": [
-                            f"{d:+.4f} [{_num(lo)}, {_num(hi)}]"
-                            for d, lo, hi in zip(
-                                shown["delta"],
-                                shown["delta_ci_low"],
-                                shown["delta_ci_high"],
-                                strict=True,
-                            )
-                        ],
+                        f"delta [{level_label(report.level)} CI]": deltas_with_intervals(shown),
                         "q": shown["q_value"].map(lambda q: f"{q:.2g}"),
                     }
                 ).head(MAX_CHANGES)

@@ -58,17 +58,19 @@ def metrics(values: dict[str, float]) -> pd.DataFrame:
 
 
 RECALL_WARN = {"metric": "recall", "min": 0.8, "severity": "warn"}
+
+
+def decide_on(gates: list[dict], values: dict[str, float]):
+    """The verdict of ``gates`` on all-traffic candidate metrics ``values``, no comparison,
+    no drift, full label coverage."""
+    return decide(spec(gates), metrics(values), None, NO_DRIFT, COVERAGE)
+
+
 AUC_BLOCK = {"metric": "roc_auc", "min": 0.85}
 
 
 def test_a_failed_warn_gate_ships_with_the_guardrail_listed():
-    verdict = decide(
-        spec([AUC_BLOCK, RECALL_WARN]),
-        metrics({"roc_auc": 0.9, "recall": 0.7}),
-        None,
-        NO_DRIFT,
-        COVERAGE,
-    )
+    verdict = decide_on([AUC_BLOCK, RECALL_WARN], {"roc_auc": 0.9, "recall": 0.7})
     assert verdict.decision == "ship_with_guardrails"
     guardrails = verdict.to_dict()["guardrails"]
     assert len(guardrails) == 1
@@ -79,13 +81,7 @@ def test_a_failed_warn_gate_ships_with_the_guardrail_listed():
 
 
 def test_a_failed_warn_gate_beside_a_failed_block_gate_holds():
-    verdict = decide(
-        spec([AUC_BLOCK, RECALL_WARN]),
-        metrics({"roc_auc": 0.8, "recall": 0.7}),
-        None,
-        NO_DRIFT,
-        COVERAGE,
-    )
+    verdict = decide_on([AUC_BLOCK, RECALL_WARN], {"roc_auc": 0.8, "recall": 0.7})
     assert verdict.decision == "hold"
     assert [r["gate"] for r in verdict.to_dict()["guardrails"]] == [
         "{metric=recall, min=0.8, severity=warn}"
@@ -94,13 +90,7 @@ def test_a_failed_warn_gate_beside_a_failed_block_gate_holds():
 
 
 def test_passing_warn_gates_ship():
-    verdict = decide(
-        spec([AUC_BLOCK, RECALL_WARN]),
-        metrics({"roc_auc": 0.9, "recall": 0.9}),
-        None,
-        NO_DRIFT,
-        COVERAGE,
-    )
+    verdict = decide_on([AUC_BLOCK, RECALL_WARN], {"roc_auc": 0.9, "recall": 0.9})
     assert verdict.decision == "ship" and verdict.to_dict()["guardrails"] == []
 
 
@@ -129,13 +119,7 @@ def test_an_unknown_severity_is_a_spec_error_naming_the_key():
 
 
 def test_gate_exits_5_on_ship_with_guardrails_and_prints_the_guardrail(tmp_path, capsys):
-    verdict = decide(
-        spec([AUC_BLOCK, RECALL_WARN]),
-        metrics({"roc_auc": 0.9, "recall": 0.7}),
-        None,
-        NO_DRIFT,
-        COVERAGE,
-    )
+    verdict = decide_on([AUC_BLOCK, RECALL_WARN], {"roc_auc": 0.9, "recall": 0.7})
     (tmp_path / "verdict.json").write_text(json.dumps(verdict.to_dict()))
     assert main(["gate", str(tmp_path)]) == 5
     out = capsys.readouterr().out
@@ -144,13 +128,7 @@ def test_gate_exits_5_on_ship_with_guardrails_and_prints_the_guardrail(tmp_path,
 
 
 def test_the_alert_lists_the_guardrails():
-    verdict = decide(
-        spec([AUC_BLOCK, RECALL_WARN]),
-        metrics({"roc_auc": 0.9, "recall": 0.7}),
-        None,
-        NO_DRIFT,
-        COVERAGE,
-    )
+    verdict = decide_on([AUC_BLOCK, RECALL_WARN], {"roc_auc": 0.9, "recall": 0.7})
     payload = build_alert(verdict.to_dict(), None, NO_DRIFT)
     assert payload is not None
     text = json.dumps(payload)
