@@ -19,6 +19,7 @@ from assets.specs import PROJECT_ROOT
 from eval_pipelines import demo
 from eval_pipelines.cli import main
 from eval_pipelines.demo import build_demo_warehouse, read_demo_warehouse, ui_registry_week
+from eval_pipelines.spec import load_spec
 
 ROWS = "20000"
 WAREHOUSE = Path("data/warehouse.duckdb")
@@ -196,7 +197,9 @@ def test_the_demo_evaluates_its_last_weeks_and_builds_each_models_trend_dashboar
     page = dashboard.read_text()
     for week in weeks:  # each week in the verdict history, linking its report
         assert f'href="{week}/report.html"' in page
-    assert "interval band" in page
+    # A shaded interval band per headline metric and version (v1, v2), across the weeks.
+    headline = load_spec(demo_folder / "evals" / "fraud_detector.yaml").metrics
+    assert page.count("<polygon") == 2 * len(headline)
 
     code = main(["decisions", "--model", "fraud_detector", "--format", "json"])
     assert code == 0
