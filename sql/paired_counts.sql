@@ -28,9 +28,9 @@ SELECT
     candidate.bin AS candidate_bin,
     COUNT(*) AS n,
     -- Fixed point, so parallel sums are bit-identical run to run (see sufficient_statistics).
-    CAST({baseline_score_sum} AS DOUBLE PRECISION) / 1e12
+    CAST({baseline_score_sum} AS {double}) / 1e12
         AS baseline_score_sum,
-    CAST({candidate_score_sum} AS DOUBLE PRECISION) / 1e12
+    CAST({candidate_score_sum} AS {double}) / 1e12
         AS candidate_score_sum
 FROM baseline
 JOIN candidate ON candidate.id = baseline.id
