@@ -2,7 +2,9 @@
 -- only the baseline classified correctly, only the candidate, and all (McNemar's test on
 -- accuracy; the n of every paired comparison). The other deltas come from the bucket
 -- bootstrap (a request's bucket is the same for both versions).
-WITH win AS (
+-- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
+-- input checks made it); materialising both versions first cost more than reading it twice.
+WITH win AS {not_materialized}(
 {window}
 ),
 baseline AS (

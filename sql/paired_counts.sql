@@ -1,7 +1,9 @@
 -- Paired outcomes: baseline and candidate predictions on the same request (inner join on the
 -- prediction id), counted by slice, label, each model's threshold side (McNemar's test) and
 -- each model's coarse score bin (joint cells: the paired bootstrap of ROC AUC, PR AUC, ECE).
-WITH win AS (
+-- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
+-- input checks made it); materialising both versions first cost more than reading it twice.
+WITH win AS {not_materialized}(
 {window}
 ),
 baseline AS (

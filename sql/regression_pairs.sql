@@ -1,7 +1,9 @@
 -- Labeled requests both versions predicted (joined on the id), per slice cross: the regression
 -- task's paired deltas come from the bucket bootstrap (a request's bucket is the same for both
 -- versions), and this count is their n and the pairing check's.
-WITH win AS (
+-- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
+-- input checks made it); materialising both versions first cost more than reading it twice.
+WITH win AS {not_materialized}(
 {window}
 ),
 baseline AS (

@@ -120,13 +120,17 @@ def test_duckdb_and_postgresql_keep_their_own_spellings(name):
         assert "DOUBLE PRECISION" in text
 
 
-def test_binary_statistics_keep_their_cte_hints_off_spark():
+def test_cte_hints_are_given_on_duckdb_and_postgresql_only():
     spec = _spec("fraud_detector")
-    duck = SqlBuilder(spec, DuckDB()).sufficient_statistics(WINDOW)
-    spark = SqlBuilder(spec, Spark()).sufficient_statistics(WINDOW)
-    assert "WITH win AS NOT MATERIALIZED (" in duck
-    assert "cells AS NOT MATERIALIZED (" in duck
-    assert "WITH win AS (" in spark and "cells AS (" in spark
+    for dialect in (DuckDB(), PostgreSQL(), Spark()):
+        builder = SqlBuilder(spec, dialect)
+        statistics = builder.sufficient_statistics(WINDOW)
+        hint = "" if isinstance(dialect, Spark) else "NOT MATERIALIZED "
+        assert f"WITH win AS {hint}(" in statistics
+        assert f"cells AS {hint}(" in statistics
+        for name in ("fraud_detector", "intent_classifier", "eta_regressor"):
+            paired = SqlBuilder(_spec(name), dialect).paired_counts(WINDOW, "v1", "v2")
+            assert f"WITH win AS {hint}(" in paired, name
 
 
 def test_templates_spell_engine_types_and_hints_through_the_dialect():
