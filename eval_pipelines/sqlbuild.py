@@ -6,8 +6,12 @@ rendered by SQLAlchemy, so nothing from a spec is pasted into SQL unquoted. The 
 is complete (no bind parameters): it is what runs and what ``run.json`` records.
 
 What differs by engine (the resample bucket's hash, exact sums, the UTC reading of a
-timestamp, literals, temporary tables) is asked of the builder's dialect object
-(:mod:`eval_pipelines.dialects`), never decided here by the engine's name. The bucket is the
+timestamp, literals, type names, a CTE's planner hint, ``GROUPING(a, b)``, temporary tables)
+is asked of the builder's dialect object (:mod:`eval_pipelines.dialects`), never decided
+here by the engine's name, and rendered where the SQL is written: every template is filled
+with the dialect's ``{double}`` and ``{text}`` type names and its ``{not_materialized}`` CTE
+hint (:meth:`SqlBuilder.render`), so each engine receives SQL written for it and nothing
+rewrites SQL text afterwards. The bucket is the
 first 32 bits of an MD5 on every engine, so every engine gives the same buckets and the same
 numbers.
 
@@ -80,6 +84,29 @@ class SqlBuilder:
         """A datetime (naive, UTC), float, string or integer as a SQL literal."""
         return self.dialect.literal(value)
 
+    def render(self, name: str, **values: str | int) -> str:
+        """``sql/<name>.sql`` filled with ``values`` and the dialect's spellings: ``{double}``
+        (a 64-bit float type), ``{text}`` (a text type) and ``{not_materialized}`` (a CTE's
+        hint, with its trailing space, or nothing)."""
+        spellings = {
+            "double": self.dialect.double_type,
+            "text": self.dialect.text_type,
+            "not_materialized": self.dialect.materialization_hint(False),
+        }
+        return template(name).format(**(spellings | values))
+
+    def as_double(self, expr: str) -> str:
+        """``expr`` cast to the dialect's 64-bit float."""
+        return self.dialect.cast_double(expr)
+
+    def as_text(self, expr: str) -> str:
+        """``expr`` cast to the dialect's text type."""
+        return self.dialect.cast_text(expr)
+
+    def grouping_id(self, columns: list[str]) -> str:
+        """SQL's ``GROUPING(columns)`` in the dialect's words, ``0`` without columns."""
+        return self.dialect.grouping(columns) if columns else "0"
+
     def source(self, source: Source) -> str:
         """A table reference or a parenthesised user query."""
         if source.table is not None:
@@ -106,7 +133,7 @@ class SqlBuilder:
         """The label as a number: a BOOLEAN is 1 for true, 0 for false (NULL stays NULL)."""
         column = f"{alias}.{self.ident(self.spec.labels.label)}"
         if task_of(self.spec).categorical:  # a class value, as text (like the prediction)
-            return f"CAST({column} AS VARCHAR)"
+            return self.as_text(column)
         if self._family("labels.label") == "boolean":
             return f"CAST({column} AS INTEGER)"
         return column
@@ -117,7 +144,7 @@ class SqlBuilder:
 
     def _slice_select(self) -> str:
         return "".join(
-            f"CAST(p.{self.ident(col)} AS VARCHAR) AS {self.slice_alias(i)},\n    "
+            f"{self.as_text(f'p.{self.ident(col)}')} AS {self.slice_alias(i)},\n    "
             for i, col in enumerate(self.spec.slice_columns)
         )
 
@@ -152,7 +179,7 @@ class SqlBuilder:
     def bucket_expr(self, id_column: str = "id") -> str:
         """A row's resample bucket: ``md5(id || '#' || seed)``'s first 32 bits modulo K."""
         seed = self.spec.confidence.seed
-        as_int = self.hash32(f"CAST({id_column} AS VARCHAR) || '#{seed}'")
+        as_int = self.hash32(f"{self.as_text(id_column)} || '#{seed}'")
         return f"({as_int} % {self.spec.confidence.buckets})"
 
     @property
@@ -165,7 +192,7 @@ class SqlBuilder:
         task = task_of(self.spec)
         output = f"p.{self.ident(self.spec.output_column)}"
         if task.categorical:
-            output = f"CAST({output} AS VARCHAR)"
+            output = self.as_text(output)
         terms = [f"{output} AS {self.output}"]
         if task.window_outputs is not None:
             terms += [
@@ -217,7 +244,8 @@ class SqlBuilder:
 
     def window_join(self, window: Window) -> str:
         """The window as a join of predictions and labels (``sql/window.sql``)."""
-        return template("window").format(
+        return self.render(
+            "window",
             **self._common(),
             slice_select=self._slice_select(),
             max_delay=self.dialect.interval_seconds(
@@ -252,12 +280,13 @@ class SqlBuilder:
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         threshold = self._grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
         histogram = self._grouping_sets(crosses, ["model_version", "label", "fine_bin"])
-        return template("sufficient_statistics").format(
+        return self.render(
+            "sufficient_statistics",
             window=self.window(window),
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"{a},\n    " for a in aliases),
             slice_nulls="".join(f"NULL AS {a},\n    " for a in aliases),
-            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            grouping_id=self.grouping_id(aliases),
             bucket_expr=self.bucket_expr(),
             threshold=self.literal(float(self.spec.threshold)),
             fine_bins=self.spec.score_bins,
@@ -288,8 +317,9 @@ class SqlBuilder:
             [f"baseline.{a}" for a in s[: len(s) - len(tail)]] + s[-len(tail) :]
             for s in self._grouping_sets(self.spec.slice_crosses, tail)
         ]
-        grouped = ", ".join(f"baseline.{a}" for a in aliases)
-        return template("paired_counts").format(
+        grouped = [f"baseline.{a}" for a in aliases]
+        return self.render(
+            "paired_counts",
             window=self.window(window),
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"baseline.{a} AS {a},\n    " for a in aliases),
@@ -297,7 +327,7 @@ class SqlBuilder:
             joint_bins=self.spec.confidence.paired_bins,
             baseline=self.literal(baseline),
             candidate=self.literal(candidate),
-            grouping_id=f"GROUPING({grouped})" if aliases else "0",
+            grouping_id=self.grouping_id(grouped),
             grouping_sets=self._render_sets(sets),
             baseline_score_sum=self.fixed_point_sum("baseline.score"),
             candidate_score_sum=self.fixed_point_sum("candidate.score"),
@@ -338,11 +368,12 @@ class SqlBuilder:
                 else "0.0"
             ),
         }
-        return template("regression_statistics").format(
+        return self.render(
+            "regression_statistics",
             window=self.window(window),
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_outputs="".join(f"{a},\n    " for a in aliases),
-            grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            grouping_id=self.grouping_id(aliases),
             bucket_expr=self.bucket_expr(),
             label_total=self.exact_sum("label"),
             interval_columns=(
@@ -353,10 +384,10 @@ class SqlBuilder:
             bins_per_octave=BINS_PER_OCTAVE,
             bin_scale=repr(BINS_PER_OCTAVE / math.log(2)),
             sums="".join(
-                f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
+                f",\n    {self.as_double(self.exact_sum(expr))} AS {name}"
                 for name, expr in sums.items()
             ),
-            null_sums="".join(f",\n    CAST(NULL AS DOUBLE PRECISION) AS {name}" for name in sums),
+            null_sums="".join(f",\n    {self.as_double('NULL')} AS {name}" for name in sums),
             grouping_sets=self._render_sets(sets),
             histogram_sets=self._render_sets(histogram_sets),
         )
@@ -366,7 +397,8 @@ class SqlBuilder:
         and of the prediction (with the bin's exact prediction and label sums), per slice and
         version, for ``curves.parquet``."""
         crosses = self.spec.slice_crosses
-        return template("regression_curves").format(
+        return self.render(
+            "regression_curves",
             window=self.window(window),
             **self._slice_pieces(),
             bins=int(bins),
@@ -388,19 +420,20 @@ class SqlBuilder:
         sets = [
             [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
         ]
-        grouped = ", ".join(f"baseline.{a}" for a in aliases)
+        grouped = [f"baseline.{a}" for a in aliases]
         return {
             "slice_outputs": "".join(f"baseline.{a} AS {a},\n    " for a in aliases),
             "baseline": self.literal(baseline),
             "candidate": self.literal(candidate),
-            "grouping_id": f"GROUPING({grouped})" if aliases else "0",
+            "grouping_id": self.grouping_id(grouped),
             "grouping_sets": self._render_sets(sets) if sets else "    ()",
         }
 
     def regression_pairs(self, window: Window, baseline: str, candidate: str) -> str:
         """``sql/regression_pairs.sql``: labeled requests both versions predicted, per slice
         (the bucket bootstrap pairs the versions through the id's bucket; this counts them)."""
-        return template("regression_pairs").format(
+        return self.render(
+            "regression_pairs",
             window=self.window(window),
             **self._pair_pieces(baseline, candidate),
         )
@@ -408,7 +441,7 @@ class SqlBuilder:
     def _ranking_lists(self, window: Window) -> str:
         """``sql/ranking_lists.sql``: the per-list CTEs both ranking queries read."""
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        discount = "LN(CAST({} + 1 AS DOUBLE PRECISION)) / LN(CAST(2 AS DOUBLE PRECISION))"
+        discount = f"LN({self.as_double('{} + 1')}) / LN({self.as_double('2')})"
         cutoff_sums, cutoff_values = [], []
         for k in cutoffs(self.spec):
             in_top = f"pos <= {k} AND gain > 0"
@@ -418,7 +451,7 @@ class SqlBuilder:
                     f"CASE WHEN ideal_pos <= {k} THEN gain / ({discount.format('ideal_pos')}) END"
                 ),
                 f"precision_{k}": (
-                    f"CASE WHEN {in_top} THEN CAST(hits_so_far AS DOUBLE PRECISION) / pos END"
+                    f"CASE WHEN {in_top} THEN {self.as_double('hits_so_far')} / pos END"
                 ),
             }
             cutoff_sums += [f"{self.exact_sum(e)} AS {name}" for name, e in sums.items()]
@@ -426,14 +459,15 @@ class SqlBuilder:
             values = {
                 "ndcg": f"COALESCE(dcg_{k}, 0) / idcg_{k}",
                 "ap": f"COALESCE(precision_{k}, 0) / LEAST({k}, relevant)",
-                "recall": f"CAST(hits_{k} AS DOUBLE PRECISION) / relevant",
+                "recall": f"{self.as_double(f'hits_{k}')} / relevant",
                 "hit": f"CASE WHEN hits_{k} > 0 THEN 1 ELSE 0 END",
             }
             assert tuple(values) == CUTOFF_FIELDS
             cutoff_values += [
                 f"CASE WHEN relevant > 0 THEN {e} END AS {kind}_{k}" for kind, e in values.items()
             ]
-        return template("ranking_lists").format(
+        return self.render(
+            "ranking_lists",
             slice_passthrough="".join(f"{a}, " for a in aliases),
             slice_first="".join(f"MIN({a}) AS {a},\n        " for a in aliases),
             cutoff_sums="".join(f",\n        {c}" for c in cutoff_sums),
@@ -449,14 +483,15 @@ class SqlBuilder:
         for k in cutoffs(self.spec):
             sums |= {f"{kind}_{k}": f"{kind}_{k}" for kind in CUTOFF_FIELDS if kind != "hit"}
         hits = "".join(f",\n    SUM(hit_{k}) AS hit_{k}" for k in cutoffs(self.spec))
-        return template("ranking_statistics").format(
+        return self.render(
+            "ranking_statistics",
             window=self.window(window),
             lists=self._ranking_lists(window),
             slice_outputs=self._slice_pieces()["slice_outputs"],
             grouping_id=self._slice_pieces()["grouping_id"],
             sums=hits
             + "".join(
-                f",\n    CAST({self.exact_sum(expr)} AS DOUBLE PRECISION) AS {name}"
+                f",\n    {self.as_double(self.exact_sum(expr))} AS {name}"
                 for name, expr in sums.items()
             ),
             grouping_sets=self._render_sets(sets),
@@ -465,7 +500,8 @@ class SqlBuilder:
     def ranking_pairs(self, window: Window, baseline: str, candidate: str) -> str:
         """``sql/ranking_pairs.sql``: lists with a relevant item both versions ranked, per
         slice (the bucket bootstrap pairs the versions through the list id's bucket)."""
-        return template("ranking_pairs").format(
+        return self.render(
+            "ranking_pairs",
             window=self.window(window),
             lists=self._ranking_lists(window),
             **self._pair_pieces(baseline, candidate),
@@ -481,7 +517,7 @@ class SqlBuilder:
         return {
             "slice_passthrough": "".join(f"{a}, " for a in aliases),
             "slice_outputs": "".join(f"{a},\n    " for a in aliases),
-            "grouping_id": f"GROUPING({', '.join(aliases)})" if aliases else "0",
+            "grouping_id": self.grouping_id(aliases),
         }
 
     def multiclass_statistics(self, window: Window) -> str:
@@ -504,11 +540,12 @@ class SqlBuilder:
             )
             true_rank = f"1 + {above}"
         else:
-            true_score = "CAST(NULL AS DOUBLE PRECISION)"
+            true_score = self.as_double("NULL")
             true_rank = "CAST(NULL AS INTEGER)"
         passthrough = "".join(f",\n        {s}" for s in scores)
         eps = LOG_LOSS_EPS
-        return template("multiclass_statistics").format(
+        return self.render(
+            "multiclass_statistics",
             window=self.window(window),
             **self._slice_pieces(),
             bucket_expr=self.bucket_expr(),
@@ -537,7 +574,8 @@ class SqlBuilder:
         scores = [f"cs_{i}" for i in range(len(score_columns(self.spec)))]
         crosses = self.spec.slice_crosses
         passthrough = "".join(f",\n        {s}" for s in scores)
-        return template("multiclass_histogram").format(
+        return self.render(
+            "multiclass_histogram",
             window=self.window(window),
             **self._slice_pieces(),
             label_class=self._class_index("label", classes),
@@ -562,23 +600,24 @@ class SqlBuilder:
     def multiclass_pairs(self, window: Window, baseline: str, candidate: str) -> str:
         """``sql/multiclass_pairs.sql``: per slice, labeled requests both versions predicted
         and those only one of them classified correctly."""
-        return template("multiclass_pairs").format(
+        return self.render(
+            "multiclass_pairs",
             window=self.window(window),
             **self._pair_pieces(baseline, candidate),
         )
 
     def window_checks(self, window: Window) -> str:
-        value = task_of(self.spec).fingerprint_value
+        value = task_of(self.spec).fingerprint_value(self)
         row_text = (
-            "CAST(id AS VARCHAR) || '|' || CAST(model_version AS VARCHAR) || '|' || "
-            f"{value(self.spec) if callable(value) else value}"
+            f"{self.as_text('id')} || '|' || {self.as_text('model_version')} || '|' || {value}"
         )
         # Casting every id to text only to find blank ones cost a fifth of this scan; an id
         # whose type is known to be an integer or a UUID cannot be blank (same result type).
-        blank = "CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' THEN 1 ELSE 0 END"
+        blank = f"CASE WHEN TRIM({self.as_text('id')}) = '' THEN 1 ELSE 0 END"
         if self._family("predictions.id") in {"integer", "uuid"}:
             blank = "0"
-        return template("window_checks").format(
+        return self.render(
+            "window_checks",
             window=self.window(window),
             blank_id=f"SUM({blank})",
             content_hash=self.dialect.integer_sum(self.hash32(row_text)),
@@ -599,7 +638,8 @@ class SqlBuilder:
 
     def window_labels_query(self, window: Window) -> str:
         """``sql/window_labels.sql``: labels whose id is a prediction id in the window."""
-        return template("window_labels").format(
+        return self.render(
+            "window_labels",
             **self._common(),
             window_start=self.literal(window.start),
             window_end=self.literal(window.end),
@@ -607,8 +647,8 @@ class SqlBuilder:
 
     def label_duplicates(self, window: Window) -> str:
         labels = self.window_labels_table or f"(\n{self.window_labels_query(window)}\n)"
-        return template("label_duplicates").format(
-            label_id=self.ident(self.spec.labels.id), window_labels=labels
+        return self.render(
+            "label_duplicates", label_id=self.ident(self.spec.labels.id), window_labels=labels
         )
 
     def first_prediction(self) -> str:
@@ -662,7 +702,8 @@ class SqlBuilder:
                 f"{self.exact_sum(f'{in_reference} * {in_reference}')} AS ref_sumsq_{i}",
                 f"COUNT(DISTINCT {in_reference}) AS ref_distinct_{i}",
             ]
-        return template("drift_ranges").format(
+        return self.render(
+            "drift_ranges",
             **self._common(),
             range_outputs="".join(f"{o},\n    " for o in outputs),
             current_start=current_start,
@@ -671,16 +712,15 @@ class SqlBuilder:
             model_version=self.literal(version),
         )
 
-    @staticmethod
-    def double(value: float) -> str:
+    def double(self, value: float) -> str:
         """A double literal that parses to exactly ``value`` on every engine (a bare ``0.1`` is
         a DECIMAL in DuckDB and NUMERIC in PostgreSQL, converted with a possible rounding)."""
-        return f"CAST('{float(value)!r}' AS DOUBLE PRECISION)"
+        return self.as_double(f"'{float(value)!r}'")
 
     def _coarse_bin(self, value: str, edges: tuple[float, ...] | None) -> str:
         """Evidently's bin of a finite value: its index on ``edges`` (``[e_i, e_i+1)``, last
         bin closed, numpy's rule), or the value itself (one bin per value) without edges."""
-        as_double = f"CAST({value} AS DOUBLE PRECISION)"
+        as_double = self.as_double(value)
         if edges is None:
             return as_double
         inner = " ".join(
@@ -720,12 +760,13 @@ class SqlBuilder:
             aliases.append(f"n_{i}")
             sets.append(["period", f"n_{i}", f"b_{i}"])
         for j, col in enumerate(categorical):
-            exprs.append(f"CAST(p.{self.ident(col)} AS VARCHAR) AS c_{j}")
+            exprs.append(f"{self.as_text(f'p.{self.ident(col)}')} AS c_{j}")
             aliases.append(f"c_{j}")
             sets.append(["period", f"c_{j}"])
         outputs = aliases[: len(numeric)] + [f"b_{i}" for i in range(len(numeric))]
         outputs += aliases[len(numeric) :]
-        return template("drift_histograms").format(
+        return self.render(
+            "drift_histograms",
             **self._common(),
             feature_exprs=",\n        ".join(exprs),
             feature_outputs="".join(f"{a},\n    " for a in outputs),
@@ -735,7 +776,7 @@ class SqlBuilder:
             model_version=self.literal(version),
             # Only the feature columns: b_i always goes with n_i (and PostgreSQL's GROUPING
             # takes at most 31 arguments).
-            grouping_columns=", ".join(aliases),
+            grouping_id=self.dialect.grouping(aliases),
             grouping_sets=self._render_sets(sets),
         )
 

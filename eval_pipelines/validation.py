@@ -181,7 +181,7 @@ def _unusable_types(context: CheckContext) -> list[CheckResult]:
     # a class value as text).
     value_probe, label_probe, value_kind = "{c} + 0", b.label_value("{a}") + " + 0", "numeric"
     if task_of(spec).categorical:
-        value_probe, label_probe, value_kind = "CAST({c} AS VARCHAR)", b.label_value("{a}"), "text"
+        value_probe, label_probe, value_kind = b.as_text("{c}"), b.label_value("{a}"), "text"
     probes = [
         (spec.output_key, p, spec.output_column, value_probe, value_kind),
         (

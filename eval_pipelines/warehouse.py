@@ -209,7 +209,7 @@ class Warehouse:
         return self._spark
 
     def _spark_arrow(self, sql: str) -> pa.Table:
-        return self.spark_session().sql(self.dialect.translate(sql)).toArrow()
+        return self.spark_session().sql(sql).toArrow()
 
     @contextmanager
     def _duckdb(self) -> Iterator[Any]:

@@ -11,7 +11,7 @@ WITH rows AS (
       AND p.{pred_version} = {model_version}
 )
 SELECT
-    GROUPING({grouping_columns}) AS grouping_id,
+    {grouping_id} AS grouping_id,
     period,
     {feature_outputs}
     COUNT(*) AS n

@@ -47,7 +47,7 @@ SELECT
     above,
     fine_bin,
     SUM(n) AS n,
-    CAST({total_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum
+    CAST({total_score_sum} AS {double}) / 1e12 AS score_sum
 FROM current_cells
 GROUP BY GROUPING SETS (
 {current_sets}
@@ -62,6 +62,6 @@ SELECT
     CAST(NULL AS INTEGER) AS above,
     fine_bin,
     COUNT(*) AS n,
-    CAST({reference_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum
+    CAST({reference_score_sum} AS {double}) / 1e12 AS score_sum
 FROM reference_cells
 GROUP BY model_version, label, fine_bin

@@ -72,7 +72,7 @@ SELECT
     CAST(NULL AS INTEGER) AS is_class,
     fine_bin,
     SUM(n) AS n,
-    CAST({total_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum
+    CAST({total_score_sum} AS {double}) / 1e12 AS score_sum
 FROM grouped
 GROUP BY GROUPING SETS (
 {current_sets}
@@ -89,7 +89,7 @@ SELECT
     GREATEST(0, LEAST({fine_bins} - 1, CAST(FLOOR(class_score * {fine_bins}) AS INTEGER)))
         AS fine_bin,
     COUNT(*) AS n,
-    CAST({reference_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum
+    CAST({reference_score_sum} AS {double}) / 1e12 AS score_sum
 FROM reference_cells
 WHERE class_score >= 0 AND class_score <= 1
 GROUP BY model_version, class_index, is_class,

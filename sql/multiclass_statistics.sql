@@ -44,7 +44,7 @@ SELECT
     predicted_class,
     CAST(NULL AS INTEGER) AS true_rank,
     COUNT(*) AS n,
-    CAST({log_loss_sum} AS DOUBLE PRECISION) / 1e12 AS log_loss_sum
+    CAST({log_loss_sum} AS {double}) / 1e12 AS log_loss_sum
 FROM cells
 GROUP BY GROUPING SETS (
 {confusion_sets}
@@ -61,7 +61,7 @@ SELECT
     CAST(NULL AS INTEGER) AS predicted_class,
     true_rank,
     COUNT(*) AS n,
-    CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum
+    CAST(NULL AS {double}) AS log_loss_sum
 FROM cells
 WHERE label_class IS NOT NULL AND true_rank IS NOT NULL
 GROUP BY GROUPING SETS (

@@ -3,7 +3,7 @@
 -- each model's coarse score bin (joint cells: the paired bootstrap of ROC AUC, PR AUC, ECE).
 -- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
 -- input checks made it); materialising both versions first cost more than reading it twice.
-WITH win AS NOT MATERIALIZED (
+WITH win AS {not_materialized}(
 {window}
 ),
 baseline AS (
@@ -30,9 +30,9 @@ SELECT
     candidate.bin AS candidate_bin,
     COUNT(*) AS n,
     -- Fixed point, so parallel sums are bit-identical run to run (see sufficient_statistics).
-    CAST({baseline_score_sum} AS DOUBLE PRECISION) / 1e12
+    CAST({baseline_score_sum} AS {double}) / 1e12
         AS baseline_score_sum,
-    CAST({candidate_score_sum} AS DOUBLE PRECISION) / 1e12
+    CAST({candidate_score_sum} AS {double}) / 1e12
         AS candidate_score_sum
 FROM baseline
 JOIN candidate ON candidate.id = baseline.id

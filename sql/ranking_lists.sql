@@ -9,7 +9,7 @@ items AS (
         score,
         {slice_passthrough}
         label,
-        CASE WHEN label > 0 THEN CAST(label AS DOUBLE PRECISION) ELSE 0.0 END AS gain
+        CASE WHEN label > 0 THEN CAST(label AS {double}) ELSE 0.0 END AS gain
     FROM win
 ),
 -- pos: the served rank (score descending, ties by item id ascending); ideal_pos: the rank in
@@ -56,6 +56,6 @@ per_list AS (
         relevant,
         CASE WHEN n_labels > 0 THEN 1 ELSE 0 END AS is_labeled,
         CASE WHEN relevant > 0 THEN 1 ELSE 0 END AS is_scored,
-        CASE WHEN relevant > 0 THEN CAST(1 AS DOUBLE PRECISION) / first_relevant END AS rr{cutoff_values}
+        CASE WHEN relevant > 0 THEN CAST(1 AS {double}) / first_relevant END AS rr{cutoff_values}
     FROM lists
 )

@@ -40,8 +40,8 @@ SELECT
     {slice_outputs}model_version,
     residual_bin AS bin,
     COUNT(*) AS n,
-    CAST(NULL AS DOUBLE PRECISION) AS prediction_sum,
-    CAST(NULL AS DOUBLE PRECISION) AS label_sum,
+    CAST(NULL AS {double}) AS prediction_sum,
+    CAST(NULL AS {double}) AS label_sum,
     MIN(e_low) AS low,
     MIN(e_high) AS high
 FROM binned
@@ -55,8 +55,8 @@ SELECT
     {slice_outputs}model_version,
     prediction_bin AS bin,
     COUNT(*) AS n,
-    CAST({prediction_sum} AS DOUBLE PRECISION) AS prediction_sum,
-    CAST({label_sum} AS DOUBLE PRECISION) AS label_sum,
+    CAST({prediction_sum} AS {double}) AS prediction_sum,
+    CAST({label_sum} AS {double}) AS label_sum,
     MIN(p_low) AS low,
     MIN(p_high) AS high
 FROM binned

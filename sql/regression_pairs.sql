@@ -3,7 +3,7 @@
 -- versions), and this count is their n and the pairing check's.
 -- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
 -- input checks made it); materialising both versions first cost more than reading it twice.
-WITH win AS NOT MATERIALIZED (
+WITH win AS {not_materialized}(
 {window}
 ),
 baseline AS (

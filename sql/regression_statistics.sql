@@ -16,7 +16,7 @@ WITH win AS (
 {window}
 ),
 shift AS (
-    SELECT COALESCE(CAST({label_total} AS DOUBLE PRECISION) / NULLIF(COUNT(label), 0), 0) AS c
+    SELECT COALESCE(CAST({label_total} AS {double}) / NULLIF(COUNT(label), 0), 0) AS c
     FROM win
 ),
 cells AS (
@@ -51,8 +51,8 @@ SELECT
     COUNT(*) - COUNT(label) AS n_unlabeled,
     SUM(CASE WHEN label <> 0 THEN 1 ELSE 0 END) AS n_nonzero_label,
     SUM(CASE WHEN label = 0 THEN 1 ELSE 0 END) AS n_zero_label,
-    CAST(NULL AS DOUBLE PRECISION) AS min_abs_error,
-    CAST(NULL AS DOUBLE PRECISION) AS max_abs_error{sums}
+    CAST(NULL AS {double}) AS min_abs_error,
+    CAST(NULL AS {double}) AS max_abs_error{sums}
 FROM cells
 GROUP BY GROUPING SETS (
 {grouping_sets}

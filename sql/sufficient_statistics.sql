@@ -22,10 +22,10 @@
 -- Only integer counts and comparisons place the edges, so every engine draws the same ones.
 -- NOT MATERIALIZED: the edges need every labeled score before a row can be binned; reading
 -- the window again (a temporary table) costs less than holding all its rows in memory.
-WITH win AS NOT MATERIALIZED (
+WITH win AS {not_materialized}(
 {window}
 ),
-cells AS NOT MATERIALIZED (
+cells AS {not_materialized}(
     SELECT
         model_version,
         label,
@@ -60,8 +60,8 @@ ranked AS (
         CAST(FLOOR(wide_bin / {coarse_ratio}) AS INTEGER) AS coarse_bin,
         -- the quantile slot of the cell's first row, and whether the cell fills a slot alone
         CAST(FLOOR(CAST(SUM(n) OVER (ORDER BY grid_cell
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n AS DOUBLE PRECISION)
-            * {fine_bins} / CAST(SUM(n) OVER () AS DOUBLE PRECISION)) AS BIGINT) AS slot,
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n AS {double})
+            * {fine_bins} / CAST(SUM(n) OVER () AS {double})) AS BIGINT) AS slot,
         CASE WHEN n * {fine_bins} >= SUM(n) OVER () THEN 1 ELSE 0 END AS heavy,
         COUNT(*) OVER () AS occupied
     FROM grid
@@ -126,9 +126,9 @@ SELECT
     CAST(NULL AS INTEGER) AS coarse_bin,
     CAST(NULL AS INTEGER) AS tied,
     SUM(n) AS n,
-    CAST(NULL AS DOUBLE PRECISION) AS score_sum,
-    CAST({total_log_loss_sum} AS DOUBLE PRECISION) / 1e12 AS log_loss_sum,
-    CAST({total_squared_error_sum} AS DOUBLE PRECISION) / 1e12 AS squared_error_sum
+    CAST(NULL AS {double}) AS score_sum,
+    CAST({total_log_loss_sum} AS {double}) / 1e12 AS log_loss_sum,
+    CAST({total_squared_error_sum} AS {double}) / 1e12 AS squared_error_sum
 FROM threshold_cells
 GROUP BY GROUPING SETS (
 {threshold_sets}
@@ -146,9 +146,9 @@ SELECT
     CAST(NULL AS INTEGER) AS coarse_bin,
     CAST(NULL AS INTEGER) AS tied,
     SUM(n) AS n,
-    CAST({total_score_sum} AS DOUBLE PRECISION) / 1e12 AS score_sum,
-    CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum,
-    CAST(NULL AS DOUBLE PRECISION) AS squared_error_sum
+    CAST({total_score_sum} AS {double}) / 1e12 AS score_sum,
+    CAST(NULL AS {double}) AS log_loss_sum,
+    CAST(NULL AS {double}) AS squared_error_sum
 FROM histogram_cells
 GROUP BY GROUPING SETS (
 {histogram_sets}
@@ -167,7 +167,7 @@ SELECT
     coarse_bin,
     tied,
     CAST(NULL AS BIGINT) AS n,
-    CAST(NULL AS DOUBLE PRECISION) AS score_sum,
-    CAST(NULL AS DOUBLE PRECISION) AS log_loss_sum,
-    CAST(NULL AS DOUBLE PRECISION) AS squared_error_sum
+    CAST(NULL AS {double}) AS score_sum,
+    CAST(NULL AS {double}) AS log_loss_sum,
+    CAST(NULL AS {double}) AS squared_error_sum
 FROM bins

@@ -9,7 +9,7 @@ SELECT
     COUNT(*) AS n,
     COUNT(label) AS n_labeled,
     -- Empty or blank ids pass NULL and uniqueness checks but identify nothing (and pair
-    -- unrelated requests across versions): SUM(CASE WHEN TRIM(CAST(id AS VARCHAR)) = '' ...)
+    -- unrelated requests across versions): SUM(CASE WHEN TRIM(CAST(id AS {text})) = '' ...)
     -- for a text id; SUM(0) for an integer or UUID id, which cannot be blank.
     {blank_id} AS n_blank_id,
     SUM(CASE WHEN label_excluded = 'before_prediction' THEN 1 ELSE 0 END)

@@ -64,7 +64,7 @@ def test_hash32_is_the_first_32_bits_of_md5(warehouse):
 
 def test_exact_sum_of_doubles_is_the_correctly_rounded_sum(warehouse):
     values = [1e16, 1.0, -1e16, 1.0, 0.1, 0.2, 0.3]
-    rows = [f"CAST('{v!r}' AS DOUBLE PRECISION)" for v in values]
+    rows = [warehouse.dialect.cast_double(f"'{v!r}'") for v in values]
     total = warehouse.dialect.exact_sum("x")
     frame = warehouse.query(f"SELECT {total} AS total FROM {_values(rows)}", "exact sum")
     assert float(frame["total"][0]) == math.fsum(values)
@@ -91,7 +91,7 @@ def test_timestamp_and_interval_literals(warehouse):
 
 def test_utc_timestamp_reads_an_instant_as_naive_utc(warehouse):
     d = warehouse.dialect
-    column = "CAST('2026-11-16 12:00:00+02:00' AS TIMESTAMP WITH TIME ZONE)"
+    column = f"CAST('2026-11-16 12:00:00+02:00' AS {d.timestamptz_type})"
     sql = (
         f"SELECT {d.utc_timestamp(column, 'timestamptz')} AS utc, "
         f"{d.utc_timestamp(d.literal(datetime(2026, 1, 1)), 'timestamp')} AS naive"
@@ -111,11 +111,12 @@ def test_temporary_table_lives_in_the_session_and_is_dropped(warehouse):
 
 
 def test_column_type_names_and_families(warehouse):
+    d = warehouse.dialect
     sql = (
-        "(SELECT CAST(1 AS BIGINT) AS id, CAST(0.5 AS DOUBLE PRECISION) AS score, "
-        "CAST('a' AS VARCHAR(10)) AS name, TRUE AS flag, "
-        "CAST('2026-01-01 00:00:00+00' AS TIMESTAMP WITH TIME ZONE) AS at_tz, "
-        f"{warehouse.dialect.literal(datetime(2026, 1, 1))} AS at)"  # naive on every engine
+        f"(SELECT CAST(1 AS BIGINT) AS id, {d.cast_double('0.5')} AS score, "
+        f"CAST('a' AS VARCHAR(10)) AS name, {d.cast_text(d.literal('b'))} AS note, TRUE AS flag, "
+        f"CAST('2026-01-01 00:00:00+00' AS {d.timestamptz_type}) AS at_tz, "
+        f"{d.literal(datetime(2026, 1, 1))} AS at)"  # naive on every engine
     )
     names = warehouse.column_types(sql, "types")
     families = {column: warehouse.dialect.type_family(kind) for column, kind in names.items()}
@@ -123,6 +124,7 @@ def test_column_type_names_and_families(warehouse):
         "id": "integer",
         "score": "float",
         "name": "text",
+        "note": "text",
         "flag": "boolean",
         "at_tz": "timestamptz",
         "at": "timestamp",
@@ -182,20 +184,55 @@ def test_spark_quotes_and_renders_literals_without_sqlalchemy():
     assert spark.literal(datetime(2026, 11, 16)) == "TIMESTAMP_NTZ '2026-11-16 00:00:00'"
 
 
-def test_spark_reads_the_shared_sql_in_its_own_words():
-    spark = Spark()
+def test_grouping_gives_sql_1999_bits_on_every_engine(warehouse):
+    """``GROUPING(a, b, c)``: a bit per column, ``a`` the most significant, 1 where the row's
+    grouping set leaves the column out (SQL:1999; written out by hand per set below)."""
+    d = warehouse.dialect
+    rows = "(SELECT 'x' AS a, 'y' AS b, 'z' AS c) AS t"
     sql = (
-        "WITH w AS NOT MATERIALIZED (SELECT CAST(x AS VARCHAR) AS s, CAST(y AS VARCHAR(3)) AS t, "
-        "CAST(z AS DOUBLE PRECISION) AS d FROM r) "
-        "SELECT GROUPING(s, t, d) AS g, GROUPING(s) AS h FROM w GROUP BY GROUPING SETS ((s), ())"
+        f"SELECT {d.grouping(['a', 'b', 'c'])} AS g, {d.grouping(['b'])} AS g_b, "
+        f"COUNT(*) AS n FROM {rows} "
+        "GROUP BY GROUPING SETS ((a, b, c), (a, c), (b), ())"
     )
-    assert spark.translate(sql) == (
-        "WITH w AS (SELECT CAST(x AS STRING) AS s, CAST(y AS VARCHAR(3)) AS t, "
-        "CAST(z AS DOUBLE) AS d FROM r) "
-        "SELECT (CAST(grouping(s) AS BIGINT) * 4 + CAST(grouping(t) AS BIGINT) * 2 + "
-        "CAST(grouping(d) AS BIGINT) * 1) AS g, CAST(grouping(s) AS INT) AS h "
-        "FROM w GROUP BY GROUPING SETS ((s), ())"
+    frame = warehouse.query(sql, "grouping")
+    found = sorted((int(g), int(g_b)) for g, g_b in zip(frame["g"], frame["g_b"], strict=True))
+    # (a, b, c) -> 000; (a, c) -> 010; (b) -> 101; () -> 111
+    assert found == [(0b000, 0), (0b010, 1), (0b101, 0), (0b111, 1)]
+    with pytest.raises(ValueError, match="at least one column"):
+        d.grouping([])
+
+
+def test_a_cte_hint_is_given_only_where_the_engine_takes_it(warehouse):
+    d = warehouse.dialect
+    hint = d.materialization_hint(False)
+    sql = f"WITH w AS {hint}(SELECT 2 AS x) SELECT x FROM w"
+    assert int(warehouse.query(sql, "hint")["x"][0]) == 2
+    assert hint == ("" if isinstance(d, Spark) else "NOT MATERIALIZED ")
+    assert d.materialization_hint(True) == ("" if isinstance(d, Spark) else "MATERIALIZED ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DOUBLE PRECISION",
+        "x AS VARCHAR",
+        "w AS NOT MATERIALIZED (",
+        "GROUPING(a, b)",
+        "TIMESTAMP WITH TIME ZONE",
+        "it's \\ 50%",
+    ],
+)
+def test_a_literal_and_an_identifier_named_like_sql_reach_the_engine_as_written(warehouse, text):
+    """Nothing rewrites the SQL text once rendered: a string literal or a column named like a
+    type, a hint or GROUPING reads back as written (Spark's old regex rewrite changed them)."""
+    d = warehouse.dialect
+    sql = (
+        f"SELECT {d.quote(text)} AS value, {d.literal(text)} AS named "
+        f"FROM (SELECT {d.literal(text)} AS {d.quote(text)}) AS t"
     )
+    frame = warehouse.query(sql, "as written")
+    assert frame["value"][0] == text
+    assert frame["named"][0] == text
 
 
 @pytest.mark.parametrize(

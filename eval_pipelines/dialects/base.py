@@ -8,7 +8,11 @@ branches on it):
 
 * SQL text: the resample-bucket hash, exact sums (of doubles, and of integers without
   overflow), the UTC reading of a timestamp column per type family, timestamp and interval
-  literals, and how a session-private temporary relation is created and dropped;
+  literals, type names (a double, text, a timestamp with time zone), a CTE's planner hint,
+  SQL's ``GROUPING(a, b)``, and how a session-private temporary relation is created and
+  dropped. The builder renders these where it writes the SQL (templates take ``{double}``,
+  ``{text}`` and ``{not_materialized}``), so each engine receives SQL written for it and no
+  SQL text is rewritten afterwards;
 * the connection: SQLAlchemy ``connect_args``, which client runs the queries (a SQLAlchemy
   connection, DuckDB's own client, or a Spark Connect session),
   how column types are read without a row, and the type family of each type name;
@@ -20,6 +24,7 @@ rendering string literals, so the rendered text is exactly what SQLAlchemy would
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -89,6 +94,11 @@ class SqlDialect(ABC):
     gx_shares_session: ClassVar[bool] = False
     # The engine's type names (lower case, single spaces) -> family; first match wins.
     type_families: ClassVar[dict[str, re.Pattern[str]]] = TYPE_FAMILIES
+    # Type names of the engine's SQL (DuckDB and PostgreSQL share them): a 64-bit float,
+    # text of any length, and an instant (a timestamp with time zone).
+    double_type: ClassVar[str] = "DOUBLE PRECISION"
+    text_type: ClassVar[str] = "VARCHAR"
+    timestamptz_type: ClassVar[str] = "TIMESTAMP WITH TIME ZONE"
 
     def __init__(self, sqlalchemy_dialect: Dialect | None = None) -> None:
         self.sqlalchemy = sqlalchemy_dialect or self.default_sqlalchemy_dialect()
@@ -133,10 +143,6 @@ class SqlDialect(ABC):
             .get_batch()
         )
 
-    def translate(self, sql: str) -> str:
-        """The engine's shared SQL as this engine must read it (as it is, except on Spark)."""
-        return sql
-
     # ------------------------------------------------------------------ quoting and literals
     def quote(self, name: str) -> str:
         """An identifier, quoted when it needs to be."""
@@ -158,6 +164,29 @@ class SqlDialect(ABC):
     def interval_seconds(self, seconds: int) -> str:
         """An interval of ``seconds`` seconds, to add to a timestamp."""
         return f"INTERVAL '{int(seconds)} seconds'"
+
+    # ------------------------------------------------------------------ types and clauses
+    def cast_double(self, expr: str) -> str:
+        """``expr`` as a 64-bit float."""
+        return f"CAST({expr} AS {self.double_type})"
+
+    def cast_text(self, expr: str) -> str:
+        """``expr`` as text (no length limit)."""
+        return f"CAST({expr} AS {self.text_type})"
+
+    def materialization_hint(self, materialized: bool) -> str:
+        """A CTE's planner hint, put between ``name AS`` and ``(``, with its trailing space:
+        ``NOT MATERIALIZED `` (inline the CTE where it is read) or ``MATERIALIZED `` (compute
+        it once); DuckDB and PostgreSQL 12+ take both."""
+        return "MATERIALIZED " if materialized else "NOT MATERIALIZED "
+
+    def grouping(self, columns: Sequence[str]) -> str:
+        """SQL:1999 ``GROUPING(a, b, ...)`` of grouping columns (at least one): an integer
+        with a bit per column, ``a`` the most significant, 1 where the row's grouping set does
+        not group by it. See :func:`eval_pipelines.sqlbuild.grouping_mask`."""
+        if not columns:
+            raise ValueError("GROUPING takes at least one column")
+        return f"GROUPING({', '.join(columns)})"
 
     # ------------------------------------------------------------------ typed columns
     def utc_timestamp(self, column_expr: str, family: str | None) -> str:

@@ -20,10 +20,14 @@ DuckDB, see ``tests/test_dialects.py`` and ``tests/test_spark_parity.py``):
 * there are no temporary tables: ``CACHE TABLE t AS ...`` (a session-private view whose rows
   are computed once and kept by the executors), or a ``TEMPORARY VIEW`` where caching is
   refused;
-* ``DOUBLE PRECISION`` and a ``VARCHAR`` without a length are not Spark types, a CTE takes no
-  ``[NOT] MATERIALIZED`` hint, and Spark's ``grouping`` takes one column: the engine's shared
-  SQL is given to Spark through :meth:`Spark.translate` (``DOUBLE``, ``STRING``, no hint,
-  SQL's ``GROUPING(a, b)`` as ``grouping(a) * 2 + grouping(b)``).
+* ``DOUBLE PRECISION`` and a ``VARCHAR`` without a length are not Spark types, nor is
+  ``TIMESTAMP WITH TIME ZONE`` (Spark's ``TIMESTAMP`` is the instant), a CTE takes no
+  ``[NOT] MATERIALIZED`` hint, and Spark's ``grouping`` takes one column: the builder asks
+  the dialect for each where it writes the SQL (:attr:`Spark.double_type` ``DOUBLE``,
+  :attr:`Spark.text_type` ``STRING``, no :meth:`Spark.materialization_hint`,
+  :meth:`Spark.grouping` spelling SQL's ``GROUPING(a, b)`` as ``grouping(a) * 2 +
+  grouping(b)``); no SQL text is rewritten, so a string literal or a column named like a
+  keyword reaches Spark as written.
 
 The shared SQL already avoids the other traps: ``CAST(double AS INTEGER)`` truncates in Spark
 and rounds in DuckDB, so it always casts ``FLOOR(x)``; ``LN(0)`` is NULL in Spark, so logs
@@ -34,6 +38,7 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,34 +58,6 @@ SPARK_TYPE_FAMILIES = {
     "timestamp": re.compile(r"^(timestamp_ntz|date)$"),
     "boolean": re.compile(r"^boolean$"),
 }
-
-# Portable type spellings of the shared SQL that Spark does not accept, and its own.
-_TRANSLATIONS = (
-    (re.compile(r"\bDOUBLE\s+PRECISION\b", re.IGNORECASE), "DOUBLE"),
-    (re.compile(r"\bAS\s+VARCHAR\b(?!\s*\()", re.IGNORECASE), "AS STRING"),
-    (re.compile(r"\bTIMESTAMP\s+WITH\s+TIME\s+ZONE\b", re.IGNORECASE), "TIMESTAMP"),
-    # A CTE's planner hint (DuckDB, PostgreSQL); Spark's optimizer decides on its own.
-    (re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.IGNORECASE), "AS ("),
-)
-
-# SQL's GROUPING(a, b, ...) of plain column references (no nested parentheses).
-_GROUPING = re.compile(r"\bGROUPING\s*\(([^()]*)\)", re.IGNORECASE)
-
-
-def _grouping_bits(match: re.Match[str]) -> str:
-    """SQL:1999 ``GROUPING(a, b, c)`` (a bit per column, 1 where the row is not grouped by
-    it, ``a`` most significant) from Spark's one-column ``grouping``. Spark's ``grouping_id``
-    is not it: it must name every grouping column of the query, in order."""
-    columns = [c.strip() for c in match.group(1).split(",") if c.strip()]
-    if len(columns) == 1:
-        return f"CAST(grouping({columns[0]}) AS INT)"
-    last = len(columns) - 1
-    terms = [
-        f"CAST(grouping({column}) AS BIGINT) * {2 ** (last - i)}"
-        for i, column in enumerate(columns)
-    ]
-    return "(" + " + ".join(terms) + ")"
-
 
 # Spark Connect retries an unavailable server for about 10 minutes (its DefaultPolicy: 15
 # retries, backoff x4 up to 60 s), which rides out a Databricks cluster starting; fewer here.
@@ -130,6 +107,10 @@ class Spark(SqlDialect):
     client: ClassVar[str] = "spark-connect"
     gx_shares_session: ClassVar[bool] = True
     type_families: ClassVar[dict[str, re.Pattern[str]]] = SPARK_TYPE_FAMILIES
+    # Spark's names: ``VARCHAR`` must have a length, ``TIMESTAMP`` is an instant.
+    double_type: ClassVar[str] = "DOUBLE"
+    text_type: ClassVar[str] = "STRING"
+    timestamptz_type: ClassVar[str] = "TIMESTAMP"
 
     def __init__(self, sqlalchemy_dialect: Any = None) -> None:
         self.sqlalchemy = None  # no SQLAlchemy dialect: quoting and literals are our own
@@ -137,9 +118,7 @@ class Spark(SqlDialect):
     # ------------------------------------------------------------------ connection
     def column_type_names(self, warehouse: "Warehouse", source_sql: str) -> dict[str, str]:
         """From the analysed schema (no job runs): ``bigint``, ``double``, ``timestamp_ntz``."""
-        frame = warehouse.spark_session().sql(
-            self.translate(f"SELECT * FROM {source_sql} AS source LIMIT 0")
-        )
+        frame = warehouse.spark_session().sql(f"SELECT * FROM {source_sql} AS source LIMIT 0")
         return {field.name: field.dataType.simpleString() for field in frame.schema.fields}
 
     def add_gx_datasource(self, context: Any, warehouse: "Warehouse", name: str) -> Any:
@@ -152,19 +131,11 @@ class Spark(SqlDialect):
 
     def gx_batch(self, source: Any, warehouse: "Warehouse", asset: str, query: str) -> Any:
         """A GX batch of ``query`` as a Spark Connect DataFrame of our session."""
-        frame = warehouse.spark_session().sql(self.translate(query))
+        frame = warehouse.spark_session().sql(query)
         definition = source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe(
             "window"
         )
         return definition.get_batch(batch_parameters={"dataframe": frame})
-
-    def translate(self, sql: str) -> str:
-        """The shared SQL's ``DOUBLE PRECISION``, ``AS VARCHAR`` (no length), ``TIMESTAMP
-        WITH TIME ZONE``, ``GROUPING(...)`` and ``AS [NOT] MATERIALIZED (`` in Spark's
-        words."""
-        for pattern, spark in _TRANSLATIONS:
-            sql = pattern.sub(spark, sql)
-        return _GROUPING.sub(_grouping_bits, sql)
 
     # ------------------------------------------------------------------ quoting and literals
     def quote(self, name: str) -> str:
@@ -193,6 +164,27 @@ class Spark(SqlDialect):
     def timestamp_literal(self, value: datetime) -> str:
         """A naive ``TIMESTAMP_NTZ`` (Spark's ``TIMESTAMP`` would be an instant)."""
         return f"TIMESTAMP_NTZ '{value.strftime('%Y-%m-%d %H:%M:%S')}'"
+
+    # ------------------------------------------------------------------ types and clauses
+    def materialization_hint(self, materialized: bool) -> str:
+        """None: a CTE takes no hint in Spark, whose optimizer decides on its own."""
+        return ""
+
+    def grouping(self, columns: Sequence[str]) -> str:
+        """SQL:1999 ``GROUPING(a, b, c)`` (a bit per column, 1 where the row is not grouped
+        by it, ``a`` most significant) from Spark's one-column ``grouping``. Spark's
+        ``grouping_id`` is not it: it must name every grouping column of the query, in
+        order."""
+        if not columns:
+            raise ValueError("GROUPING takes at least one column")
+        if len(columns) == 1:
+            return f"CAST(grouping({columns[0]}) AS INT)"
+        last = len(columns) - 1
+        terms = [
+            f"CAST(grouping({column}) AS BIGINT) * {2 ** (last - i)}"
+            for i, column in enumerate(columns)
+        ]
+        return "(" + " + ".join(terms) + ")"
 
     # ------------------------------------------------------------------ typed columns
     def utc_timestamp(self, column_expr: str, family: str | None) -> str:

@@ -29,7 +29,7 @@ from eval_pipelines.evaluation import METRIC_COLUMNS
 from eval_pipelines.inference.bootstrap import CELL_BOOTSTRAP
 from eval_pipelines.inference.resampling import merge_bins, percentile_interval
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sqlbuild import SqlBuilder, template
+from eval_pipelines.sqlbuild import SqlBuilder
 from eval_pipelines.stats.base import accumulate, column
 from eval_pipelines.stats.multiclass import ConfusionStats, classes_of, score_columns
 from eval_pipelines.stats.parse import SliceKey, slice_groups
@@ -49,13 +49,14 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     sets = builder._grouping_sets(
         spec.slice_crosses, ["model_version", "predicted_class", "class_index", "fine_bin"]
     )
-    return template("estimation_multiclass").format(
+    return builder.render(
+        "estimation_multiclass",
         window=builder.window(window),
         reference=builder.window_join(reference),
         slice_passthrough="".join(f"{a}, " for a in aliases),
         slice_outputs="".join(f"{a},\n    " for a in aliases),
-        null_slices="".join(f"CAST(NULL AS VARCHAR) AS {a},\n    " for a in aliases),
-        grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+        null_slices="".join(f"{builder.as_text('NULL')} AS {a},\n    " for a in aliases),
+        grouping_id=builder.grouping_id(aliases),
         predicted_class=builder._class_index("prediction", classes),
         label_class=builder._class_index("label", classes),
         score_passthrough="".join(f", {s}" for s in scores),

@@ -32,7 +32,7 @@ from eval_pipelines.estimation.calibration import IsotonicMap, fit_isotonic
 from eval_pipelines.evaluation import METRIC_COLUMNS
 from eval_pipelines.inference.resampling import percentile_interval
 from eval_pipelines.spec import EvalSpec
-from eval_pipelines.sqlbuild import SqlBuilder, template
+from eval_pipelines.sqlbuild import SqlBuilder
 from eval_pipelines.stats.base import accumulate, column
 from eval_pipelines.stats.parse import SliceKey, slice_groups
 from eval_pipelines.validation import CheckResult
@@ -68,13 +68,14 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     aliases = builder.grouping_columns([])
     reference = reference_window(window, spec.estimation.reference_weeks)
     sets = builder._grouping_sets(spec.slice_crosses, ["model_version", "above", "fine_bin"])
-    return template("estimation_histograms").format(
+    return builder.render(
+        "estimation_histograms",
         window=builder.window(window),
         reference=builder.window_join(reference),
         slice_passthrough="".join(f"{a}, " for a in aliases),
         slice_outputs="".join(f"{a},\n    " for a in aliases),
-        null_slices="".join(f"CAST(NULL AS VARCHAR) AS {a},\n    " for a in aliases),
-        grouping_id=f"GROUPING({', '.join(aliases)})" if aliases else "0",
+        null_slices="".join(f"{builder.as_text('NULL')} AS {a},\n    " for a in aliases),
+        grouping_id=builder.grouping_id(aliases),
         threshold=builder.literal(float(spec.threshold)),
         fine_bins=spec.score_bins,
         score_sum=builder.fixed_point_sum("score"),

@@ -102,10 +102,10 @@ class Task:
     # family, and (SqlBuilder, Window, baseline, candidate) -> the paired query.
     statistics_query: Callable[[Any, Any], str]
     paired_query: Callable[[Any, Any, str, str], str]
-    # The output's and the label's terms of the window's content fingerprint (a SQL text
-    # expression over the window's columns that never fails, the same text on every engine),
-    # or a function of the spec giving it (when the columns depend on the spec).
-    fingerprint_value: str | Callable[[Any], str]
+    # The output's and the label's terms of the window's content fingerprint: SqlBuilder ->
+    # a SQL text expression over the window's columns that never fails, the same text on
+    # every engine (the builder's spec says the columns, its dialect the text type).
+    fingerprint_value: Callable[[Any], str]
     # Column type families accepted for the output and the label, and how a message says it.
     output_types: frozenset[str]
     output_wording: str

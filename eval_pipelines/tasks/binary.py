@@ -357,6 +357,16 @@ def paired_query(builder: "SqlBuilder", window: "Window", baseline: str, candida
     return builder.binary_paired_counts(window, baseline, candidate)
 
 
+def fingerprint_value(builder: "SqlBuilder") -> str:
+    """The score (to 1e-9) and the label. Out-of-range, NaN and infinite scores (which fail
+    the checks) hash as empty instead of overflowing the cast and failing the query that
+    reports them."""
+    score = builder.as_text(
+        "CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END * 1000000000) AS BIGINT)"
+    )
+    return f"COALESCE({score}, '') || '|' || COALESCE({builder.as_text('label')}, '')"
+
+
 BINARY = Task(
     name="binary_classification",
     families=(THRESHOLD, HISTOGRAM),
@@ -366,13 +376,7 @@ BINARY = Task(
     output="score",
     statistics_query=statistics_query,
     paired_query=paired_query,
-    # Out-of-range, NaN and infinite scores (which fail the checks) hash as empty instead of
-    # overflowing the cast and failing the query that reports them.
-    fingerprint_value=(
-        "COALESCE(CAST(CAST(ROUND(CASE WHEN score >= 0 AND score <= 1 THEN score END "
-        "* 1000000000) AS BIGINT) AS VARCHAR), '') || '|' || "
-        "COALESCE(CAST(label AS VARCHAR), '')"
-    ),
+    fingerprint_value=fingerprint_value,
     output_types=frozenset({"integer", "decimal", "float"}),
     output_wording="a numeric column (a probability in [0, 1])",
     label_types=frozenset({"integer", "decimal", "float", "boolean"}),

@@ -292,13 +292,17 @@ def window_outputs(spec: "EvalSpec") -> list[tuple[str, str, str]]:
     ]
 
 
-def fingerprint_value(spec: "EvalSpec") -> str:
+def fingerprint_value(builder: "SqlBuilder") -> str:
     """The prediction, the label and each class score (to 1e-9, as the binary score)."""
     terms = ["COALESCE(prediction, '')", "COALESCE(label, '')"]
     terms += [
-        f"COALESCE(CAST(CAST(ROUND(CASE WHEN {name} >= 0 AND {name} <= 1 THEN {name} END "
-        f"* 1000000000) AS BIGINT) AS VARCHAR), '')"
-        for _, _, name in window_outputs(spec)
+        "COALESCE("
+        + builder.as_text(
+            f"CAST(ROUND(CASE WHEN {name} >= 0 AND {name} <= 1 THEN {name} END "
+            "* 1000000000) AS BIGINT)"
+        )
+        + ", '')"
+        for _, _, name in window_outputs(builder.spec)
     ]
     return " || '|' || ".join(terms)
 

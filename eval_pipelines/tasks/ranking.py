@@ -159,12 +159,24 @@ METRICS = [metric_named(name) for name in DEFAULT_METRICS[:-1]] + [
 ]
 
 
-def _rounded(column: str) -> str:
+def _rounded(builder: "SqlBuilder", column: str) -> str:
     """A number's term of the fingerprint: to 1e-6 as an integer (the same text on every
     engine), empty beyond 1e9 in size or NULL."""
-    return (
-        f"COALESCE(CAST(CAST(ROUND(CASE WHEN {column} >= -1e9 AND {column} <= 1e9 THEN "
-        f"{column} END * 1000000) AS BIGINT) AS VARCHAR), '')"
+    rounded = builder.as_text(
+        f"CAST(ROUND(CASE WHEN {column} >= -1e9 AND {column} <= 1e9 THEN "
+        f"{column} END * 1000000) AS BIGINT)"
+    )
+    return f"COALESCE({rounded}, '')"
+
+
+def fingerprint_value(builder: "SqlBuilder") -> str:
+    """The list id, the score and the label."""
+    return " || '|' || ".join(
+        [
+            f"COALESCE({builder.as_text('list_id')}, '')",
+            _rounded(builder, "score"),
+            _rounded(builder, "label"),
+        ]
     )
 
 
@@ -204,9 +216,7 @@ RANKING = Task(
     output="score",
     statistics_query=statistics_query,
     paired_query=paired_query,
-    fingerprint_value=" || '|' || ".join(
-        ["COALESCE(CAST(list_id AS VARCHAR), '')", _rounded("score"), _rounded("label")]
-    ),
+    fingerprint_value=fingerprint_value,
     output_types=frozenset({"integer", "decimal", "float"}),
     output_wording="a numeric column (the ranking score, higher first)",
     label_types=frozenset({"integer", "decimal", "float", "boolean"}),

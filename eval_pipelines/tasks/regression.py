@@ -332,6 +332,19 @@ def curves(inputs: CurveInputs) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def fingerprint_value(builder: "SqlBuilder") -> str:
+    """Both numbers to 1e-6 as integers: a double's text differs between engines ('12.0' in
+    DuckDB, '12' in PostgreSQL); values beyond 1e9 in size hash as empty."""
+    return " || '|' || ".join(
+        "COALESCE("
+        + builder.as_text(
+            f"CAST(ROUND(CASE WHEN {c} >= -1e9 AND {c} <= 1e9 THEN {c} END * 1000000) AS BIGINT)"
+        )
+        + ", '')"
+        for c in ("prediction", "label")
+    )
+
+
 REGRESSION = Task(
     name="regression",
     families=(REGRESSION_FAMILY, ERROR_HISTOGRAM_FAMILY),
@@ -341,13 +354,7 @@ REGRESSION = Task(
     output="prediction",
     statistics_query=statistics_query,
     paired_query=paired_query,
-    # Both numbers to 1e-6 as integers: a double's text differs between engines ('12.0' in
-    # DuckDB, '12' in PostgreSQL); values beyond 1e9 in size hash as empty.
-    fingerprint_value=" || '|' || ".join(
-        f"COALESCE(CAST(CAST(ROUND(CASE WHEN {c} >= -1e9 AND {c} <= 1e9 THEN {c} END "
-        f"* 1000000) AS BIGINT) AS VARCHAR), '')"
-        for c in ("prediction", "label")
-    ),
+    fingerprint_value=fingerprint_value,
     output_types=frozenset({"integer", "decimal", "float"}),
     output_wording="a numeric column (the predicted number)",
     label_types=frozenset({"integer", "decimal", "float"}),
