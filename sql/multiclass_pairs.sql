@@ -4,11 +4,7 @@
 -- bootstrap (a request's bucket is the same for both versions).
 -- NOT MATERIALIZED: each side reads only its version's rows of the window (a table once the
 -- input checks made it); materialising both versions first cost more than reading it twice.
-<<<<<<< HEAD
-WITH win AS NOT MATERIALIZED (
-=======
 WITH win AS {not_materialized}(
->>>>>>> sparkdialect
 {window}
 ),
 baseline AS (
