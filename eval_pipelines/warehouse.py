@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
+from eval_pipelines.dialects.duckdb import attach_scratch
 from eval_pipelines.dialects.spark import spark_session as open_spark_session
 from eval_pipelines.errors import WarehouseError
 from eval_pipelines.query_cost import (
@@ -141,6 +142,7 @@ class Warehouse:
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
         self._spill: str | None = None
+        self._scratch: str | None = None  # the session tables' database file (DuckDB)
         # Statements this Warehouse ran (queries, type probes, temporary tables): the input
         # checks' profile counts them.
         self.statements = 0
@@ -226,6 +228,8 @@ class Warehouse:
                 # session time zone, which DuckDB takes from the machine unless told.
                 self._duckdb_connection.execute("SET TimeZone = 'UTC'")
                 self._spill = _limit_memory(self._duckdb_connection)
+                self._scratch = tempfile.mkdtemp(prefix="eval-duckdb-scratch-")
+                attach_scratch(self._duckdb_connection, self._scratch)
                 if profiling_enabled():
                     self._profiled = enable_duckdb_profiling(self._duckdb_connection)
             except duckdb.Error as exc:
@@ -252,9 +256,10 @@ class Warehouse:
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
-        if self._spill is not None:
-            shutil.rmtree(self._spill, ignore_errors=True)
-            self._spill = None
+        for folder in (self._spill, self._scratch):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._spill = self._scratch = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

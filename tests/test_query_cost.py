@@ -80,10 +80,38 @@ def test_duckdb_reports_the_rows_each_query_scanned(sized):
         entry = by_purpose[purpose]
         assert (entry.rows_returned, entry.rows_scanned) == (returned, scanned), purpose
         assert entry.engine == "duckdb" and entry.seconds >= 0
-    # Bytes come from the database file: the first read of a is cold; the temporary table
-    # lives in memory.
+    # Bytes come from the database file: the first read of a is cold; the session table's
+    # pages are still in memory.
     assert by_purpose["sum of a"].bytes_scanned > 0
     assert by_purpose["the temporary table"].bytes_scanned == 0
+
+
+def test_session_tables_live_in_a_private_scratch_file_removed_on_close(tmp_path):
+    """The window's session table is a table of a scratch database file private to the
+    session (compressed, unlike DuckDB's in-memory temporary tables), queried by its bare
+    name; the warehouse file is never written and the scratch file is gone after close."""
+    path = tmp_path / "my-warehouse.v2.duckdb"  # a database name SQL must quote
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE a AS SELECT range AS k FROM range(100)")
+    before = path.read_bytes()
+    with Warehouse(f"duckdb:///{path}") as warehouse:
+        assert warehouse.create_temporary_table("w", "SELECT * FROM a WHERE k < 10")
+        assert warehouse.query("SELECT COUNT(*) AS n FROM w", "bare name")["n"][0] == 10
+        assert warehouse.query("SELECT COUNT(*) AS n FROM a", "warehouse")["n"][0] == 100
+        databases = warehouse.query(
+            "SELECT database_name, path FROM duckdb_databases() WHERE NOT internal", "databases"
+        )
+        tables = warehouse.query("SELECT database_name, table_name FROM duckdb_tables()", "t")
+        warehouse.drop_temporary_table("w")
+        with pytest.raises(WarehouseError):
+            warehouse.query("SELECT * FROM w", "dropped")
+    scratch = Path(databases.set_index("database_name").loc["eval_scratch", "path"])
+    assert scratch.parent != tmp_path and scratch.parent.name.startswith("eval-duckdb-scratch-")
+    assert ("eval_scratch", "w") in set(tables.itertuples(index=False, name=None))
+    assert not scratch.parent.exists()
+    assert path.read_bytes() == before
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("a",)]
 
 
 def test_without_the_profiler_wall_time_and_rows_returned_remain(sized, monkeypatch):
