@@ -5,9 +5,14 @@ One cluster serves the session (``spark_url``); the demo warehouse is small and 
 loaded once per module as parquet tables (``CREATE TABLE ... USING parquet LOCATION``).
 """
 
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from support.spark import load_duckdb_tables
 from test_postgres_parity import _assert_frames_equal
@@ -121,3 +126,33 @@ def test_a_planted_fault_blocks_the_run_on_spark_as_on_duckdb(demo, tmp_path):
     assert [m.split(":")[0] for m in spark_failures] == [m.split(":")[0] for m in duck_failures]
     assert any("score" in m for m in spark_failures)
     assert any("duplicate" in m.lower() or "unique" in m.lower() for m in spark_failures)
+
+
+def test_the_cli_runs_a_week_on_spark_as_on_duckdb(demo, tmp_path):
+    """README's "Run a week on Spark": ``eval-pipelines run --warehouse sc://...`` writes the
+    artifacts and the verdict that the same command writes on DuckDB."""
+    path, spark_url, _ = demo
+    outputs = {}
+    for engine, url in (("duckdb", f"duckdb:///{path}"), ("spark", spark_url)):
+        out = tmp_path / engine
+        command = ["run", "--spec", "evals/fraud_detector.yaml", "--week", WEEK, "--out", str(out)]
+        result = subprocess.run(
+            [sys.executable, "-m", "eval_pipelines.cli", *command, "--warehouse", url, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[engine] = (json.loads(result.stdout), out)
+    (duck, duck_out), (spark, spark_out) = outputs["duckdb"], outputs["spark"]
+    assert spark["decision"] == duck["decision"] == "hold"
+    assert spark["reasons"] == duck["reasons"]
+    for name in ("metrics", "comparison", "drift", "coverage"):
+        _assert_frames_equal(
+            pd.read_parquet(duck_out / f"{name}.parquet"),
+            pd.read_parquet(spark_out / f"{name}.parquet"),
+        )
+    run = json.loads((spark_out / "run.json").read_text())
+    assert {entry["engine"] for entry in run["query_costs"]} >= {"sc"}  # the dialect's name
+    assert (spark_out / "report.html").is_file()
