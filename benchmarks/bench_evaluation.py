@@ -642,10 +642,10 @@ def prepare_warehouse(week_rows: int | None, rows: int, week: str, workdir: Path
     reference) or ``--rows`` (``rows`` rows over the demo's 8 weeks)."""
     from eval_pipelines.demo import build_demo_warehouse
 
+    start, weeks = week_warehouse_layout(week)
     started = time.perf_counter()
     if week_rows is not None:
         db = workdir / f"demo_week_{week_rows}.duckdb"
-        start, weeks = week_warehouse_layout(week)
         if not db.exists():
             build_demo_warehouse(db, rows=week_rows * weeks, start=start, weeks=weeks)
         shape = f"{week_rows:,} prediction rows in each of {weeks} weeks from {start}"
