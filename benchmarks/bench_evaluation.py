@@ -60,7 +60,8 @@ not on rows).
 profiler writing one file per statement (ours and Great Expectations', under
 ``WORKDIR/sql_profile_N/`` or a temporary folder) and prints, for every statement over 0.5 s,
 its time, the bytes it spilled, what it is for (the ``query_log`` purpose it ran under) and its
-heaviest operators with their row counts: where the remaining seconds go.
+heaviest operators with their row counts: where the remaining seconds go
+(``--sql-profile-min-s`` lowers the 0.5 s threshold).
 
 Timings are wall-clock: on a shared machine other work skews them (the script prints the
 load average before and after). A consistency check prints a few overall numbers from ours
