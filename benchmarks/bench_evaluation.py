@@ -576,10 +576,25 @@ def machine() -> str:
     )
 
 
+def engine_sources() -> tuple[Path, Path]:
+    """The folders of the engine this interpreter imports: its Python package and its SQL
+    templates (``eval_pipelines.sql``; an editable install may map it to another checkout)."""
+    import importlib.resources
+
+    import eval_pipelines
+
+    return (
+        Path(eval_pipelines.__file__).resolve().parent,
+        Path(str(importlib.resources.files("eval_pipelines.sql"))).resolve(),
+    )
+
+
 def engine_fingerprint() -> str:
-    """Short hash of the engine's Python and SQL sources, to tell benchmarked versions apart."""
+    """Short hash of the imported engine's Python and SQL sources, to tell benchmarked
+    versions apart."""
+    package, sql = engine_sources()
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("eval_pipelines/*.py"), *ROOT.glob("sql/*.sql")]):
+    for path in sorted([*package.glob("*.py"), *sql.glob("*.sql")], key=lambda p: p.name):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -927,10 +942,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.slices is None:
         args.slices = SLICE_PRESETS["demo" if args.week_rows else "wide"]
 
-    sys.path.insert(0, str(ROOT))
+    # After $PYTHONPATH and the installed package, as in the children (which do not add it).
+    sys.path.append(str(ROOT))
     print(f"machine: {machine()}")
     engine = engine_fingerprint()
-    print(f"engine sources: sha256 {engine} (eval_pipelines/*.py, sql/*.sql)")
+    package, sql = engine_sources()
+    print(f"engine sources: sha256 {engine} ({package}/*.py, {sql}/*.sql)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > 0.5:
         print(f"warning: load average {load:.2f} before starting; other work skews the timings")
