@@ -28,6 +28,7 @@ method, and a method a drift gate applies to it, judged at the gate's bound):
 docs/drift.md states the rules and the remaining departures from Evidently.
 """
 
+import hashlib
 import math
 from dataclasses import replace
 
@@ -332,8 +333,14 @@ def label_drift(
     the same drift queries as a feature. No row while the current week has no labels yet."""
     assert spec.drift is not None
     name = spec.label_drift_feature
+    # The join of predictions and labels is read three times (types, ranges, histograms):
+    # its rows of both periods and this version go once into a session table where allowed.
+    period = Window(reference_window(window, spec.drift.reference_weeks).start, window.end)
+    query = builder.labeled_predictions(name, period, version)
+    table = f"eval_labeled_{hashlib.sha256(query.encode()).hexdigest()[:12]}"
+    stored = warehouse.create_temporary_table(table, query)
     source = spec.predictions.model_copy(
-        update={"table": None, "query": builder.labeled_predictions(name)}
+        update={"table": table, "query": None} if stored else {"table": None, "query": query}
     )
     settings = spec.drift.model_copy(
         update={
@@ -351,6 +358,11 @@ def label_drift(
         )
     except EvalError:  # no labeled row of the version in the current week (labels are late)
         return pd.DataFrame(columns=DRIFT_COLUMNS), {}
+    finally:
+        if stored:
+            warehouse.drop_temporary_table(table)
+    if stored:
+        queries = {"labeled_predictions": query, **queries}
     return frame, {f"label_{key}": sql for key, sql in queries.items()}
 
 

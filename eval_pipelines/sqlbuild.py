@@ -661,22 +661,37 @@ class SqlBuilder:
         select = ", ".join(f"p.{self.ident(c)}" for c in columns)
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
 
-    def labeled_predictions(self, label_column: str) -> str:
+    def labeled_predictions(
+        self, label_column: str, period: Window | None = None, version: str | None = None
+    ) -> str:
         """Predictions joined to their labels, only the labeled rows (a label that arrived
         within ``labels.max_delay`` of its prediction, as the window counts it), with the
-        columns the drift queries read: timestamp, version and the label as ``label_column``."""
+        columns the drift queries read: timestamp, version and the label as ``label_column``;
+        only predictions in ``period`` and of ``version`` when given."""
         common = self._common()
         p = self.spec.predictions
+        delay = self.dialect.interval_seconds(
+            int(self.spec.labels.max_delay / timedelta(seconds=1))
+        )
+        where = [
+            f"{common['label']} IS NOT NULL",
+            f"{common['label_ts']} >= {common['pred_ts']}",
+            f"{common['label_ts']} <= {common['pred_ts']} + {delay}",
+        ]
+        if period is not None:
+            where += [
+                f"{common['pred_ts']} >= {self.literal(period.start)}",
+                f"{common['pred_ts']} < {self.literal(period.end)}",
+            ]
+        if version is not None:
+            where.append(f"p.{common['pred_version']} = {self.literal(version)}")
         return (
             f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
             f"p.{common['pred_version']} AS {common['pred_version']}, "
             f"{common['label']} AS {self.ident(label_column)}\n"
             f"FROM {common['predictions']} AS p\n"
             f"JOIN {common['labels']} AS l ON l.{common['label_id']} = p.{common['pred_id']}\n"
-            f"WHERE {common['label']} IS NOT NULL\n"
-            f"  AND {common['label_ts']} >= {common['pred_ts']}\n"
-            f"  AND {common['label_ts']} <= {common['pred_ts']} + "
-            + self.dialect.interval_seconds(int(self.spec.labels.max_delay / timedelta(seconds=1)))
+            "WHERE " + "\n  AND ".join(where)
         )
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
