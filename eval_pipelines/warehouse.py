@@ -228,7 +228,9 @@ class Warehouse:
                 # session time zone, which DuckDB takes from the machine unless told.
                 self._duckdb_connection.execute("SET TimeZone = 'UTC'")
                 self._spill = _limit_memory(self._duckdb_connection)
-                self._scratch = tempfile.mkdtemp(prefix="eval-duckdb-scratch-")
+                # One private folder per session, the spill's when there is one (a process
+                # killed outright leaves it behind; one folder, not two).
+                self._scratch = self._spill or tempfile.mkdtemp(prefix="eval-duckdb-scratch-")
                 attach_scratch(self._duckdb_connection, self._scratch)
                 if profiling_enabled():
                     self._profiled = enable_duckdb_profiling(self._duckdb_connection)
@@ -256,9 +258,8 @@ class Warehouse:
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
-        for folder in (self._spill, self._scratch):
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+        for folder in {self._spill, self._scratch} - {None}:
+            shutil.rmtree(folder, ignore_errors=True)
         self._spill = self._scratch = None
         if self._connection is not None:
             self._connection.close()

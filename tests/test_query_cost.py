@@ -106,7 +106,7 @@ def test_session_tables_live_in_a_private_scratch_file_removed_on_close(tmp_path
         with pytest.raises(WarehouseError):
             warehouse.query("SELECT * FROM w", "dropped")
     scratch = Path(databases.set_index("database_name").loc["eval_scratch", "path"])
-    assert scratch.parent != tmp_path and scratch.parent.name.startswith("eval-duckdb-scratch-")
+    assert scratch.parent != tmp_path and scratch.parent.name.startswith("eval-duckdb-")
     assert ("eval_scratch", "w") in set(tables.itertuples(index=False, name=None))
     assert not scratch.parent.exists()
     assert path.read_bytes() == before
