@@ -663,7 +663,9 @@ def prepare_warehouse(week_rows: int | None, rows: int, week: str, workdir: Path
     if week_rows is not None:
         db = workdir / f"demo_week_{week_rows}.duckdb"
         if not db.exists():
-            build_demo_warehouse(db, rows=week_rows * weeks, start=start, weeks=weeks)
+            build_demo_warehouse(
+                db, rows=week_rows * weeks, start=start, weeks=weeks, other_tasks=False
+            )
         shape = f"{week_rows:,} prediction rows in each of {weeks} weeks from {start}"
     else:
         db = workdir / f"warehouse_{rows}.duckdb"

@@ -137,6 +137,19 @@ def test_same_arguments_give_identical_tables(
     assert _fingerprint(other_seed.path) != _fingerprint(path)
 
 
+def test_without_other_tasks_only_the_fraud_tables_are_written_and_identical(
+    tmp_path: Path, small_db: tuple[Path, DemoSummary]
+) -> None:
+    path, _ = small_db
+    alone = build_demo_warehouse(
+        tmp_path / "alone.duckdb", rows=SMALL_ROWS, chunk_requests=7_000, other_tasks=False
+    )
+    assert _fingerprint(alone.path) == _fingerprint(path)
+    tables = "SELECT table_name FROM information_schema.tables ORDER BY 1"
+    assert _query(alone.path, tables) == [("inference_logs",), ("labels",)]
+    assert len(_query(path, tables)) > 2
+
+
 def test_every_request_is_shadowed_by_both_versions(small_db: tuple[Path, DemoSummary]) -> None:
     path, summary = small_db
     bad = _query(
