@@ -8,10 +8,8 @@ a Spark Connect session, results as Arrow. Errors are rewritten as sentences tha
 a credential (URLs are rendered with the password and any ``;token=`` hidden).
 """
 
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
-from eval_pipelines.dialects.duckdb import attach_scratch
+from eval_pipelines.dialects.duckdb import attach_scratch, limit_memory, session_folder
 from eval_pipelines.dialects.spark import spark_session as open_spark_session
 from eval_pipelines.errors import WarehouseError
 from eval_pipelines.query_cost import (
@@ -70,25 +68,6 @@ def url_secrets(url: str | URL) -> list[str]:
     return secrets
 
 
-MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
-# Leaves room for Python, numpy and Great Expectations under the engine's 1 GB target; DuckDB
-# spills the rest (the window's temporary table is the largest allocation) to disk.
-DEFAULT_MEMORY_LIMIT = "400MB"
-
-
-def _limit_memory(connection: Any) -> str | None:
-    """Cap DuckDB's memory (``$EVAL_DUCKDB_MEMORY_LIMIT``, default 400MB; ``none``: DuckDB's
-    own default of 80% of RAM) and spill to a private temporary folder, which is returned: a
-    read-only database has no writable ``<file>.tmp`` folder of its own."""
-    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
-    if limit.lower() == "none":
-        return None
-    spill = tempfile.mkdtemp(prefix="eval-duckdb-spill-")
-    connection.execute(f"SET memory_limit = {sql_string(limit)}")
-    connection.execute(f"SET temp_directory = {sql_string(spill)}")
-    return spill
-
-
 class _Measure:
     """What the body of :meth:`Warehouse._measured` reports back."""
 
@@ -116,10 +95,6 @@ def _create_within_memory(connection: Any, statement: str) -> None:
             connection.execute(f"SET threads = {int(threads)}")
 
 
-def sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class Warehouse:
     """A read-only connection factory for one warehouse URL.
 
@@ -141,8 +116,7 @@ class Warehouse:
         self._spark: Any = None
         self._engine: sa.Engine | None = None
         self._duckdb_connection: Any = None
-        self._spill: str | None = None
-        self._scratch: str | None = None  # the session tables' database file (DuckDB)
+        self._folder: str | None = None  # DuckDB's spill files and scratch database
         # Statements this Warehouse ran (queries, type probes, temporary tables): the input
         # checks' profile counts them.
         self.statements = 0
@@ -227,11 +201,10 @@ class Warehouse:
                 # Naive timestamps mean UTC; TIMESTAMPTZ columns are compared with them in the
                 # session time zone, which DuckDB takes from the machine unless told.
                 self._duckdb_connection.execute("SET TimeZone = 'UTC'")
-                self._spill = _limit_memory(self._duckdb_connection)
-                # One private folder per session, the spill's when there is one (a process
-                # killed outright leaves it behind; one folder, not two).
-                self._scratch = self._spill or tempfile.mkdtemp(prefix="eval-duckdb-scratch-")
-                attach_scratch(self._duckdb_connection, self._scratch)
+                # One private folder per session holds its spill files and scratch database.
+                self._folder = session_folder()
+                limit_memory(self._duckdb_connection, self._folder)
+                attach_scratch(self._duckdb_connection, self._folder)
                 if profiling_enabled():
                     self._profiled = enable_duckdb_profiling(self._duckdb_connection)
             except duckdb.Error as exc:
@@ -258,9 +231,9 @@ class Warehouse:
         if self._duckdb_connection is not None:
             self._duckdb_connection.close()
             self._duckdb_connection = None
-        for folder in {self._spill, self._scratch} - {None}:
-            shutil.rmtree(folder, ignore_errors=True)
-        self._spill = self._scratch = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -6,6 +6,11 @@ connection), never the numbers our code computed.
 """
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -112,6 +117,40 @@ def test_session_tables_live_in_a_private_scratch_file_removed_on_close(tmp_path
     assert path.read_bytes() == before
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("a",)]
+
+
+def test_a_new_session_removes_the_folders_of_killed_processes_only(tmp_path, monkeypatch):
+    """A process killed outright leaves its spill folder behind; the next session removes
+    it, but never a live process's folder, a fresh one, or a folder that is not ours."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(finished.stdout)
+    hour_ago = time.time() - 2 * 3600
+    folders = {
+        "killed": tmp_path / f"eval-duckdb-{dead}-a1",
+        "fresh": tmp_path / f"eval-duckdb-{dead}-b2",
+        "alive": tmp_path / f"eval-duckdb-{os.getpid()}-c3",
+        "other": tmp_path / "eval-duckdb-spill-d4",
+    }
+    for name, folder in folders.items():
+        folder.mkdir()
+        (folder / "spill.tmp").write_bytes(b"x" * 1000)
+        if name != "fresh":
+            os.utime(folder, (hour_ago, hour_ago))
+    database = tmp_path / "w.duckdb"
+    duckdb.connect(str(database)).close()
+    with Warehouse(f"duckdb:///{database}") as warehouse:
+        warehouse.query("SELECT 1 AS one", "open")
+        assert not folders["killed"].exists()
+        assert all(folders[name].exists() for name in ("fresh", "alive", "other"))
+        own = [f for f in tmp_path.glob(f"eval-duckdb-{os.getpid()}-*") if f != folders["alive"]]
+        assert len(own) == 1
+    assert not own[0].exists()
 
 
 def test_without_the_profiler_wall_time_and_rows_returned_remain(sized, monkeypatch):

@@ -1,5 +1,9 @@
 """DuckDB: a local file opened read-only with DuckDB's own client."""
 
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +37,63 @@ def _double_quoted(name: str) -> str:
 
 def _single_quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+MEMORY_LIMIT_ENV = "EVAL_DUCKDB_MEMORY_LIMIT"
+# Leaves room for Python, numpy and Great Expectations under the engine's 1 GB target; DuckDB
+# spills the rest (the window's session table is the largest allocation) to disk.
+DEFAULT_MEMORY_LIMIT = "400MB"
+
+SESSION_FOLDER_PREFIX = "eval-duckdb-"
+# A folder is only swept once it is this old and its process is gone: a live session's
+# folder is never touched, even one of a process in another PID namespace whose number
+# happens to be free here.
+_STALE_AFTER_S = 3600.0
+
+
+def session_folder() -> str:
+    """A new private folder for one session's spill files and scratch database, named for
+    this process (``eval-duckdb-<pid>-*``) in the system's temporary folder.
+
+    A process killed outright (SIGKILL, the OOM killer) cannot remove its folder, and a
+    spill folder can hold gigabytes; so each new session first removes the folders of
+    processes that no longer exist (older than an hour, so a folder being created is never
+    raced)."""
+    _sweep_stale_folders(Path(tempfile.gettempdir()))
+    return tempfile.mkdtemp(prefix=f"{SESSION_FOLDER_PREFIX}{os.getpid()}-")
+
+
+def _sweep_stale_folders(root: Path) -> None:
+    now = time.time()
+    for folder in root.glob(f"{SESSION_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(SESSION_FOLDER_PREFIX) :].split("-", 1)[0]
+        try:
+            stale = now - folder.stat().st_mtime > _STALE_AFTER_S and not _alive(int(pid))
+        except (OSError, ValueError):
+            continue  # not ours (no pid in the name), or removed meanwhile
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def limit_memory(connection: Any, folder: str) -> None:
+    """Cap DuckDB's memory (``$EVAL_DUCKDB_MEMORY_LIMIT``, default 400MB; ``none``: DuckDB's
+    own default of 80% of RAM) and spill to ``folder``: a read-only database has no writable
+    ``<file>.tmp`` folder of its own."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    if limit.lower() == "none":
+        return
+    connection.execute(f"SET memory_limit = {_single_quoted(limit)}")
+    connection.execute(f"SET temp_directory = {_single_quoted(folder)}")
 
 
 def attach_scratch(connection: Any, folder: str) -> None:
