@@ -24,7 +24,6 @@ separately); "process s" is the whole child. Prints only; asserts nothing.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +83,7 @@ def child(approach: str, spec_path: str, week: str) -> dict:
         CheckContext,
         LabelsUnique,
         RequiredColumns,
+        materialize_window,
         validate_window,
     )
     from eval_pipelines.warehouse import Warehouse
@@ -102,12 +101,11 @@ def child(approach: str, spec_path: str, week: str) -> dict:
     started = time.perf_counter()
     with Warehouse(spec.warehouse) as warehouse:
         builder = SqlBuilder(spec, warehouse.dialect)
-        join = builder.window_join(window)
-        table = "eval_window_" + hashlib.sha256(join.encode()).hexdigest()[:12]
 
-        def prepare() -> SqlBuilder:
-            assert warehouse.create_temporary_table(table, join)
-            return replace(builder, window_table=table)
+        def prepare(reading: SqlBuilder) -> SqlBuilder:
+            materialized = materialize_window(warehouse, reading, window)
+            assert materialized.window_table is not None
+            return materialized
 
         if approach == "full":
             report, _ = validate_window(spec, window, warehouse, builder, prepare)
@@ -118,7 +116,7 @@ def child(approach: str, spec_path: str, week: str) -> dict:
         else:
             context = CheckContext(spec, window, warehouse, builder)
             results = RequiredColumns().run(context)
-            context = CheckContext(spec, window, warehouse, prepare())
+            context = CheckContext(spec, window, warehouse, prepare(builder))
             sql = BASELINE_CHECKS.format(
                 window=context.builder.window(window), row_hash=builder.hash32(ROW_TEXT)
             )

@@ -5,9 +5,8 @@ same numbers. Each step is a function of the previous step's output, so an orche
 run them as separate steps and a notebook user can call :func:`evaluate` once.
 """
 
-import hashlib
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -40,7 +39,12 @@ from eval_pipelines.stats.parse import (
     parse_statistics,
 )
 from eval_pipelines.tasks import task_of
-from eval_pipelines.validation import CheckResult, ValidationReport, validate_window
+from eval_pipelines.validation import (
+    CheckResult,
+    ValidationReport,
+    materialize_window,
+    validate_window,
+)
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import Window, week_window
 
@@ -286,17 +290,16 @@ def evaluate(
 
     created: list[str] = []
 
-    def materialize() -> SqlBuilder:
-        # The window join feeds the checks, the statistics and the paired outcomes: run it
-        # once into a session-private temporary table (never a write to the warehouse). The
-        # name derives from the query, so run.json's query texts are the same on every run.
+    def materialize(builder: SqlBuilder) -> SqlBuilder:
+        # The window join feeds the checks, the statistics and the paired outcomes: run once.
+        # It reads the labels of the window's predictions, materialised by the checks.
+        if builder.window_labels_table is not None:
+            queries["window_labels"] = builder.window_labels_query(window)
         queries["window"] = builder.window_join(window)
-        digest = hashlib.sha256(queries["window"].encode()).hexdigest()[:12]
-        window_table = f"eval_window_{digest}"
-        if warehouse.create_temporary_table(window_table, queries["window"]):
-            created.append(window_table)
-            return replace(builder, window_table=window_table)
-        return builder
+        materialized = materialize_window(warehouse, builder, window)
+        if materialized.window_table is not None:
+            created.append(materialized.window_table)
+        return materialized
 
     try:
         with progress.step("input checks", timings, "validation_s"):

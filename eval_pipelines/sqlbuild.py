@@ -243,10 +243,16 @@ class SqlBuilder:
         return self.window_join(window)
 
     def window_join(self, window: Window) -> str:
-        """The window as a join of predictions and labels (``sql/window.sql``)."""
+        """The window as a join of predictions and labels (``sql/window.sql``). With the
+        labels of the window's predictions materialised, the join reads them, not the whole
+        labels source: the same rows can match (only those ids can), and the source is
+        scanned once, by the semi-join that filled the table."""
+        common = self._common()
+        if self.window_labels_table is not None:
+            common["labels"] = self.window_labels_table
         return self.render(
             "window",
-            **self._common(),
+            **common,
             slice_select=self._slice_select(),
             max_delay=self.dialect.interval_seconds(
                 int(self.spec.labels.max_delay / timedelta(seconds=1))

@@ -368,7 +368,8 @@ class WarehouseExpectations:
         else:
             # GX wants query assets to start with SELECT; the template starts with comments.
             # It cannot see this session's temporary tables.
-            window_sql = f"SELECT * FROM (\n{b.window_join(window)}\n) AS w"
+            sources = replace(b, window_labels_table=None)
+            window_sql = f"SELECT * FROM (\n{sources.window_join(window)}\n) AS w"
             labels_sql = f"SELECT * FROM (\n{b.window_labels_query(window)}\n) AS l"
         return {
             "window": window_sql,
@@ -475,7 +476,7 @@ def validate_window(
     window: Window,
     warehouse: Warehouse,
     builder: SqlBuilder,
-    prepare: Callable[[], SqlBuilder] | None = None,
+    prepare: Callable[[SqlBuilder], SqlBuilder] | None = None,
 ) -> tuple[ValidationReport, SqlBuilder]:
     """Run the checks in order; later checks are skipped if columns are missing.
 
@@ -495,11 +496,13 @@ def validate_window(
             return report, builder
         gx_compat.start_import()  # overlaps the window join; GX runs after the contents
         if prepare is not None:
-            with timed(clock, "window_table"):
-                builder = prepare()
+            # The labels first: the window join then reads them instead of the whole labels
+            # source (SqlBuilder.window_join), which is scanned once.
             with timed(clock, "window_labels_table"):
                 labels_table = _materialize_window_labels(warehouse, builder, window)
-            context = CheckContext(spec, window, warehouse, labels_table or builder)
+            with timed(clock, "window_table"):
+                builder = prepare(labels_table or builder)
+            context = CheckContext(spec, window, warehouse, builder)
         contents = WindowContents()
         with timed(clock, "window_contents"):
             report.results += contents.run(context)
@@ -517,22 +520,35 @@ def validate_window(
                 {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                 for row in contents.per_version.to_dict(orient="records")
             ]
-        return report, builder
+        # The labels' table is dropped below: later queries read the window table, or
+        # the sources if there is none.
+        return report, replace(builder, window_labels_table=None)
     finally:
         if labels_table is not None and labels_table.window_labels_table is not None:
             warehouse.drop_temporary_table(labels_table.window_labels_table)
         report.statements["warehouse"] = warehouse.statements - before
 
 
+def materialize_window(warehouse: Warehouse, builder: SqlBuilder, window: Window) -> SqlBuilder:
+    """The window join (reading the materialised labels when ``builder`` has them) run once
+    into a session-private table, never a write to the warehouse: ``builder`` reading it,
+    or ``builder`` unchanged when the warehouse refuses a temporary table. The name derives
+    from the query, so run.json's query texts are the same on every run."""
+    join = builder.window_join(window)
+    table = "eval_window_" + hashlib.sha256(join.encode()).hexdigest()[:12]
+    if not warehouse.create_temporary_table(table, join):
+        return builder
+    return replace(builder, window_table=table)
+
+
 def _materialize_window_labels(
     warehouse: Warehouse, builder: SqlBuilder, window: Window
 ) -> SqlBuilder | None:
-    """With the window materialised, the labels of its predictions too (one semi-join of the
-    labels source instead of one per query: GX reads the ``labels`` asset about three times,
-    and the label uniqueness check once more). ``builder`` reading that table, or ``None``
-    when there is no window table or the warehouse refuses another temporary table."""
-    if builder.window_table is None:
-        return None
+    """The labels of the window's predictions, materialised before the window (one
+    semi-join of the labels source instead of one per query: the window join, GX reading
+    the ``labels`` asset about three times, and the label uniqueness check once more).
+    ``builder`` reading that table, or ``None`` when the warehouse refuses a temporary
+    table."""
     sql = builder.window_labels_query(window)
     name = "eval_labels_" + hashlib.sha256(sql.encode()).hexdigest()[:12]
     if not warehouse.create_temporary_table(name, sql):

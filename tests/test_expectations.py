@@ -1,8 +1,6 @@
 """Great Expectations suites generated from the spec, run in the warehouse (DuckDB, PostgreSQL)."""
 
-import hashlib
 import shutil
-from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -14,7 +12,7 @@ from eval_pipelines.dialects.duckdb import shared_connection
 from eval_pipelines.errors import SpecError, ValidationFailed
 from eval_pipelines.spec import parse_spec
 from eval_pipelines.sqlbuild import SqlBuilder
-from eval_pipelines.validation import ValidationReport, validate_window
+from eval_pipelines.validation import ValidationReport, materialize_window, validate_window
 from eval_pipelines.warehouse import Warehouse
 from eval_pipelines.windows import week_window
 
@@ -26,11 +24,10 @@ def validate(spec_raw: dict) -> ValidationReport:
     with Warehouse(spec.warehouse) as warehouse:
         builder = SqlBuilder(spec, warehouse.dialect)
 
-        def prepare() -> SqlBuilder:
-            join = builder.window_join(window)
-            table = "eval_window_" + hashlib.sha256(join.encode()).hexdigest()[:12]
-            assert warehouse.create_temporary_table(table, join)
-            return replace(builder, window_table=table)
+        def prepare(reading: SqlBuilder) -> SqlBuilder:
+            materialized = materialize_window(warehouse, reading, window)
+            assert materialized.window_table is not None
+            return materialized
 
         report, _ = validate_window(spec, window, warehouse, builder, prepare)
     return report

@@ -233,19 +233,27 @@ def test_run_json_and_queries_json_record_every_query(demo_run):
     assert run["cost"]["queries"] == len(entries)
     assert "GROUPING SETS" in run["queries"]["sufficient_statistics"]  # the texts stay
 
-    # The window is materialised from the two source tables, each read once in full: the
-    # oracle is their row counts on a connection of our own.
+    # The window is materialised in two statements: the labels of the window's predictions
+    # (each source table read once in full), then the window join of the predictions with
+    # those labels. The oracle is the row counts on a connection of our own.
     with duckdb.connect(str(path), read_only=True) as con:
         [(logs,)] = con.execute("SELECT COUNT(*) FROM inference_logs").fetchall()
         [(labels,)] = con.execute("SELECT COUNT(*) FROM labels").fetchall()
+        [(window_labels,)] = con.execute(
+            "SELECT COUNT(*) FROM labels WHERE prediction_id IN (SELECT prediction_id "
+            "FROM inference_logs WHERE ts >= TIMESTAMP '2026-11-16' "
+            "AND ts < TIMESTAMP '2026-11-23')"
+        ).fetchall()
         [(distinct_country, distinct_device, distinct_plan, pairs)] = con.execute(
             "SELECT COUNT(DISTINCT country), COUNT(DISTINCT device), COUNT(DISTINCT plan), "
             "COUNT(DISTINCT (country, device)) FROM inference_logs "
             "WHERE ts >= TIMESTAMP '2026-11-16' AND ts < TIMESTAMP '2026-11-23'"
         ).fetchall()
     [window] = [e for e in entries if e["purpose"].startswith("temporary table eval_window_")]
-    assert window["rows_scanned"] == logs + labels
-    assert window["rows_returned"] == 0
+    [of_window] = [e for e in entries if e["purpose"].startswith("temporary table eval_labels_")]
+    assert of_window["rows_scanned"] == logs + labels
+    assert window["rows_scanned"] == logs + window_labels < logs + labels
+    assert window["rows_returned"] == of_window["rows_returned"] == 0
 
     statistics = {e["purpose"]: e for e in entries}["sufficient statistics"]
     assert statistics["rows_returned"] > 0 and statistics["rows_scanned"] > 0
