@@ -69,13 +69,15 @@ MAX_VALUE_BINS = 20
 # MAX_VALUE_BINS of them; at or below it the values are counted exactly (drift_distinct).
 # Why no estimate of at most 20 values can exceed it: with n distinct values at most n of the
 # m registers are non-zero, and every estimator in use is bounded by the empty ones alone.
-# DuckDB (m = 64, Ertl's estimator alpha m^2 / z with z >= the number of empty registers):
-# at most 0.7213 * 64^2 / (64 - 20) = 67. Spark (HyperLogLog++, m = 512 at its default 5%
-# error): linear counting m ln(m / (m - 20)) = 20.4, below the 400 where it would switch to
-# the raw estimate. So 1000 is 15 times the worst case: the decision stays exact. Far above
-# it, a continuous feature's estimate (13% standard error on DuckDB) is never near 1000,
-# and a feature whose estimate is at most 1000 has a few thousand values at most: its exact
-# count is a small hash table.
+# DuckDB (m = 64; Ertl's estimator alpha m^2 / z, z >= the number of empty registers; Ertl,
+# "New cardinality estimation algorithms for HyperLogLog sketches", arXiv:1702.01284): at
+# most 0.7213 * 64^2 / (64 - 20) = 67. Spark (HyperLogLog++, m = 512 at its default 5%
+# error; Heule, Nunkesser and Hall, EDBT 2013): linear counting m ln(m / (m - 20)) = 20.4,
+# below the 400 where it would switch to the raw estimate. So 1000 is 15 times the worst
+# case and the decision stays exact, whatever the hashes. A continuous feature's estimate is
+# far above it (13% standard error on DuckDB), so it is never counted exactly; a feature
+# whose estimate is at most 1000 has, in practice, at most a couple of thousand values, and
+# its exact count is a small hash table.
 SURELY_MANY_DISTINCT = 1000
 
 
