@@ -1,8 +1,10 @@
 """Drift of features and scores: the current week against the reference weeks before it.
 
 Histograms are computed in SQL (``sql/drift_ranges.sql`` then ``sql/drift_histograms.sql``:
-one scan for all features), so drift costs two aggregate queries whatever the row count.
-Numeric features are counted on two grids at once:
+one scan for all features), so drift costs two aggregate queries whatever the row count, and
+a third small one (:meth:`~eval_pipelines.sqlbuild.SqlBuilder.drift_distinct`) only for the
+numeric features whose approximate distinct count leaves open whether they have more than 20
+reference values (:func:`unsettled_distinct`). Numeric features are counted on two grids at once:
 
 * a fine equal-width grid of ``drift.bins`` bins spanning both windows, for KS (exact up to
   ties within a bin, see :func:`~eval_pipelines.drift_stats.ks_from_histograms`) and the
@@ -63,6 +65,20 @@ DRIFT_COLUMNS = [
 # Evidently bins a numeric feature with more than this many distinct reference values with
 # Sturges' rule, one bin per value otherwise (utils.get_binned_data).
 MAX_VALUE_BINS = 20
+# A HyperLogLog estimate of the distinct reference values above this proves more than
+# MAX_VALUE_BINS of them; at or below it the values are counted exactly (drift_distinct).
+# Why no estimate of at most 20 values can exceed it: with n distinct values at most n of the
+# m registers are non-zero, and every estimator in use is bounded by the empty ones alone.
+# DuckDB (m = 64; Ertl's estimator alpha m^2 / z, z >= the number of empty registers; Ertl,
+# "New cardinality estimation algorithms for HyperLogLog sketches", arXiv:1702.01284): at
+# most 0.7213 * 64^2 / (64 - 20) = 67. Spark (HyperLogLog++, m = 512 at its default 5%
+# error; Heule, Nunkesser and Hall, EDBT 2013): linear counting m ln(m / (m - 20)) = 20.4,
+# below the 400 where it would switch to the raw estimate. So 1000 is 15 times the worst
+# case and the decision stays exact, whatever the hashes. A continuous feature's estimate is
+# far above it (13% standard error on DuckDB), so it is never counted exactly; a feature
+# whose estimate is at most 1000 has, in practice, at most a couple of thousand values, and
+# its exact count is a small hash table.
+SURELY_MANY_DISTINCT = 1000
 
 
 def drift_version(spec: EvalSpec, versions: list[str]) -> str:
@@ -164,6 +180,54 @@ def _population_std(n, total, total_sq) -> float | None:
     return math.sqrt(max(0.0, float(total_sq) / int(n) - mean * mean))
 
 
+def _count(value: object) -> int:
+    """A count from a query result (NULL: 0)."""
+    return 0 if pd.isna(value) else int(value)
+
+
+def unsettled_distinct(ranges: pd.Series, features: int) -> list[int]:
+    """Positions of the numeric features whose number of distinct reference values the
+    ranges query (:meth:`~eval_pipelines.sqlbuild.SqlBuilder.drift_ranges`) leaves open
+    around :data:`MAX_VALUE_BINS`: no exact count (``ref_distinct_i``), more reference values
+    than that (``ref_n_i``) and an estimate (``ref_distinct_estimate_i``) of at most
+    :data:`SURELY_MANY_DISTINCT`. Their exact count is
+    :meth:`~eval_pipelines.sqlbuild.SqlBuilder.drift_distinct`."""
+    return [
+        i
+        for i in range(features)
+        if f"ref_distinct_{i}" not in ranges.index
+        and _count(ranges[f"ref_n_{i}"]) > MAX_VALUE_BINS
+        and _count(ranges[f"ref_distinct_estimate_{i}"]) <= SURELY_MANY_DISTINCT
+    ]
+
+
+def more_values_than_bins(
+    ranges: pd.Series, features: int, exact: pd.Series | None = None
+) -> list[bool]:
+    """Per numeric feature: more than :data:`MAX_VALUE_BINS` distinct finite reference values
+    (Evidently's Sturges rule applies), decided exactly.
+
+    From an exact count (``ref_distinct_i`` of the ranges query, or of ``exact``, the
+    result of :meth:`~eval_pipelines.sqlbuild.SqlBuilder.drift_distinct` for the features
+    :func:`unsettled_distinct` names); else from the number of reference values (at most
+    :data:`MAX_VALUE_BINS` values cannot hold more distinct ones); else the estimate is above
+    :data:`SURELY_MANY_DISTINCT`, which no set of :data:`MAX_VALUE_BINS` values reaches.
+    """
+    counted = pd.concat([ranges, exact]) if exact is not None else ranges
+    many = []
+    for i in range(features):
+        if f"ref_distinct_{i}" in counted.index:
+            many.append(_count(counted[f"ref_distinct_{i}"]) > MAX_VALUE_BINS)
+        elif _count(ranges[f"ref_n_{i}"]) <= MAX_VALUE_BINS:
+            many.append(False)
+        else:
+            estimate = _count(ranges[f"ref_distinct_estimate_{i}"])
+            if estimate <= SURELY_MANY_DISTINCT:
+                raise ValueError(f"numeric drift feature {i}: no exact distinct count given")
+            many.append(True)
+    return many
+
+
 def _counts_by(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted keys, reference counts, current counts) of the rows grouped by ``key``."""
     table = frame.pivot_table(index=key, columns="period", values="n", aggfunc="sum", fill_value=0)
@@ -214,6 +278,15 @@ def compute_drift(
     # A model's first weeks have no reference data: every row then has n_reference = 0 and
     # no statistic, drift gates are inconclusive, and the run's validation results carry a
     # note (reference_note) instead of the run failing.
+    unsure = unsettled_distinct(ranges, len(numeric))
+    exact = None
+    if unsure:  # an estimate that leaves 20 or fewer values possible: count those exactly
+        distinct_sql = builder.drift_distinct(
+            window, reference, version, [(i, numeric[i]) for i in unsure]
+        )
+        queries["drift_distinct"] = distinct_sql
+        exact = warehouse.query(distinct_sql, "drift distinct values").iloc[0]
+    many = more_values_than_bins(ranges, len(numeric), exact)
     bins = spec.drift.bins
     grid = []
     for i, column in enumerate(numeric):
@@ -225,7 +298,7 @@ def compute_drift(
         # Evidently's bins: Sturges over both windows above 20 distinct reference values,
         # else one bin per value (edges None).
         coarse = None
-        if int(ranges[f"ref_distinct_{i}"] or 0) > MAX_VALUE_BINS:
+        if many[i]:
             edges = ds.sturges_edges(low, high, int(ranges[f"count_{i}"]), column in integers)
             coarse = tuple(float(e) for e in edges)
         grid.append((column, low, width, bins, coarse))

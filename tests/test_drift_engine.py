@@ -33,7 +33,14 @@ from support.data import WEEK, WEEK_START, base_spec, write_warehouse
 
 from assets.metadata import drifted as dagster_drifted
 from eval_pipelines.alerts import build_alert
+from eval_pipelines.drift import (
+    MAX_VALUE_BINS,
+    SURELY_MANY_DISTINCT,
+    more_values_than_bins,
+    unsettled_distinct,
+)
 from eval_pipelines.drift_stats import drifted_rows, wasserstein_normed
+from eval_pipelines.lineage import run_record
 from eval_pipelines.pipeline import evaluate
 from eval_pipelines.report import summary
 from eval_pipelines.spec import parse_spec
@@ -235,7 +242,13 @@ def run(request, tmp_path_factory):
     result = evaluate(parse_spec(drift_spec(url)), WEEK)
     reference, current = windows_of(predictions)
     drift = result.drift.set_index(["feature", "method"])
-    return {"size": size, "drift": drift, "reference": reference, "current": current}
+    return {
+        "size": size,
+        "drift": drift,
+        "reference": reference,
+        "current": current,
+        "record": run_record(result),
+    }
 
 
 def test_the_data_exercise_what_the_checks_claim(run):
@@ -346,6 +359,63 @@ def test_numeric_jensen_shannon_and_psi_on_evidently_bins_from_raw_rows(run, fea
     elif run["size"] == "large":
         assert psi < 0.05  # no drift planted: sampling noise stays far below 0.1
         assert js < 0.05
+
+
+def test_continuous_features_are_not_counted_exactly_on_duckdb(run):
+    """run.json: the ranges query estimates every numeric feature's distinct reference values
+    (no exact COUNT(DISTINCT) there); the one exact count that follows covers only the
+    features whose estimate is small (``items``, 21 possible values; the 0/1 label), never a
+    continuous one (about 4000 reference rows of each), and is recorded with its cost like
+    every query. (With about 800 reference rows, ``small``, every estimate is small.)"""
+    record = run["record"]
+    queries = record["queries"]
+    ranges = queries["drift_ranges"]
+    assert "COUNT(DISTINCT" not in ranges
+    assert ranges.count("approx_count_distinct(") == len(NUMERIC) + 1  # and the score
+    if run["size"] != "large":
+        return
+    assert len(run["reference"]) > 3 * SURELY_MANY_DISTINCT
+    distinct = queries["drift_distinct"]
+    assert distinct.count("COUNT(DISTINCT") == 1 and "p.items" in distinct
+    for continuous in ("latency", "amount", "refunds", "score"):
+        assert f"p.{continuous}" not in distinct
+    assert queries["label_drift_distinct"].count("COUNT(DISTINCT") == 1
+    purposes = [entry["purpose"] for entry in record["query_costs"]]
+    assert purposes.count("drift distinct values") == 2
+    ranges_at = purposes.index("drift ranges")
+    assert purposes[ranges_at + 1] == "drift distinct values"
+
+
+def _ranges(**values: float) -> pd.Series:
+    return pd.Series(values, dtype=float)
+
+
+def test_the_distinct_decision_reads_exact_counts_and_only_large_estimates():
+    """Hand-built results of the ranges query: an exact count decides; 20 reference values
+    or fewer cannot hold more distinct ones; an estimate above SURELY_MANY_DISTINCT proves
+    more than 20; any other estimate needs the exact count, and without it nothing is
+    guessed."""
+    exact_engine = _ranges(ref_n_0=500, ref_distinct_0=20, ref_n_1=500, ref_distinct_1=21)
+    assert unsettled_distinct(exact_engine, 2) == []
+    assert more_values_than_bins(exact_engine, 2) == [False, True]
+
+    estimated = _ranges(
+        ref_n_0=10**6,
+        ref_distinct_estimate_0=SURELY_MANY_DISTINCT + 1,
+        ref_n_1=10**6,
+        ref_distinct_estimate_1=SURELY_MANY_DISTINCT,
+        ref_n_2=MAX_VALUE_BINS,
+        ref_distinct_estimate_2=MAX_VALUE_BINS,
+        ref_n_3=0,
+        ref_distinct_estimate_3=0,
+        ref_n_4=10**6,
+        ref_distinct_estimate_4=19,
+    )
+    assert unsettled_distinct(estimated, 5) == [1, 4]
+    with pytest.raises(ValueError, match="no exact distinct count"):
+        more_values_than_bins(estimated, 5)
+    exact = _ranges(ref_distinct_1=21, ref_distinct_4=20)
+    assert more_values_than_bins(estimated, 5, exact) == [True, True, False, False, False]
 
 
 def test_zero_inflated_feature_keeps_its_bins(run):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.data import WEEK, WEEK_START, base_spec, write_warehouse
+from support.postgres import copy_duckdb_tables
 
 from eval_pipelines.drift import compute_drift
 from eval_pipelines.spec import parse_spec
@@ -332,3 +334,128 @@ def test_no_drift_splits_do_not_drift_by_the_default_methods(results):
     assert len(small) == SPLITS * len(FEATURES)
     assert small["drifted"].mean() <= 0.15
     assert not (small["drifted"] & ~small["drifted_evidently"]).any()
+
+
+# --------------------------------------------------------------------------------------
+# the 20-value boundary of Evidently's binning, on DuckDB and PostgreSQL
+# --------------------------------------------------------------------------------------
+
+STEP = 0.37  # values k * STEP: not integers, so the Sturges bins are not widened to 1
+BOUNDARY = {"v20": "num", "v21": "num", "cont": "num"}
+
+
+def _boundary_rows(seed: int = 20261203) -> pd.DataFrame:
+    """``v20``: exactly 20 distinct reference values (the current week adds a 21st: the rule
+    reads the reference only); ``v21``: exactly 21; ``cont``: continuous."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for period, n in (("reference", 2400), ("current", 600)):
+        current = period == "current"
+        v20 = rng.integers(0, 20, n) if not current else rng.integers(0, 21, n)
+        v21 = rng.binomial(20, 0.55 if current else 0.4, n)
+        v21[:21] = np.arange(21)  # every one of the 21 values in each period
+        v20[:20] = np.arange(20)
+        rows = pd.DataFrame(
+            {"v20": v20 * STEP, "v21": v21 * STEP, "cont": rng.normal(1.0 if current else 0, 3, n)}
+        )
+        frames.append(_stamp(rng, rows, period, "boundary"))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["prediction_id"] = [f"b{i:07d}" for i in range(len(rows))]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def boundary(evidently_python, tmp_path_factory) -> dict:
+    """The boundary rows in a DuckDB file and Evidently's PSI and Jensen-Shannon on them."""
+    folder = tmp_path_factory.mktemp("boundary")
+    rows = _boundary_rows()
+    reference = rows[rows["period"] == "reference"]
+    assert reference["v20"].nunique() == 20 and reference["v21"].nunique() == 21
+    assert rows["v20"].nunique() == 21
+    labels = pd.DataFrame({"prediction_id": ["none"], "label": [0], "labeled_at": [WEEK_START]})
+    path = folder / "w.duckdb"
+    url = write_warehouse(path, rows.drop(columns="period"), labels)
+    rows.rename(columns={"model_version": "case"}).to_parquet(folder / "rows.parquet")
+    (folder / "features.json").write_text(json.dumps(BOUNDARY))
+    done = subprocess.run(
+        [
+            evidently_python,
+            RUNNER,
+            folder / "rows.parquet",
+            folder / "features.json",
+            folder / "e.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = pd.DataFrame(json.loads((folder / "e.json").read_text()))
+    theirs["method"] = theirs["method"].map(NAMES)
+    return {"path": path, "url": url, "rows": rows, "evidently": theirs}
+
+
+def _sturges_bins(rows: pd.DataFrame, feature: str) -> int:
+    return len(np.histogram_bin_edges(rows[feature], bins="sturges")) - 1
+
+
+@pytest.mark.parametrize(
+    "engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_twenty_reference_values_get_a_bin_each_and_twenty_one_get_sturges(
+    boundary, engine, request
+):
+    """Evidently bins a numeric feature with more than 20 distinct reference values with
+    Sturges' rule, one bin per value otherwise. DuckDB decides it from an approximate
+    distinct count completed by an exact one where the estimate is small, PostgreSQL from
+    the exact count: both give Evidently's PSI and Jensen-Shannon on both sides of 20."""
+    url = boundary["url"]
+    if engine == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        copy_duckdb_tables(boundary["path"], url, ["inference_logs", "labels"], replace=True)
+    raw = base_spec(url, slices=[])
+    raw.pop("compare")
+    raw["drift"] = {
+        "reference_weeks": 4,
+        "features": list(BOUNDARY),
+        "methods": ["psi", "jensen_shannon"],
+        "model_version": "boundary",
+        "bins": BINS,
+        "include_score": False,
+        "include_label": False,
+    }
+    spec = parse_spec(raw)
+    with Warehouse(url) as warehouse:
+        ours, queries = compute_drift(
+            spec, week_window(WEEK), warehouse, SqlBuilder(spec, warehouse.dialect)
+        )
+    merged = ours.merge(boundary["evidently"], on=["feature", "method"], suffixes=("", "_e"))
+    for method in ("psi", "jensen_shannon"):
+        both = merged[merged["method"] == method].set_index("feature")
+        assert set(both.index) == set(BOUNDARY)
+        np.testing.assert_allclose(both["statistic"], both["score"], rtol=1e-9, atol=1e-12)
+        assert (both["drifted"] == both["drifted_e"]).all()
+
+    # The bins behind those numbers, read from the histogram query: the value itself for v20
+    # (21 values across both windows: Sturges would have been chosen from them), the index on
+    # Sturges' edges for v21 and cont (as many bins as numpy's rule gives).
+    hist = queries["drift_histograms"]
+    coarse = {
+        feature: re.search(rf"^\s*CASE WHEN .*? THEN (.*) END AS b_{i},?$", hist, re.M).group(1)
+        for i, feature in enumerate(BOUNDARY)
+    }
+    assert coarse["v20"].startswith("CAST(") and " WHEN " not in coarse["v20"]
+    for feature in ("v21", "cont"):
+        assert coarse[feature].count(" THEN ") + 1 == _sturges_bins(boundary["rows"], feature)
+    assert _sturges_bins(boundary["rows"], "v21") < 21
+
+    # How the distinct counts were taken: an estimate for every feature on DuckDB and an
+    # exact count of the two whose estimate is small; PostgreSQL counts exactly at once.
+    ranges = queries["drift_ranges"]
+    if engine == "duckdb":
+        assert ranges.count("approx_count_distinct(") == 3 and "COUNT(DISTINCT" not in ranges
+        distinct = queries["drift_distinct"]
+        assert distinct.count("COUNT(DISTINCT") == 2
+        assert "p.v20" in distinct and "p.v21" in distinct and "p.cont" not in distinct
+    else:
+        assert ranges.count("COUNT(DISTINCT") == 3 and "approx_count_distinct" not in ranges
+        assert "drift_distinct" not in queries

@@ -61,6 +61,7 @@ def _queries(builder: SqlBuilder) -> dict[str, str]:
         "feature_sample": builder.feature_sample(["a"]),
         "labeled_predictions": builder.labeled_predictions("y"),
         "drift_ranges": builder.drift_ranges(WINDOW, REFERENCE, "v1", ["a", "b"]),
+        "drift_distinct": builder.drift_distinct(WINDOW, REFERENCE, "v1", [(1, "b")]),
         "drift_histograms": builder.drift_histograms(
             WINDOW,
             REFERENCE,

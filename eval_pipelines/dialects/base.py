@@ -7,12 +7,13 @@ engine, impl)`` pattern: the implementation is registered with the engine, the c
 branches on it):
 
 * SQL text: the resample-bucket hash, exact sums (of doubles, and of integers without
-  overflow), the UTC reading of a timestamp column per type family, timestamp and interval
-  literals, type names (a double, text, a timestamp with time zone), a CTE's planner hint,
-  SQL's ``GROUPING(a, b)``, and how a session-private temporary relation is created and
-  dropped. The builder renders these where it writes the SQL (templates take ``{double}``,
-  ``{text}`` and ``{not_materialized}``), so each engine receives SQL written for it and no
-  SQL text is rewritten afterwards;
+  overflow), an approximate distinct count where the engine has one, the UTC reading of a
+  timestamp column per type family, timestamp and interval literals, type names (a double,
+  text, a timestamp with time zone), a CTE's planner hint, SQL's ``GROUPING(a, b)``, and how
+  a session-private temporary relation is created and dropped. The builder renders these
+  where it writes the SQL (templates take ``{double}``, ``{text}`` and
+  ``{not_materialized}``), so each engine receives SQL written for it and no SQL text is
+  rewritten afterwards;
 * the connection: SQLAlchemy ``connect_args``, which client runs the queries (a SQLAlchemy
   connection, DuckDB's own client, or a Spark Connect session),
   how column types are read without a row, and the type family of each type name;
@@ -210,6 +211,17 @@ class SqlDialect(ABC):
     def integer_sum(self, expr: str) -> str:
         """An aggregate: the sum of a BIGINT expression, widened so that it cannot overflow
         (an exact integer type wider than 64 bits)."""
+
+    @abstractmethod
+    def approx_count_distinct(self, expr: str) -> str | None:
+        """An aggregate: a HyperLogLog estimate of ``COUNT(DISTINCT expr)``, or ``None`` where
+        the engine has none (the caller then counts exactly).
+
+        Used only where the estimate decides between an exact count and "far more than a few
+        values" (:data:`eval_pipelines.drift.SURELY_MANY_DISTINCT`), so it must be
+        deterministic: the same rows give the same estimate whatever the order and the number
+        of threads (an HLL is a per-register maximum of hashed values, and merging sketches
+        takes the maximum again, which is order-free)."""
 
     # ------------------------------------------------------------------ session-private tables
     def create_temporary_table(self, name: str, sql: str) -> str:

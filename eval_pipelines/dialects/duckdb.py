@@ -168,3 +168,9 @@ class DuckDB(SqlDialect):
     def integer_sum(self, expr: str) -> str:
         """``SUM`` of a BIGINT is a HUGEINT (128 bits) in DuckDB."""
         return f"SUM({expr})"
+
+    def approx_count_distinct(self, expr: str) -> str | None:
+        """``approx_count_distinct``: a HyperLogLog of 64 registers (DuckDB 1.1+, Ertl's
+        estimator), about 13% relative standard error; one pass, memory independent of the
+        number of distinct values, and the same estimate on 1 or 2 threads."""
+        return f"approx_count_distinct({expr})"

@@ -86,3 +86,8 @@ class PostgreSQL(SqlDialect):
     def integer_sum(self, expr: str) -> str:
         """``SUM`` of a BIGINT is a NUMERIC (arbitrary precision) in PostgreSQL."""
         return f"SUM({expr})"
+
+    def approx_count_distinct(self, expr: str) -> str | None:
+        """None: core PostgreSQL has no HyperLogLog (the ``hll`` and TimescaleDB extensions
+        are not assumed), so the caller keeps the exact ``COUNT(DISTINCT)``."""
+        return None

@@ -213,6 +213,11 @@ class Spark(SqlDialect):
         ARITHMETIC_OVERFLOW under ANSI mode."""
         return f"SUM(CAST({expr} AS DECIMAL(38,0)))"
 
+    def approx_count_distinct(self, expr: str) -> str | None:
+        """Spark SQL's ``approx_count_distinct`` (HyperLogLog++, default relative standard
+        deviation 0.05: 512 registers)."""
+        return f"approx_count_distinct({expr})"
+
     # ------------------------------------------------------------------ session-private tables
     def create_temporary_table(self, name: str, sql: str) -> str:
         """``CACHE TABLE``: a temporary view of this session whose rows are computed once."""
