@@ -576,3 +576,27 @@ def test_binary_label_drift_is_measured_on_the_labeled_rows(run):
     js = distance.jensenshannon(r / r.sum(), c / c.sum())
     assert rows.loc["jensen_shannon", "statistic"] == pytest.approx(js, abs=1e-12)
     assert rows.loc["psi", "statistic"] == pytest.approx(hand_psi(r, c), rel=1e-12)
+
+
+def test_the_coarse_bin_sql_puts_each_value_in_numpys_histogram_bin():
+    """The Evidently bin of a value (``SqlBuilder._coarse_bin``, a bisection over the
+    edges), evaluated by DuckDB on values at, between and beyond the edges, against
+    ``numpy.histogram``'s bin of each value (values outside the edges take the end bins)."""
+    import duckdb
+
+    from eval_pipelines.dialects import dialect_class
+    from eval_pipelines.sqlbuild import SqlBuilder
+
+    spec = parse_spec(base_spec("duckdb:///:memory:"))
+    builder = SqlBuilder(spec, dialect_class("duckdb:///:memory:")())
+    rng = np.random.default_rng(3)
+    for bins in (1, 2, 3, 7, 8, 26):
+        edges = np.histogram_bin_edges(rng.normal(size=500), bins=bins)
+        values = np.concatenate([edges, rng.normal(size=300), [edges[0] - 1, edges[-1] + 1]])
+        sql = builder._coarse_bin("x", tuple(float(e) for e in edges))
+        with duckdb.connect() as con:
+            con.execute("CREATE TABLE t AS SELECT unnest($v::DOUBLE[]) AS x", {"v": values})
+            ours = [row[0] for row in con.execute(f"SELECT {sql} FROM t").fetchall()]
+        inside = np.clip(values, edges[0], edges[-1])
+        expected = [int(np.argmax(np.histogram([v], bins=edges)[0])) for v in inside]
+        assert ours == expected, bins
