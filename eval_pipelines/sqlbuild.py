@@ -261,7 +261,9 @@ class SqlBuilder:
             window_end=self.literal(window.end),
         )
 
-    def _grouping_sets(self, crosses: list[tuple[str, ...]], tail: list[str]) -> list[list[str]]:
+    def grouping_sets(self, crosses: list[tuple[str, ...]], tail: list[str]) -> list[list[str]]:
+        """One grouping set per slice cross: its slice aliases, then ``tail`` (the columns
+        every set groups by). Public: the label-free estimation queries group the same way."""
         index = {col: self.slice_alias(i) for i, col in enumerate(self.spec.slice_columns)}
         return [[index[c] for c in cross] + tail for cross in crosses]
 
@@ -284,8 +286,8 @@ class SqlBuilder:
         """``sql/sufficient_statistics.sql``: the threshold and histogram families."""
         crosses = self.spec.slice_crosses
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        threshold = self._grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
-        histogram = self._grouping_sets(crosses, ["model_version", "label", "fine_bin"])
+        threshold = self.grouping_sets(crosses, ["model_version", "label", "bucket", "above"])
+        histogram = self.grouping_sets(crosses, ["model_version", "label", "fine_bin"])
         return self.render(
             "sufficient_statistics",
             window=self.window(window),
@@ -321,7 +323,7 @@ class SqlBuilder:
         ]
         sets = [
             [f"baseline.{a}" for a in s[: len(s) - len(tail)]] + s[-len(tail) :]
-            for s in self._grouping_sets(self.spec.slice_crosses, tail)
+            for s in self.grouping_sets(self.spec.slice_crosses, tail)
         ]
         grouped = [f"baseline.{a}" for a in aliases]
         return self.render(
@@ -345,8 +347,8 @@ class SqlBuilder:
         the fixed point of the binary sums could overflow), and the error histogram."""
         crosses = self.spec.slice_crosses
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
-        sets = self._grouping_sets(crosses, ["model_version", "bucket"])
-        histogram_sets = self._grouping_sets(crosses, ["model_version", "error_bin"])
+        sets = self.grouping_sets(crosses, ["model_version", "bucket"])
+        histogram_sets = self.grouping_sets(crosses, ["model_version", "error_bin"])
         interval = self.spec.predictions.interval is not None
         task = task_of(self.spec)
         # The error histogram only when a metric reads it (its rows grow with the slices).
@@ -411,10 +413,10 @@ class SqlBuilder:
             prediction_sum=self.exact_sum("prediction"),
             label_sum=self.exact_sum("label"),
             residual_sets=self._render_sets(
-                self._grouping_sets(crosses, ["model_version", "residual_bin"])
+                self.grouping_sets(crosses, ["model_version", "residual_bin"])
             ),
             predicted_sets=self._render_sets(
-                self._grouping_sets(crosses, ["model_version", "prediction_bin"])
+                self.grouping_sets(crosses, ["model_version", "prediction_bin"])
             ),
         )
 
@@ -424,7 +426,7 @@ class SqlBuilder:
         slice values."""
         aliases = [self.slice_alias(i) for i in range(len(self.spec.slice_columns))]
         sets = [
-            [f"baseline.{a}" for a in s] for s in self._grouping_sets(self.spec.slice_crosses, [])
+            [f"baseline.{a}" for a in s] for s in self.grouping_sets(self.spec.slice_crosses, [])
         ]
         grouped = [f"baseline.{a}" for a in aliases]
         return {
@@ -484,7 +486,7 @@ class SqlBuilder:
     def ranking_statistics(self, window: Window) -> str:
         """``sql/ranking_statistics.sql``: the ranking family's sums of per-list values per
         slice, version and resample bucket of the list id (exact sums, as regression's)."""
-        sets = self._grouping_sets(self.spec.slice_crosses, ["model_version", "bucket"])
+        sets = self.grouping_sets(self.spec.slice_crosses, ["model_version", "bucket"])
         sums = {"rr": "rr"}
         for k in cutoffs(self.spec):
             sums |= {f"{kind}_{k}": f"{kind}_{k}" for kind in CUTOFF_FIELDS if kind != "hit"}
@@ -564,12 +566,12 @@ class SqlBuilder:
             one_minus_eps=self.double(1.0 - eps),
             log_loss_sum=self.fixed_point_sum("log_loss_term"),
             confusion_sets=self._render_sets(
-                self._grouping_sets(
+                self.grouping_sets(
                     crosses, ["model_version", "bucket", "label_class", "predicted_class"]
                 )
             ),
             rank_sets=self._render_sets(
-                self._grouping_sets(crosses, ["model_version", "bucket", "true_rank"])
+                self.grouping_sets(crosses, ["model_version", "bucket", "true_rank"])
             ),
         )
 
@@ -594,12 +596,12 @@ class SqlBuilder:
             fine_bins=self.spec.score_bins,
             coarse_bins=self.spec.confidence.score_bins,
             bucket_sets=self._render_sets(
-                self._grouping_sets(
+                self.grouping_sets(
                     crosses, ["model_version", "bucket", "class_index", "coarse_bin"]
                 )
             ),
             histogram_sets=self._render_sets(
-                self._grouping_sets(crosses, ["model_version", "class_index", "fine_bin"])
+                self.grouping_sets(crosses, ["model_version", "class_index", "fine_bin"])
             ),
         )
 

@@ -46,7 +46,7 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     scores = [f"cs_{i}" for i in range(len(score_columns(spec)))]
     aliases = builder.grouping_columns([])
     reference = reference_window(window, spec.estimation.reference_weeks)
-    sets = builder._grouping_sets(
+    sets = builder.grouping_sets(
         spec.slice_crosses, ["model_version", "predicted_class", "class_index", "fine_bin"]
     )
     return builder.render(

@@ -67,7 +67,7 @@ def estimation_query(builder: SqlBuilder, window: Window) -> str:
     assert spec.estimation is not None
     aliases = builder.grouping_columns([])
     reference = reference_window(window, spec.estimation.reference_weeks)
-    sets = builder._grouping_sets(spec.slice_crosses, ["model_version", "above", "fine_bin"])
+    sets = builder.grouping_sets(spec.slice_crosses, ["model_version", "above", "fine_bin"])
     return builder.render(
         "estimation_histograms",
         window=builder.window(window),
