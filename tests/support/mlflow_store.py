@@ -11,7 +11,9 @@ store that MLflow itself created and migrated is that same store (the same schem
 alembic revision, holding only the ``Default`` experiment), as a user's existing store would
 be: it opens in a tenth of a second. The template is made once per session by MLflow in a
 child process whose working folder is the template's own temporary folder (the ``Default``
-experiment's artifact location points there, never into the checkout).
+experiment's artifact location points there, never into the checkout; a store an ``mlflow
+server`` creates would say ``mlflow-artifacts:/0`` instead, but the engine, and every test,
+logs to named experiments only, whose locations are set when they are created).
 
 Tests whose subject is the creation of a store (first use by concurrent writers, migrations
 under the store lock) must start from no file, not from this copy.
