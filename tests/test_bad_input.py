@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from support.mlflow_store import migrated_store
 
 from eval_pipelines.cli import main
 from eval_pipelines.demo import build_demo_warehouse
@@ -186,8 +187,7 @@ def base(tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bad-input")
     warehouse = root / "base.duckdb"
     build_demo_warehouse(warehouse, rows=16_000)
-    mlflow = f"sqlite:///{root / 'mlflow.db'}"
-    MlflowClient(tracking_uri=mlflow).search_experiments()  # creates the store's tables
+    mlflow = migrated_store(root / "mlflow.db")  # the store's tables exist
     return {
         "root": root,
         "warehouse": warehouse,

@@ -28,6 +28,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
+from support.mlflow_store import migrated_store
 
 from assets.definitions import build_definitions
 from assets.spec_errors import CHECK_NAME, ERROR_ASSET, SENSOR_NAME
@@ -167,7 +168,7 @@ def test_the_good_model_materializes_a_week_and_the_errors_fail_with_their_messa
     # The code location's own resources, pointed at the test's warehouse and stores.
     monkeypatch.setenv("EVAL_WAREHOUSE_URL", f"duckdb:///{warehouse_path}")
     monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", migrated_store(tmp_path / "mlflow.db"))
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlartifacts"))
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
@@ -339,7 +340,7 @@ def test_a_spec_without_a_drift_section_materializes_a_week(tmp_path, warehouse_
     monkeypatch.setenv("EVAL_SPECS_DIR", str(folder))
     monkeypatch.setenv("EVAL_WAREHOUSE_URL", f"duckdb:///{warehouse_path}")
     monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", migrated_store(tmp_path / "mlflow.db"))
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlartifacts"))
     with instance_for_test() as instance:
         result = (

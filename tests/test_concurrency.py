@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.data import ARTIFACT_FILES
+from support.mlflow_store import migrated_store
 
 WEEKS = [
     "2026-09-28",
@@ -266,7 +267,7 @@ def test_dagster_week_on_postgresql_gives_duckdbs_verdict(pg_warehouse, twelve_w
                 "warehouse": WarehouseResource(url=url),
                 "artifacts": ArtifactStoreResource(root=str(root)),
                 "mlflow": MlflowResource(
-                    tracking_uri=f"sqlite:///{tmp_path / name}.db",
+                    tracking_uri=migrated_store(tmp_path / f"{name}.db"),
                     artifact_location=str(tmp_path / f"{name}-mlflow-artifacts"),
                 ),
                 "alerts": AlertsResource(),
@@ -291,8 +292,6 @@ def two_models(tmp_path_factory) -> Path:
     """Two copies of the demo spec (two models, fewer slices and replicates: each step is
     cheap) on one tiny demo warehouse, and a code location file that builds the project's
     definitions from them (``$EVAL_SPECS_DIR``)."""
-    from mlflow.tracking import MlflowClient
-
     from assets.specs import PROJECT_ROOT
     from eval_pipelines.demo import build_demo_warehouse
 
@@ -313,8 +312,8 @@ def two_models(tmp_path_factory) -> Path:
         spec = text.replace("model: fraud_detector", f"model: {model}")
         (specs / f"{model}.yaml").write_text(spec)
     (folder / "location.py").write_text(LOCATION)
-    # Create the MLflow store's tables once, before concurrent steps open it.
-    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    # The MLflow store exists, migrated, before concurrent steps open it.
+    migrated_store(folder / "mlflow.db")
     return folder
 
 

@@ -34,6 +34,7 @@ from dagster._core.storage.tags import (
 from mlflow.tracking import MlflowClient
 from support.data import ARTIFACT_FILES
 from support.mlflow_server import free_port
+from support.mlflow_store import migrated_store
 
 from assets.definitions import build_definitions, defs
 from assets.evaluation import ASSETS, build_weekly_assets
@@ -62,7 +63,7 @@ def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowResource:
     folder = tmp_path_factory.mktemp("mlflow")
     return MlflowResource(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        tracking_uri=migrated_store(folder / "mlflow.db"),
         artifact_location=str(folder / "artifacts"),
     )
 
@@ -71,7 +72,7 @@ def _local_mlflow(folder: Path) -> MlflowResource:
     """A SQLite store with its artifacts in ``folder`` (without an artifact location MLflow
     would write them to ./mlruns, in the checkout)."""
     return MlflowResource(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        tracking_uri=migrated_store(folder / "mlflow.db", exist_ok=True),
         artifact_location=str(folder / "mlartifacts"),
     )
 
@@ -395,7 +396,7 @@ def _labels_until(source: Path, target: Path, cutoff: str) -> Path:
 
 def test_label_maturity_then_rerun_replaces_the_result(warehouse_path, tmp_path):
     mlflow = MlflowResource(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        tracking_uri=migrated_store(tmp_path / "mlflow.db"),
         artifact_location=str(tmp_path / "mlartifacts"),
     )
     early = _labels_until(warehouse_path, tmp_path / "early.duckdb", "2026-11-18")

@@ -20,6 +20,7 @@ from urllib.request import url2pathname
 
 import pytest
 from dagster import AssetKey, Definitions, instance_for_test
+from support.mlflow_store import migrated_store
 from test_report_browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, MAX_BYTES, open_report
 
 from assets.evaluation import build_weekly_assets
@@ -214,7 +215,7 @@ def test_the_weekly_evaluation_rebuilds_the_dashboard_asset_after_a_week(demo, t
             "warehouse": WarehouseResource(url=f"duckdb:///{demo.warehouse}"),
             "artifacts": ArtifactStoreResource(root=str(root)),
             "mlflow": MlflowResource(
-                tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                tracking_uri=migrated_store(tmp_path / "mlflow.db"),
                 artifact_location=str(tmp_path / "mlartifacts"),
             ),
             "alerts": AlertsResource(),

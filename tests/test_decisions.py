@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from dagster import instance_for_test, materialize
+from support.mlflow_store import migrated_store
 
 from assets.evaluation import build_weekly_assets
 from eval_pipelines.cli import build_parser, main
@@ -192,7 +193,7 @@ def test_a_dagster_backfill_run_logs_its_trigger_and_run_id(demo, tmp_path):
         "warehouse": WarehouseResource(url=f"duckdb:///{demo['warehouse']}"),
         "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts"), results_store=store),
         "mlflow": MlflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            tracking_uri=migrated_store(tmp_path / "mlflow.db"),
             artifact_location=str(tmp_path / "mlartifacts"),
         ),
         "alerts": AlertsResource(),

@@ -29,6 +29,7 @@ from dagster import DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
 from support.data import ARTIFACT_FILES
 from support.mlflow_server import free_port, run_mlflow_server
+from support.mlflow_store import migrated_store
 from support.s3_server import moto_s3_server
 
 import eval_pipelines.runner as runner
@@ -120,7 +121,7 @@ def test_unreachable_warehouse_fails_in_one_sentence_and_marks_the_run_failed(
     tmp_path, capsys, monkeypatch
 ):
     url = f"postgresql+psycopg2://eval@127.0.0.1:{_closed_port()}/eval"
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = migrated_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlflow-artifacts"))
     code = cli.main(
         [
@@ -290,7 +291,7 @@ def _dagster_resources(warehouse: Path, tmp_path: Path, endpoint: str, bucket: s
             endpoint_url=endpoint,
         ),
         "mlflow": MlflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            tracking_uri=migrated_store(tmp_path / "mlflow.db"),
             artifact_location=str(tmp_path / "mlflow-artifacts"),
         ),
         "alerts": AlertsResource(),
@@ -341,7 +342,7 @@ def test_s3_endpoint_down_fails_with_the_local_folder_complete(warehouse, tmp_pa
     with moto_s3_server() as endpoint:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="faults-down")
     # The server is stopped now: the endpoint refuses connections.
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = migrated_store(tmp_path / "mlflow.db")
     out = tmp_path / "out"
     with (
         contextlib.ExitStack() as env,
@@ -417,7 +418,7 @@ def test_killed_mid_run_leaves_no_folder_and_a_rerun_is_identical(
     warehouse, tmp_path, capsys, monkeypatch, point
 ):
     db = tmp_path / "mlflow.db"
-    tracking = f"sqlite:///{db}"
+    tracking = migrated_store(db)
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlflow-artifacts"))
     out = tmp_path / "out"
     marker = tmp_path / "stopped"

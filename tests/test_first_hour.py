@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support.mlflow_store import migrated_store
 
 from eval_pipelines.cli import main
 
@@ -199,7 +200,7 @@ def test_dagster_loads_the_model_beside_a_broken_spec_and_runs_its_first_week(
 
     monkeypatch.setenv("EVAL_SPECS_DIR", str(team["specs"]))
     monkeypatch.setenv("EVAL_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", migrated_store(tmp_path / "mlflow.db"))
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlartifacts"))
     defs = build_definitions()
     Definitions.validate_loadable(defs)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from dagster import MetadataValue
 from mlflow.tracking import MlflowClient
+from support.mlflow_store import migrated_store
 
 from assets.metadata import mlflow_link
 from eval_pipelines.demo import build_demo_warehouse
@@ -197,9 +198,11 @@ def test_dagster_metadata_links_the_run_page(tmp_path, monkeypatch):
     `make ui`'s MLflow UI), else the run id is text."""
     from resources import MlflowResource
 
+    tracking = migrated_store(tmp_path / "mlflow.db")
+
     def resource() -> MlflowResource:
         return MlflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            tracking_uri=tracking,
             artifact_location=str(tmp_path / "artifacts"),
         )
 

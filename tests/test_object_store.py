@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
+from support.mlflow_store import migrated_store
 from support.s3_server import moto_s3_server
 
 from eval_pipelines import object_store
@@ -264,7 +265,7 @@ def test_mlflow_logs_artifacts_to_s3_through_boto3(
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(tracking_uri=migrated_store(tmp_path / "mlflow.db"))
     experiment = client.create_experiment(
         f"fraud-{uuid.uuid4().hex[:6]}", artifact_location=f"s3://{bucket}/mlflow"
     )

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from support.data import WEEK, base_spec, random_window, write_warehouse
+from support.mlflow_store import migrated_store
 
 from eval_pipelines.cli import main
 from eval_pipelines.demo import DEMO_START, build_demo_warehouse, demo_weeks, latest_demo_start
@@ -160,7 +161,7 @@ def _resources(tmp_path):
         "warehouse": WarehouseResource(),
         "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),
         "mlflow": MlflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            tracking_uri=migrated_store(tmp_path / "mlflow.db", exist_ok=True),
             artifact_location=str(tmp_path / "mlartifacts"),
         ),
         "alerts": AlertsResource(),

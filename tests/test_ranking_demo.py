@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import ndcg_score
+from support.mlflow_store import migrated_store
 
 from eval_pipelines.cli import main
 from eval_pipelines.demo import DEMO_START, DEMO_WEEKS, build_demo_warehouse
@@ -93,7 +94,7 @@ def test_planted_truth_in_the_data_web_ndcg_drops_while_overall_improves(warehou
 
 def test_run_finds_the_planted_truth_and_holds_for_it(warehouse, tmp_path, monkeypatch):
     monkeypatch.setenv("EVAL_MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "mlflow-artifacts"))
-    out, tracking = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out, tracking = tmp_path / "out", migrated_store(tmp_path / "mlflow.db")
     args = ["run", "--spec", str(SPEC), "--week", WEEK.isoformat(), "--out", str(out)]
     args += ["--warehouse", f"duckdb:///{warehouse}", "--mlflow", tracking]
     assert main([*args, "--quiet"]) == 0

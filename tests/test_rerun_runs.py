@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from support.data import WEEK, base_spec, random_window, write_warehouse
+from support.mlflow_store import migrated_store
 
 from eval_pipelines.runner import Publishing, RunOutcome, run_evaluation
 from eval_pipelines.spec import EvalSpec, parse_spec
@@ -48,7 +49,8 @@ def _spec(url: str, gates: list[dict]) -> EvalSpec:
 
 def _tracker(tmp_path: Path) -> Tracker:
     return Tracker(
-        f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=str(tmp_path / "mlartifacts")
+        migrated_store(tmp_path / "mlflow.db", exist_ok=True),
+        artifact_location=str(tmp_path / "mlartifacts"),
     )
 
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from mlflow.tracking import MlflowClient
+from support.mlflow_store import migrated_store
 from support.s3_server import moto_s3_server
 
 from assets.evaluation import build_weekly_assets
@@ -49,7 +50,7 @@ def test_a_week_publishes_its_artifacts_and_mlflow_run_to_s3(endpoint, tmp_path:
                     root="s3://evals/runs", staging=str(staging), endpoint_url=endpoint
                 ),
                 "mlflow": MlflowResource(
-                    tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    tracking_uri=migrated_store(tmp_path / "mlflow.db", exist_ok=True),
                     artifact_location="s3://evals/mlflow",
                 ),
                 "alerts": AlertsResource(),

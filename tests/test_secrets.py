@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 from support.data import WEEK, base_spec, random_window, write_warehouse
 from support.mlflow_server import free_port
+from support.mlflow_store import migrated_store
 
 from assets.evaluation import build_weekly_assets
 from assets.specs import PROJECT_ROOT
@@ -193,7 +194,7 @@ def _pii_warehouse(tmp_path: Path) -> tuple[str, pd.Series]:
 def test_pii_columns_never_reach_artifacts_or_mlflow(tmp_path):
     url, emails = _pii_warehouse(tmp_path)
     spec = parse_spec(base_spec(url, pii=["email"]))
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = migrated_store(tmp_path / "mlflow.db")
     out = tmp_path / "out"
     with Warehouse(spec.warehouse) as connection:
         run_evaluation(

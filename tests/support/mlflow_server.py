@@ -11,7 +11,9 @@ stored under ``tmp_path/artifacts``) the way a team server does, on a free loopb
 with one worker. MLflow 3.17's loopback defaults need no ``--allowed-hosts`` (localhost and
 private IPs are allowed). Its background job runner (huey consumers for GenAI jobs) is
 switched off with ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: five extra processes the tests
-do not use. Startup (database migrations included) took 10-20 s on a busy 2-core machine.
+do not use. Startup (database migrations included) took 10-20 s on a busy 2-core machine; a
+new backend store therefore starts as a copy of the session's migrated empty store
+(``support.mlflow_store``), and a restart on the same folder keeps its store.
 
 The server runs in its own process group and is stopped with SIGTERM to the group, then
 SIGKILL if it has not exited in time.
@@ -30,6 +32,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from support.mlflow_store import migrated_store
 
 __all__ = ["MlflowServerError", "free_port", "run_mlflow_server"]
 
@@ -86,11 +90,14 @@ def run_mlflow_server(tmp_path: str | os.PathLike, *, timeout_s: float = 120.0) 
     port = free_port()
     url = f"http://{_HOST}:{port}"
     log_path = root / "mlflow-server.log"
+    database = (root / "mlflow.db").resolve()
+    if not database.exists():
+        migrated_store(database)
     command = [
         *_mlflow_executable(),
         "server",
         "--backend-store-uri",
-        f"sqlite:///{(root / 'mlflow.db').resolve()}",
+        f"sqlite:///{database}",
         "--artifacts-destination",
         str((root / "artifacts").resolve()),
         "--host",
