@@ -81,6 +81,12 @@ MAX_VALUE_BINS = 20
 SURELY_MANY_DISTINCT = 1000
 
 
+class NoCurrentRows(EvalError):
+    """The drift version has no rows in the current week. For feature drift the run fails
+    with this message; label drift has no rows yet (the week's labels are late). Only this
+    is caught there: a warehouse error in label drift fails the run like any other."""
+
+
 def drift_version(spec: EvalSpec, versions: list[str]) -> str:
     assert spec.drift is not None
     if spec.drift.model_version:
@@ -271,7 +277,7 @@ def compute_drift(
     ranges = warehouse.query(ranges_sql, "drift ranges").iloc[0]
     n_current = 0 if pd.isna(ranges["n_current"]) else int(ranges["n_current"])
     if n_current == 0:
-        raise EvalError(
+        raise NoCurrentRows(
             f"drift: no predictions of version {version!r} in the current week "
             f"(reference {reference}, current {window}); drift cannot be computed"
         )
@@ -429,7 +435,7 @@ def label_drift(
         frame, queries = compute_drift(
             labeled, window, warehouse, replace(builder, spec=labeled), histograms=histograms
         )
-    except EvalError:  # no labeled row of the version in the current week (labels are late)
+    except NoCurrentRows:  # no labeled row of the version in the current week: labels are late
         return pd.DataFrame(columns=DRIFT_COLUMNS), {}
     finally:
         if stored:

@@ -129,3 +129,23 @@ def test_a_week_without_labels_yet_has_no_label_drift_rows(tmp_path):
     spec["labels"]["max_delay"] = "3d"
     result = evaluate(parse_spec(spec), WEEK)
     assert set(result.drift["feature"]) == {"prediction"}
+
+
+def test_a_label_drift_query_the_warehouse_cannot_run_fails_the_run(tmp_path, monkeypatch):
+    """Only "no labeled row yet" turns label drift off; a warehouse error (at 100M rows, the
+    labeled join running out of memory) fails the run instead of dropping the label's rows
+    without a word. The fault is real: SQL the warehouse rejects when it runs it."""
+    from eval_pipelines.errors import WarehouseError
+    from eval_pipelines.sqlbuild import SqlBuilder
+
+    predictions, labels = weeks_of_rows(6, per_week=120)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    labeled = SqlBuilder.labeled_predictions
+
+    def failing(self, *args, **kwargs):
+        sql = labeled(self, *args, **kwargs)
+        return f"SELECT * FROM (\n{sql}\n) AS q WHERE CAST(q.ts AS VARCHAR)::INTEGER > 0"
+
+    monkeypatch.setattr(SqlBuilder, "labeled_predictions", failing)
+    with pytest.raises(WarehouseError, match="drift"):
+        evaluate(parse_spec(spec_for(url)), WEEK)
