@@ -8,6 +8,7 @@ a Spark Connect session, results as Arrow. Errors are rewritten as sentences tha
 a credential (URLs are rendered with the password and any ``;token=`` hidden).
 """
 
+import os
 import re
 import shutil
 import time
@@ -23,7 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from eval_pipelines.dialects import SqlDialect, dialect_class
-from eval_pipelines.dialects.duckdb import attach_scratch, limit_memory, session_folder
+from eval_pipelines.dialects.duckdb import (
+    DEFAULT_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    attach_scratch,
+    limit_memory,
+    session_folder,
+)
 from eval_pipelines.dialects.spark import spark_session as open_spark_session
 from eval_pipelines.errors import WarehouseError
 from eval_pipelines.query_cost import (
@@ -66,6 +73,18 @@ def url_secrets(url: str | URL) -> list[str]:
         if value:
             secrets.append(value)
     return secrets
+
+
+def _memory_hint(exc: BaseException) -> str:
+    """What to do when DuckDB ran out of memory: DuckDB's own advice names its settings,
+    not ours (the cap is set per session from the environment)."""
+    if type(exc).__name__ != "OutOfMemoryException":
+        return ""
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    return (
+        f" (DuckDB's memory cap is {MEMORY_LIMIT_ENV}={limit}; raise it, e.g. "
+        f"{MEMORY_LIMIT_ENV}=2GB, or set it to none for 80% of RAM)"
+    )
 
 
 class _Measure:
@@ -305,6 +324,7 @@ class Warehouse:
                 self._connection.rollback()
             raise WarehouseError(
                 f"warehouse {self.safe_url}: the {purpose} query failed: {self._scrub(exc)}"
+                + _memory_hint(exc)
             ) from None
 
     @contextmanager

@@ -153,6 +153,19 @@ def test_a_new_session_removes_the_folders_of_killed_processes_only(tmp_path, mo
     assert not own[0].exists()
 
 
+def test_a_query_out_of_duckdbs_memory_names_the_setting_that_raises_the_cap(tmp_path, monkeypatch):
+    """DuckDB's own advice names its settings; ours is the environment variable that sets
+    the session's cap. The fault is real: a list aggregate, which cannot spill, over 2MB."""
+    monkeypatch.setenv("EVAL_DUCKDB_MEMORY_LIMIT", "2MB")
+    database = tmp_path / "w.duckdb"
+    duckdb.connect(str(database)).close()
+    with Warehouse(f"duckdb:///{database}") as warehouse, pytest.raises(WarehouseError) as failure:
+        warehouse.query("SELECT list(range) AS l FROM range(5000000)", "big list")
+    message = str(failure.value)
+    assert "the big list query failed: Out of Memory Error" in message
+    assert "EVAL_DUCKDB_MEMORY_LIMIT=2MB; raise it" in message
+
+
 def test_without_the_profiler_wall_time_and_rows_returned_remain(sized, monkeypatch):
     monkeypatch.setenv(PROFILING_ENV, "off")
     with Warehouse(sized) as warehouse:
