@@ -265,12 +265,26 @@ def compute_drift(
     numeric = [c for c in columns if kinds[c] == "numeric"]
     categorical = [c for c in columns if kinds[c] == "categorical"]
     queries: dict[str, str] = {}
-    labels = pd.DataFrame(columns=DRIFT_COLUMNS)
-    if spec.drift.include_label:
-        labels, label_queries = label_drift(spec, window, warehouse, builder, version, histograms)
-        queries.update(label_queries)
+    first_histogram = len(histograms) if histograms is not None else 0
+
+    def with_label_drift(
+        frame: pd.DataFrame, predictions: int | None
+    ) -> tuple[pd.DataFrame, dict[str, str]]:
+        # After the features, whose ranges count the version's predictions (the labeled
+        # join's size); its rows, queries and histograms still go first.
+        if not spec.drift.include_label:
+            return frame, queries
+        own: list[dict] | None = [] if histograms is not None else None
+        labels, label_queries = label_drift(
+            spec, window, warehouse, builder, version, own, predictions
+        )
+        if histograms is not None and own:
+            histograms[first_histogram:first_histogram] = own
+        both = pd.concat([frame, labels], ignore_index=True) if len(labels) else frame
+        return both, {**label_queries, **queries}
+
     if not columns:
-        return labels, queries
+        return with_label_drift(pd.DataFrame(columns=DRIFT_COLUMNS), None)
 
     ranges_sql = builder.drift_ranges(window, reference, version, numeric)
     queries["drift_ranges"] = ranges_sql
@@ -395,7 +409,42 @@ def compute_drift(
                 }
             )
     frame = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
-    return (pd.concat([frame, labels], ignore_index=True) if len(labels) else frame), queries
+    counted = (0 if pd.isna(ranges["n_reference"]) else int(ranges["n_reference"])) + n_current
+    return with_label_drift(frame, counted)
+
+
+# Predictions per part of the labeled join (label drift). DuckDB joins 25M predictions of
+# the drift version with as many labels under its 400MB cap; 250M (a 100M-row week and 4
+# reference weeks) ran out of memory even on one thread, since the hash table holds the
+# labels. A larger join runs in hash partitions of the ids, appended to one session table.
+LABELED_JOIN_PART_ROWS = 25_000_000
+
+
+def labeled_join_parts(rows: int | None) -> int:
+    """How many hash partitions the labeled join of ``rows`` predictions runs in."""
+    return max(1, -(-int(rows) // LABELED_JOIN_PART_ROWS)) if rows else 1
+
+
+def _store_labeled(
+    warehouse: Warehouse,
+    builder: SqlBuilder,
+    table: str,
+    args: tuple[str, Window, str],
+    parts: int,
+) -> bool:
+    """The labeled join in session table ``table``: in one statement, or in ``parts`` hash
+    partitions of the ids appended in turn. False (the drift queries then join the sources
+    themselves) if the engine refuses it; a partial table is dropped."""
+    if parts == 1:
+        return warehouse.create_temporary_table(table, builder.labeled_predictions(*args))
+    if not warehouse.create_temporary_table(table, builder.labeled_predictions(*args, (0, parts))):
+        return False
+    for index in range(1, parts):
+        part = builder.labeled_predictions(*args, (index, parts))
+        if not warehouse.insert_into_temporary_table(table, part):
+            warehouse.drop_temporary_table(table)
+            return False
+    return True
 
 
 def label_drift(
@@ -405,11 +454,14 @@ def label_drift(
     builder: SqlBuilder,
     version: str,
     histograms: list[dict] | None = None,
+    rows: int | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Label drift: the label's rows of ``drift.parquet`` (feature
     :attr:`~eval_pipelines.spec.EvalSpec.label_drift_feature`), from the labeled predictions
     of both periods (:meth:`~eval_pipelines.sqlbuild.SqlBuilder.labeled_predictions`) read by
-    the same drift queries as a feature. No row while the current week has no labels yet."""
+    the same drift queries as a feature. No row while the current week has no labels yet.
+    ``rows``: the drift version's predictions in both periods, when known (the labeled join
+    then runs in :func:`labeled_join_parts` parts)."""
     assert spec.drift is not None
     name = spec.label_drift_feature
     # The join of predictions and labels is read three times (types, ranges, histograms):
@@ -417,7 +469,10 @@ def label_drift(
     period = Window(reference_window(window, spec.drift.reference_weeks).start, window.end)
     query = builder.labeled_predictions(name, period, version)
     table = f"eval_labeled_{hashlib.sha256(query.encode()).hexdigest()[:12]}"
-    stored = warehouse.create_temporary_table(table, query)
+    parts = labeled_join_parts(rows)
+    stored = _store_labeled(warehouse, builder, table, (name, period, version), parts)
+    if parts > 1:  # the text of the first part: the others differ only by its index
+        query = builder.labeled_predictions(name, period, version, (0, parts))
     source = spec.predictions.model_copy(
         update={"table": table, "query": None} if stored else {"table": None, "query": query}
     )

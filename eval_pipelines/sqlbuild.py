@@ -670,12 +670,21 @@ class SqlBuilder:
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
 
     def labeled_predictions(
-        self, label_column: str, period: Window | None = None, version: str | None = None
+        self,
+        label_column: str,
+        period: Window | None = None,
+        version: str | None = None,
+        part: tuple[int, int] = (0, 1),
     ) -> str:
         """Predictions joined to their labels, only the labeled rows (a label that arrived
         within ``labels.max_delay`` of its prediction, as the window counts it), with the
         columns the drift queries read: timestamp, version and the label as ``label_column``;
-        only predictions in ``period`` and of ``version`` when given."""
+        only predictions in ``period`` and of ``version`` when given.
+
+        ``part`` ``(i, k)``: only the ids in hash partition ``i`` of ``k``, on both sides, so
+        the ``k`` parts hold the join's rows once each and each part's hash table holds a
+        ``k``-th of the labels (the whole join's did not fit DuckDB's memory cap at 237M
+        labels)."""
         common = self._common()
         p = self.spec.predictions
         delay = self.dialect.interval_seconds(
@@ -693,6 +702,11 @@ class SqlBuilder:
             ]
         if version is not None:
             where.append(f"p.{common['pred_version']} = {self.literal(version)}")
+        index, parts = part
+        if parts > 1:
+            for side, key in (("p", common["pred_id"]), ("l", common["label_id"])):
+                bucket = self.dialect.hash_partition(self.as_text(f"{side}.{key}"), parts)
+                where.append(f"{bucket} = {index}")
         return (
             f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
             f"p.{common['pred_version']} AS {common['pred_version']}, "

@@ -264,8 +264,8 @@ class Warehouse:
         name AS sql``); False if the warehouse refuses it (for example no TEMP privilege), in
         which case callers keep querying the sources."""
         statement = self.dialect.create_temporary_table(name, sql)
-        self.statements += 1
         if self.client == "spark-connect":
+            self.statements += 1
             for candidate in (statement, self.dialect.create_temporary_view(name, sql)):
                 try:
                     if candidate is not None:
@@ -276,8 +276,20 @@ class Warehouse:
                 except Exception:
                     continue
             return False
+        return self._store(statement, f"temporary table {name}")
+
+    def insert_into_temporary_table(self, name: str, sql: str) -> bool:
+        """Append ``sql``'s rows to a table made by :meth:`create_temporary_table`; False if
+        the engine cannot (a Spark view) or the statement failed."""
+        statement = self.dialect.insert_into_temporary_table(name, sql)
+        if statement is None or self.client == "spark-connect":
+            return False
+        return self._store(statement, f"rows into temporary table {name}")
+
+    def _store(self, statement: str, purpose: str) -> bool:
+        self.statements += 1
         try:
-            with self._measured(f"temporary table {name}") as measure:
+            with self._measured(purpose) as measure:
                 if self.native_client:
                     with self._duckdb() as con:
                         _create_within_memory(con, statement)

@@ -70,10 +70,22 @@ def matured(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return rows[ok]
 
 
-def test_label_drift_reads_labeled_rows_and_prediction_drift_the_output(tmp_path):
+@pytest.mark.parametrize("part_rows", [None, 700], ids=["one_join", "hash_partitions"])
+def test_label_drift_reads_labeled_rows_and_prediction_drift_the_output(
+    tmp_path, monkeypatch, part_rows
+):
+    """Also with the labeled join in hash partitions of the ids (as past 25M predictions:
+    here a part per 700 of the version's 1,200 in both periods, so 2 parts)."""
+    from eval_pipelines import drift as drift_module
+
+    if part_rows is not None:
+        monkeypatch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", part_rows)
     predictions, labels = weeks_of_rows(3)
     url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
     result = evaluate(parse_spec(spec_for(url)), WEEK)
+    appended = [c for c in result.query_costs if c.purpose.startswith("rows into temporary")]
+    assert len(appended) == (0 if part_rows is None else 1)
+    assert ("hash(" in result.queries["label_labeled_predictions"]) == (part_rows is not None)
     drift = result.drift.set_index(["feature", "method"])
     assert set(drift.index.get_level_values("feature")) == {"prediction", "label"}
     rows = matured(predictions, labels)
@@ -103,6 +115,14 @@ def test_postgresql_gives_duckdbs_label_and_prediction_drift(tmp_path, postgres_
     copy_duckdb_tables(path, postgres_url, ["inference_logs", "labels"], replace=True)
     duck = evaluate(parse_spec(spec_for(url)), WEEK).drift
     pg = evaluate(parse_spec(spec_for(postgres_url)), WEEK).drift
+    # And the labeled join in 3 hash partitions on PostgreSQL (the portable MD5 partition).
+    from eval_pipelines import drift as drift_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", 400)
+        parts = evaluate(parse_spec(spec_for(postgres_url)), WEEK)
+    assert "MOD(" in parts.queries["label_labeled_predictions"]
+    pd.testing.assert_frame_equal(parts.drift, pg)
     assert set(pg["feature"]) == {"prediction", "label"}
     assert list(duck.columns) == list(pg.columns) and len(duck) == len(pg)
     for column in duck.columns:

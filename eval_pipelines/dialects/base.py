@@ -232,5 +232,16 @@ class SqlDialect(ABC):
         """A second choice where the temporary table is refused (``None``: none)."""
         return None
 
+    def insert_into_temporary_table(self, name: str, sql: str) -> str | None:
+        """The statement that appends ``sql``'s rows to a session relation made by
+        :meth:`create_temporary_table` (``None``: it cannot take more rows)."""
+        return f"INSERT INTO {name}\n{sql}"
+
+    def hash_partition(self, text_expr: str, parts: int) -> str:
+        """The partition, in ``[0, parts)``, of a text value: the same for equal values in
+        one query. Portable (the first 32 bits of its MD5); engines override with a faster
+        hash."""
+        return f"MOD({self.hash32(text_expr)}, {int(parts)})"
+
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP TABLE IF EXISTS {name}"

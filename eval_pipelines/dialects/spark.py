@@ -227,5 +227,8 @@ class Spark(SqlDialect):
         """Where caching is refused (Databricks serverless): a plain temporary view."""
         return f"CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{sql}"
 
+    def insert_into_temporary_table(self, name: str, sql: str) -> str | None:
+        return None  # a cached view takes no more rows (Spark's joins spill without parts)
+
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP VIEW IF EXISTS {name}"
