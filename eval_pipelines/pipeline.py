@@ -298,7 +298,10 @@ def evaluate(
         queries["window"] = builder.window_join(window)
         materialized = materialize_window(warehouse, builder, window)
         if materialized.window_table is not None:
+            # The window first: on Spark its cached view reads the labels' table.
             created.append(materialized.window_table)
+            if builder.window_labels_table is not None:
+                created.append(builder.window_labels_table)
         return materialized
 
     try:

@@ -520,8 +520,12 @@ def validate_window(
                 {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                 for row in contents.per_version.to_dict(orient="records")
             ]
-        # The labels' table is dropped below: later queries read the window table, or
-        # the sources if there is none.
+        if builder.window_table is not None:
+            # The window table reads it: on Spark a cached view is a view over its query, so
+            # the labels' table lives as long as the window's (``prepare``'s caller drops
+            # both). Otherwise it is dropped below and later queries join the sources.
+            labels_table = None
+        # Later queries never read it: a window join of other weeks must read the source.
         return report, replace(builder, window_labels_table=None)
     finally:
         if labels_table is not None and labels_table.window_labels_table is not None:
