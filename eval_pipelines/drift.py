@@ -469,13 +469,15 @@ def label_drift(
     period = Window(reference_window(window, spec.drift.reference_weeks).start, window.end)
     query = builder.labeled_predictions(name, period, version)
     table = f"eval_labeled_{hashlib.sha256(query.encode()).hexdigest()[:12]}"
-    parts = labeled_join_parts(rows)
+    # Spark's cached views take no more rows: one statement there (its joins spill).
+    parts = labeled_join_parts(rows) if warehouse.appends_rows else 1
     stored = _store_labeled(warehouse, builder, table, (name, period, version), parts)
-    if parts > 1:  # the text of the first part: the others differ only by its index
-        query = builder.labeled_predictions(name, period, version, (0, parts))
+    # Where the table was refused the drift queries read the whole join, never a part.
     source = spec.predictions.model_copy(
         update={"table": table, "query": None} if stored else {"table": None, "query": query}
     )
+    if stored and parts > 1:  # the text of the first part: the others differ only by its index
+        query = builder.labeled_predictions(name, period, version, (0, parts))
     settings = spec.drift.model_copy(
         update={
             "features": [name],

@@ -278,11 +278,18 @@ class Warehouse:
             return False
         return self._store(statement, f"temporary table {name}")
 
+    @property
+    def appends_rows(self) -> bool:
+        """Whether a table made by :meth:`create_temporary_table` takes more rows (a Spark
+        cached view does not)."""
+        probe = self.dialect.insert_into_temporary_table("t", "SELECT 1")
+        return probe is not None and self.client != "spark-connect"
+
     def insert_into_temporary_table(self, name: str, sql: str) -> bool:
         """Append ``sql``'s rows to a table made by :meth:`create_temporary_table`; False if
         the engine cannot (a Spark view) or the statement failed."""
         statement = self.dialect.insert_into_temporary_table(name, sql)
-        if statement is None or self.client == "spark-connect":
+        if statement is None or not self.appends_rows:
             return False
         return self._store(statement, f"rows into temporary table {name}")
 

@@ -107,6 +107,24 @@ def test_label_drift_reads_labeled_rows_and_prediction_drift_the_output(
     assert not prediction.loc["ks", "drifted"]
 
 
+def test_a_refused_append_reads_the_whole_labeled_join_not_its_first_part(tmp_path, monkeypatch):
+    """Where the engine refuses to append a part (a fault forced here: DuckDB appends), the
+    drift queries read the whole join as a query; they used to read the first part's text,
+    which silently judged label drift on a k-th of the ids."""
+    from eval_pipelines import drift as drift_module
+    from eval_pipelines.warehouse import Warehouse
+
+    monkeypatch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", 400)
+    monkeypatch.setattr(Warehouse, "insert_into_temporary_table", lambda *args: False)
+    predictions, labels = weeks_of_rows(3)
+    url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
+    result = evaluate(parse_spec(spec_for(url)), WEEK)
+    rows = matured(predictions, labels)
+    label = result.drift.set_index(["feature", "method"]).loc["label"]
+    assert (label["n_reference"] == int((rows["ts"] < WEEK_START).sum())).all()
+    assert (label["n_current"] == int((rows["ts"] >= WEEK_START).sum())).all()
+
+
 @pytest.mark.postgres
 def test_postgresql_gives_duckdbs_label_and_prediction_drift(tmp_path, postgres_url):
     predictions, labels = weeks_of_rows(6, per_week=300)
