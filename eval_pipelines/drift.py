@@ -31,6 +31,7 @@ docs/drift.md states the rules and the remaining departures from Evidently.
 """
 
 import hashlib
+import itertools
 import math
 from dataclasses import replace
 
@@ -416,13 +417,43 @@ def compute_drift(
 # Predictions per part of the labeled join (label drift). DuckDB joins 25M predictions of
 # the drift version with as many labels under its 400MB cap; 250M (a 100M-row week and 4
 # reference weeks) ran out of memory even on one thread, since the hash table holds the
-# labels. A larger join runs in hash partitions of the ids, appended to one session table.
+# labels. A larger join runs in parts by ranges of the ids, appended to one session table.
 LABELED_JOIN_PART_ROWS = 25_000_000
+# Sampled ids per part: the parts' sizes then differ from the mean by a few percent.
+LABELED_JOIN_SAMPLE_PER_PART = 1000
 
 
 def labeled_join_parts(rows: int | None) -> int:
-    """How many hash partitions the labeled join of ``rows`` predictions runs in."""
+    """How many parts the labeled join of ``rows`` predictions runs in."""
     return max(1, -(-int(rows) // LABELED_JOIN_PART_ROWS)) if rows else 1
+
+
+def labeled_join_bounds(
+    warehouse: Warehouse, builder: SqlBuilder, period: Window, version: str, rows: int | None
+) -> tuple[list[tuple[object, object]], str | None]:
+    """The id ranges ``[low, high)`` of the labeled join's parts (one open range when it runs
+    in one statement) and the sampling query that chose them (None without one).
+
+    The bounds are quantiles of a uniform sample of the ids, in the engine's own order, so
+    the ranges follow each other in the order the engine compares them in. Ranges rather
+    than hash partitions: a part reads only the blocks whose ids fall in its range where ids
+    are stored roughly in order (at 10M rows a week, 10 parts of the 25M predictions took
+    1.3 s each where 4 hash partitions took 8 s each), and costs no more than a hash part
+    where they are not. Equal sampled ids give fewer parts; the bounds never change which
+    rows are joined, only how many statements join them."""
+    parts = labeled_join_parts(rows)
+    if parts == 1 or not rows or not warehouse.appends_rows:
+        return [(None, None)], None
+    fraction = min(1.0, LABELED_JOIN_SAMPLE_PER_PART * parts / rows)
+    sql = builder.labeled_id_sample(period, version, fraction)
+    ids = warehouse.query(sql, "labeled join bounds")["id"].tolist()
+    cuts: list[object] = []
+    for index in range(1, parts):
+        value = ids[len(ids) * index // parts] if ids else None
+        if value is not None and (not cuts or value != cuts[-1]):
+            cuts.append(value)
+    edges = [None, *cuts, None]
+    return list(itertools.pairwise(edges)), sql
 
 
 def _store_labeled(
@@ -430,18 +461,18 @@ def _store_labeled(
     builder: SqlBuilder,
     table: str,
     args: tuple[str, Window, str],
-    parts: int,
+    bounds: list[tuple[object, object]],
 ) -> bool:
-    """The labeled join in session table ``table``: in one statement, or in ``parts`` hash
-    partitions of the ids appended in turn. False (the drift queries then join the sources
-    themselves) if the engine refuses it; a partial table is dropped."""
-    if parts == 1:
-        return warehouse.create_temporary_table(table, builder.labeled_predictions(*args))
-    if not warehouse.create_temporary_table(table, builder.labeled_predictions(*args, (0, parts))):
+    """The labeled join in session table ``table``: one statement per id range of
+    ``bounds``, appended in turn. False (the drift queries then join the sources themselves)
+    if the engine refuses it; a partial table is dropped."""
+    first, *rest = bounds
+    if not warehouse.create_temporary_table(table, builder.labeled_predictions(*args, first)):
         return False
-    for index in range(1, parts):
-        part = builder.labeled_predictions(*args, (index, parts))
-        if not warehouse.insert_into_temporary_table(table, part):
+    for ids in rest:
+        if not warehouse.insert_into_temporary_table(
+            table, builder.labeled_predictions(*args, ids)
+        ):
             warehouse.drop_temporary_table(table)
             return False
     return True
@@ -470,14 +501,14 @@ def label_drift(
     query = builder.labeled_predictions(name, period, version)
     table = f"eval_labeled_{hashlib.sha256(query.encode()).hexdigest()[:12]}"
     # Spark's cached views take no more rows: one statement there (its joins spill).
-    parts = labeled_join_parts(rows) if warehouse.appends_rows else 1
-    stored = _store_labeled(warehouse, builder, table, (name, period, version), parts)
+    bounds, sample = labeled_join_bounds(warehouse, builder, period, version, rows)
+    stored = _store_labeled(warehouse, builder, table, (name, period, version), bounds)
     # Where the table was refused the drift queries read the whole join, never a part.
     source = spec.predictions.model_copy(
         update={"table": table, "query": None} if stored else {"table": None, "query": query}
     )
-    if stored and parts > 1:  # the text of the first part: the others differ only by its index
-        query = builder.labeled_predictions(name, period, version, (0, parts))
+    if stored and len(bounds) > 1:  # the first part's text: the others differ by their bounds
+        query = builder.labeled_predictions(name, period, version, bounds[0])
     settings = spec.drift.model_copy(
         update={
             "features": [name],
@@ -499,6 +530,8 @@ def label_drift(
             warehouse.drop_temporary_table(table)
     if stored:
         queries = {"labeled_predictions": query, **queries}
+        if sample is not None:
+            queries = {"labeled_join_bounds": sample, **queries}
     return frame, {f"label_{key}": sql for key, sql in queries.items()}
 
 

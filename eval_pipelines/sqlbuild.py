@@ -27,7 +27,7 @@ column, so a TIMESTAMPTZ prediction time and a TIMESTAMP_NS label time compare a
 import importlib.resources
 import math
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from eval_pipelines.dialects import SqlDialect, dialect_for
@@ -669,24 +669,10 @@ class SqlBuilder:
         select = ", ".join(f"p.{self.ident(c)}" for c in columns)
         return f"SELECT {select} FROM {self.source(self.spec.predictions)} AS p LIMIT {rows}"
 
-    def labeled_predictions(
-        self,
-        label_column: str,
-        period: Window | None = None,
-        version: str | None = None,
-        part: tuple[int, int] = (0, 1),
-    ) -> str:
-        """Predictions joined to their labels, only the labeled rows (a label that arrived
-        within ``labels.max_delay`` of its prediction, as the window counts it), with the
-        columns the drift queries read: timestamp, version and the label as ``label_column``;
-        only predictions in ``period`` and of ``version`` when given.
-
-        ``part`` ``(i, k)``: only the ids in hash partition ``i`` of ``k``, on both sides, so
-        the ``k`` parts hold the join's rows once each and each part's hash table holds a
-        ``k``-th of the labels (the whole join's did not fit DuckDB's memory cap at 237M
-        labels)."""
+    def _labeled_where(self, period: Window | None, version: str | None) -> list[str]:
+        """The conditions of a labeled prediction: matured label (within ``labels.max_delay``
+        of its prediction), in ``period`` and of ``version`` when given."""
         common = self._common()
-        p = self.spec.predictions
         delay = self.dialect.interval_seconds(
             int(self.spec.labels.max_delay / timedelta(seconds=1))
         )
@@ -696,17 +682,48 @@ class SqlBuilder:
             f"{common['label_ts']} <= {common['pred_ts']} + {delay}",
         ]
         if period is not None:
+            start, end = self.literal(period.start), self.literal(period.end)
+            where += [f"{common['pred_ts']} >= {start}", f"{common['pred_ts']} < {end}"]
+            # Implied by the two lines above and the label's maturity; spelled out so that an
+            # engine skips the labels that arrived outside it without reading them.
             where += [
-                f"{common['pred_ts']} >= {self.literal(period.start)}",
-                f"{common['pred_ts']} < {self.literal(period.end)}",
+                f"{common['label_ts']} >= {start}",
+                f"{common['label_ts']} <= {end} + {delay}",
             ]
         if version is not None:
             where.append(f"p.{common['pred_version']} = {self.literal(version)}")
-        index, parts = part
-        if parts > 1:
-            for side, key in (("p", common["pred_id"]), ("l", common["label_id"])):
-                bucket = self.dialect.hash_partition(self.as_text(f"{side}.{key}"), parts)
-                where.append(f"{bucket} = {index}")
+        return where
+
+    def labeled_predictions(
+        self,
+        label_column: str,
+        period: Window | None = None,
+        version: str | None = None,
+        ids: tuple[object, object] = (None, None),
+    ) -> str:
+        """Predictions joined to their labels, only the labeled rows (a label that arrived
+        within ``labels.max_delay`` of its prediction, as the window counts it), with the
+        columns the drift queries read: timestamp, version and the label as ``label_column``;
+        only predictions in ``period`` and of ``version`` when given.
+
+        ``ids`` ``(low, high)``: only the ids in ``[low, high)`` (a bound that is None is
+        open), on both sides, so that parts whose bounds follow each other hold the join's
+        rows once each, each part's hash table a part of the labels (the whole join did not
+        fit DuckDB's memory cap at 237M labels), and an engine skips the blocks of both
+        sources whose ids lie outside (ids are mostly written in order: sequences, time-ordered
+        UUIDs, logs appended as they come). Bounds are values the engine returned
+        (:meth:`labeled_id_sample`), compared by the engine."""
+        common = self._common()
+        p = self.spec.predictions
+        where = self._labeled_where(period, version)
+        for bound, op in zip(ids, (">=", "<"), strict=True):
+            if bound is not None:
+                value = bound if isinstance(bound, (str, int, float, datetime)) else str(bound)
+                literal = self.literal(value)
+                where += [
+                    f"{side}.{key} {op} {literal}"
+                    for side, key in (("p", common["pred_id"]), ("l", common["label_id"]))
+                ]
         return (
             f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
             f"p.{common['pred_version']} AS {common['pred_version']}, "
@@ -714,6 +731,21 @@ class SqlBuilder:
             f"FROM {common['predictions']} AS p\n"
             f"JOIN {common['labels']} AS l ON l.{common['label_id']} = p.{common['pred_id']}\n"
             "WHERE " + "\n  AND ".join(where)
+        )
+
+    def labeled_id_sample(self, period: Window, version: str, fraction: float) -> str:
+        """A uniform sample (each row with probability ``fraction``) of the ids of
+        ``version``'s predictions in ``period``, in the engine's order: the bounds of the
+        labeled join's parts (:meth:`labeled_predictions`)."""
+        common = self._common()
+        pred_id = f"p.{common['pred_id']}"
+        start, end = self.literal(period.start), self.literal(period.end)
+        return (
+            f"SELECT {pred_id} AS id FROM {common['predictions']} AS p\n"
+            f"WHERE {common['pred_ts']} >= {start} AND {common['pred_ts']} < {end}\n"
+            f"  AND p.{common['pred_version']} = {self.literal(version)}\n"
+            f"  AND {pred_id} IS NOT NULL AND {self.dialect.random()} < {float(fraction)!r}\n"
+            "ORDER BY 1"
         )
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):

@@ -70,22 +70,34 @@ def matured(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return rows[ok]
 
 
-@pytest.mark.parametrize("part_rows", [None, 700], ids=["one_join", "hash_partitions"])
+@pytest.mark.parametrize(
+    ("part_rows", "integer_ids"),
+    [(None, False), (700, False), (300, True)],
+    ids=["one_join", "id_ranges", "id_ranges_integer_ids"],
+)
 def test_label_drift_reads_labeled_rows_and_prediction_drift_the_output(
-    tmp_path, monkeypatch, part_rows
+    tmp_path, monkeypatch, part_rows, integer_ids
 ):
-    """Also with the labeled join in hash partitions of the ids (as past 25M predictions:
-    here a part per 700 of the version's 1,200 in both periods, so 2 parts)."""
+    """Also with the labeled join in parts by ranges of the ids (as past 25M predictions:
+    here a part per 700 of the version's 1,200 in both periods, so 2 parts, and a part per
+    300 over integer ids, so 4), whose rows are the oracle's rows once each."""
     from eval_pipelines import drift as drift_module
 
     if part_rows is not None:
         monkeypatch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", part_rows)
     predictions, labels = weeks_of_rows(3)
+    if integer_ids:
+        for frame in (predictions, labels):
+            frame["prediction_id"] = frame["prediction_id"].str[1:].astype("int64")
     url = write_warehouse(tmp_path / "w.duckdb", predictions, labels)
     result = evaluate(parse_spec(spec_for(url)), WEEK)
     appended = [c for c in result.query_costs if c.purpose.startswith("rows into temporary")]
-    assert len(appended) == (0 if part_rows is None else 1)
-    assert ("hash(" in result.queries["label_labeled_predictions"]) == (part_rows is not None)
+    parts = -(-1200 // part_rows) if part_rows else 1
+    assert len(appended) == parts - 1
+    bounded = "label_labeled_join_bounds" in result.queries
+    assert bounded == (part_rows is not None)
+    first_part = result.queries["label_labeled_predictions"]
+    assert ("p.prediction_id <" in first_part) == (part_rows is not None)
     drift = result.drift.set_index(["feature", "method"])
     assert set(drift.index.get_level_values("feature")) == {"prediction", "label"}
     rows = matured(predictions, labels)
@@ -133,13 +145,14 @@ def test_postgresql_gives_duckdbs_label_and_prediction_drift(tmp_path, postgres_
     copy_duckdb_tables(path, postgres_url, ["inference_logs", "labels"], replace=True)
     duck = evaluate(parse_spec(spec_for(url)), WEEK).drift
     pg = evaluate(parse_spec(spec_for(postgres_url)), WEEK).drift
-    # And the labeled join in 3 hash partitions on PostgreSQL (the portable MD5 partition).
+    # And the labeled join in 3 parts by id ranges on PostgreSQL (bounds in its collation).
     from eval_pipelines import drift as drift_module
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", 400)
+        patch.setattr(drift_module, "LABELED_JOIN_PART_ROWS", 300)
         parts = evaluate(parse_spec(spec_for(postgres_url)), WEEK)
-    assert "MOD(" in parts.queries["label_labeled_predictions"]
+    appended = [c for c in parts.query_costs if c.purpose.startswith("rows into temporary")]
+    assert len(appended) == 2 and "label_labeled_join_bounds" in parts.queries
     pd.testing.assert_frame_equal(parts.drift, pg)
     assert set(pg["feature"]) == {"prediction", "label"}
     assert list(duck.columns) == list(pg.columns) and len(duck) == len(pg)

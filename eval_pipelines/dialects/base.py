@@ -237,11 +237,9 @@ class SqlDialect(ABC):
         :meth:`create_temporary_table` (``None``: it cannot take more rows)."""
         return f"INSERT INTO {name}\n{sql}"
 
-    def hash_partition(self, text_expr: str, parts: int) -> str:
-        """The partition, in ``[0, parts)``, of a text value: the same for equal values in
-        one query. Portable (the first 32 bits of its MD5); engines override with a faster
-        hash."""
-        return f"MOD({self.hash32(text_expr)}, {int(parts)})"
+    def random(self) -> str:
+        """A uniform random number in [0, 1), drawn per row."""
+        return "random()"
 
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP TABLE IF EXISTS {name}"

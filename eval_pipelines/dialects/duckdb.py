@@ -156,11 +156,6 @@ class DuckDB(SqlDialect):
     def insert_into_temporary_table(self, name: str, sql: str) -> str | None:
         return f"INSERT INTO {SCRATCH_DATABASE}.main.{name}\n{sql}"
 
-    def hash_partition(self, text_expr: str, parts: int) -> str:
-        # DuckDB's own 64-bit hash, far cheaper than an MD5 over hundreds of millions of
-        # ids; its values are only ever compared within one session.
-        return f"(hash({text_expr}) % {int(parts)})"
-
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP TABLE IF EXISTS {SCRATCH_DATABASE}.main.{name}"
 

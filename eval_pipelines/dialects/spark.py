@@ -230,5 +230,8 @@ class Spark(SqlDialect):
     def insert_into_temporary_table(self, name: str, sql: str) -> str | None:
         return None  # a cached view takes no more rows (Spark's joins spill without parts)
 
+    def random(self) -> str:
+        return "rand()"
+
     def drop_temporary_table(self, name: str) -> str:
         return f"DROP VIEW IF EXISTS {name}"
