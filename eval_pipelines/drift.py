@@ -31,7 +31,6 @@ docs/drift.md states the rules and the remaining departures from Evidently.
 """
 
 import hashlib
-import itertools
 import math
 from dataclasses import replace
 
@@ -42,6 +41,7 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 from eval_pipelines import drift_stats as ds
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import no_reference_data
+from eval_pipelines.id_ranges import id_ranges, part_count, store_in_parts
 from eval_pipelines.spec import DriftGate, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.validation import CheckResult
@@ -417,65 +417,10 @@ def compute_drift(
 # Predictions per part of the labeled join (label drift). DuckDB joins 25M predictions of
 # the drift version with as many labels under its 400MB cap; 250M (a 100M-row week and 4
 # reference weeks) ran out of memory even on one thread, since the hash table holds the
-# labels. A larger join runs in parts by ranges of the ids, appended to one session table.
+# labels. A larger join runs in parts by ranges of the ids (eval_pipelines.id_ranges). The
+# size is set by memory, not speed: where ids are not stored in order every part reads both
+# sources whole (at 100M rows, 25 parts took 114 s against 121 s for 10).
 LABELED_JOIN_PART_ROWS = 25_000_000
-# Sampled ids per part: the parts' sizes then differ from the mean by a few percent.
-LABELED_JOIN_SAMPLE_PER_PART = 1000
-
-
-def labeled_join_parts(rows: int | None) -> int:
-    """How many parts the labeled join of ``rows`` predictions runs in."""
-    return max(1, -(-int(rows) // LABELED_JOIN_PART_ROWS)) if rows else 1
-
-
-def labeled_join_bounds(
-    warehouse: Warehouse, builder: SqlBuilder, period: Window, version: str, rows: int | None
-) -> tuple[list[tuple[object, object]], str | None]:
-    """The id ranges ``[low, high)`` of the labeled join's parts (one open range when it runs
-    in one statement) and the sampling query that chose them (None without one).
-
-    The bounds are quantiles of a uniform sample of the ids, in the engine's own order, so
-    the ranges follow each other in the order the engine compares them in. Ranges rather
-    than hash partitions: a part reads only the blocks whose ids fall in its range where ids
-    are stored roughly in order (at 10M rows a week, 10 parts of the 25M predictions took
-    1.3 s each where 4 hash partitions took 8 s each), and costs no more than a hash part
-    where they are not. Equal sampled ids give fewer parts; the bounds never change which
-    rows are joined, only how many statements join them."""
-    parts = labeled_join_parts(rows)
-    if parts == 1 or not rows or not warehouse.appends_rows:
-        return [(None, None)], None
-    fraction = min(1.0, LABELED_JOIN_SAMPLE_PER_PART * parts / rows)
-    sql = builder.labeled_id_sample(period, version, fraction)
-    ids = warehouse.query(sql, "labeled join bounds")["id"].tolist()
-    cuts: list[object] = []
-    for index in range(1, parts):
-        value = ids[len(ids) * index // parts] if ids else None
-        if value is not None and (not cuts or value != cuts[-1]):
-            cuts.append(value)
-    edges = [None, *cuts, None]
-    return list(itertools.pairwise(edges)), sql
-
-
-def _store_labeled(
-    warehouse: Warehouse,
-    builder: SqlBuilder,
-    table: str,
-    args: tuple[str, Window, str],
-    bounds: list[tuple[object, object]],
-) -> bool:
-    """The labeled join in session table ``table``: one statement per id range of
-    ``bounds``, appended in turn. False (the drift queries then join the sources themselves)
-    if the engine refuses it; a partial table is dropped."""
-    first, *rest = bounds
-    if not warehouse.create_temporary_table(table, builder.labeled_predictions(*args, first)):
-        return False
-    for ids in rest:
-        if not warehouse.insert_into_temporary_table(
-            table, builder.labeled_predictions(*args, ids)
-        ):
-            warehouse.drop_temporary_table(table)
-            return False
-    return True
 
 
 def label_drift(
@@ -492,7 +437,7 @@ def label_drift(
     of both periods (:meth:`~eval_pipelines.sqlbuild.SqlBuilder.labeled_predictions`) read by
     the same drift queries as a feature. No row while the current week has no labels yet.
     ``rows``: the drift version's predictions in both periods, when known (the labeled join
-    then runs in :func:`labeled_join_parts` parts)."""
+    then runs in parts by ranges of the ids past :data:`LABELED_JOIN_PART_ROWS`)."""
     assert spec.drift is not None
     name = spec.label_drift_feature
     # The join of predictions and labels is read three times (types, ranges, histograms):
@@ -501,14 +446,20 @@ def label_drift(
     query = builder.labeled_predictions(name, period, version)
     table = f"eval_labeled_{hashlib.sha256(query.encode()).hexdigest()[:12]}"
     # Spark's cached views take no more rows: one statement there (its joins spill).
-    bounds, sample = labeled_join_bounds(warehouse, builder, period, version, rows)
-    stored = _store_labeled(warehouse, builder, table, (name, period, version), bounds)
+    bounds, sample = id_ranges(
+        warehouse,
+        lambda fraction: builder.id_sample(period, version, fraction),
+        part_count(rows, LABELED_JOIN_PART_ROWS),
+        rows or 0,
+    )
+    parts = [builder.labeled_predictions(name, period, version, ids) for ids in bounds]
+    stored = store_in_parts(warehouse, table, parts)
     # Where the table was refused the drift queries read the whole join, never a part.
     source = spec.predictions.model_copy(
         update={"table": table, "query": None} if stored else {"table": None, "query": query}
     )
-    if stored and len(bounds) > 1:  # the first part's text: the others differ by their bounds
-        query = builder.labeled_predictions(name, period, version, bounds[0])
+    if stored and len(parts) > 1:  # the first part's text: the others differ by their bounds
+        query = parts[0]
     settings = spec.drift.model_copy(
         update={
             "features": [name],

@@ -242,17 +242,25 @@ class SqlBuilder:
             return f"SELECT * FROM {self.window_table}"
         return self.window_join(window)
 
-    def window_join(self, window: Window) -> str:
+    def window_join(self, window: Window, ids: tuple[object, object] = (None, None)) -> str:
         """The window as a join of predictions and labels (``sql/window.sql``). With the
         labels of the window's predictions materialised, the join reads them, not the whole
         labels source: the same rows can match (only those ids can), and the source is
-        scanned once, by the semi-join that filled the table."""
+        scanned once, by the semi-join that filled the table. ``ids``: only the predictions
+        (and labels) whose id is in ``[low, high)``, one part of the join
+        (:mod:`eval_pipelines.id_ranges`)."""
         common = self._common()
         if self.window_labels_table is not None:
             common["labels"] = self.window_labels_table
         return self.render(
             "window",
             **common,
+            pred_id_range="".join(
+                f"\n  AND {c}" for c in self._id_range(f"p.{common['pred_id']}", ids)
+            ),
+            label_id_range="".join(
+                f"\n   AND {c}" for c in self._id_range(f"l.{common['label_id']}", ids)
+            ),
             slice_select=self._slice_select(),
             max_delay=self.dialect.interval_seconds(
                 int(self.spec.labels.max_delay / timedelta(seconds=1))
@@ -712,18 +720,12 @@ class SqlBuilder:
         fit DuckDB's memory cap at 237M labels), and an engine skips the blocks of both
         sources whose ids lie outside (ids are mostly written in order: sequences, time-ordered
         UUIDs, logs appended as they come). Bounds are values the engine returned
-        (:meth:`labeled_id_sample`), compared by the engine."""
+        (:meth:`id_sample`), compared by the engine."""
         common = self._common()
         p = self.spec.predictions
         where = self._labeled_where(period, version)
-        for bound, op in zip(ids, (">=", "<"), strict=True):
-            if bound is not None:
-                value = bound if isinstance(bound, (str, int, float, datetime)) else str(bound)
-                literal = self.literal(value)
-                where += [
-                    f"{side}.{key} {op} {literal}"
-                    for side, key in (("p", common["pred_id"]), ("l", common["label_id"]))
-                ]
+        where += self._id_range(f"p.{common['pred_id']}", ids)
+        where += self._id_range(f"l.{common['label_id']}", ids)
         return (
             f"SELECT p.{self.ident(p.timestamp)} AS {self.ident(p.timestamp)}, "
             f"p.{common['pred_version']} AS {common['pred_version']}, "
@@ -733,20 +735,39 @@ class SqlBuilder:
             "WHERE " + "\n  AND ".join(where)
         )
 
-    def labeled_id_sample(self, period: Window, version: str, fraction: float) -> str:
-        """A uniform sample (each row with probability ``fraction``) of the ids of
-        ``version``'s predictions in ``period``, in the engine's order: the bounds of the
-        labeled join's parts (:meth:`labeled_predictions`)."""
+    def _id_range(self, column: str, ids: tuple[object, object]) -> list[str]:
+        """The conditions keeping ``column`` in ``[low, high)`` of ``ids`` (a None bound is
+        open): bounds are ids the engine returned (:meth:`id_sample`), as literals it
+        compares with the column's own type (text for a type Python has no literal of)."""
+        conditions = []
+        for bound, op in zip(ids, (">=", "<"), strict=True):
+            if bound is not None:
+                value = bound if isinstance(bound, (str, int, float, datetime)) else str(bound)
+                conditions.append(f"{column} {op} {self.literal(value)}")
+        return conditions
+
+    def id_sample(self, period: Window, version: str | None, fraction: float) -> str:
+        """A uniform sample (each row with probability ``fraction``) of the ids of the
+        predictions in ``period`` (of ``version`` when given), in the engine's order: the
+        bounds of a join in parts (:mod:`eval_pipelines.id_ranges`)."""
         common = self._common()
         pred_id = f"p.{common['pred_id']}"
-        start, end = self.literal(period.start), self.literal(period.end)
+        where = [
+            f"{common['pred_ts']} >= {self.literal(period.start)}",
+            f"{common['pred_ts']} < {self.literal(period.end)}",
+            f"{pred_id} IS NOT NULL",
+            f"{self.dialect.random()} < {float(fraction)!r}",
+        ]
+        if version is not None:
+            where.append(f"p.{common['pred_version']} = {self.literal(version)}")
         return (
             f"SELECT {pred_id} AS id FROM {common['predictions']} AS p\n"
-            f"WHERE {common['pred_ts']} >= {start} AND {common['pred_ts']} < {end}\n"
-            f"  AND p.{common['pred_version']} = {self.literal(version)}\n"
-            f"  AND {pred_id} IS NOT NULL AND {self.dialect.random()} < {float(fraction)!r}\n"
-            "ORDER BY 1"
+            "WHERE " + "\n  AND ".join(where) + "\nORDER BY 1"
         )
+
+    def row_count(self, table: str) -> str:
+        """The number of rows of session table ``table``."""
+        return f"SELECT COUNT(*) AS n FROM {table}"
 
     def drift_ranges(self, window: Window, reference: Window, version: str, numeric: list[str]):
         """Per numeric feature: range and count over both windows, reference moments and the
