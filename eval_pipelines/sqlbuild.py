@@ -652,11 +652,28 @@ class SqlBuilder:
             return f"SELECT * FROM {self.window_labels_table}"
         return self.window_labels_query(window)
 
-    def window_labels_query(self, window: Window) -> str:
-        """``sql/window_labels.sql``: labels whose id is a prediction id in the window."""
+    def window_labels_query(
+        self,
+        window: Window,
+        ids: tuple[object, object] = (None, None),
+        span: tuple[object, object] | None = None,
+    ) -> str:
+        """``sql/window_labels.sql``: labels whose id is a prediction id in the window.
+        ``ids``: one part's ``[low, high)`` (:mod:`eval_pipelines.id_ranges`); ``span``: the
+        window's least and greatest id (:meth:`window_ids`), which bound the labels side so
+        that the engine need not read labels of other weeks (without it, a part with an open
+        lower bound built its hash table on every older label and ran out of memory)."""
+        common = self._common()
+        pred_id, label_id = f"p.{common['pred_id']}", f"l.{common['label_id']}"
+        label_range = self._id_range(label_id, ids)
+        if span is not None:
+            low, high = (self.literal(self._id_value(v)) for v in span)
+            label_range += [f"{label_id} >= {low}", f"{label_id} <= {high}"]
         return self.render(
             "window_labels",
-            **self._common(),
+            **common,
+            pred_id_range="".join(f" AND {c}" for c in self._id_range(pred_id, ids)),
+            label_id_range="".join(f"\n  AND {c}" for c in label_range),
             window_start=self.literal(window.start),
             window_end=self.literal(window.end),
         )
@@ -742,9 +759,27 @@ class SqlBuilder:
         conditions = []
         for bound, op in zip(ids, (">=", "<"), strict=True):
             if bound is not None:
-                value = bound if isinstance(bound, (str, int, float, datetime)) else str(bound)
-                conditions.append(f"{column} {op} {self.literal(value)}")
+                conditions.append(f"{column} {op} {self.literal(self._id_value(bound))}")
         return conditions
+
+    @staticmethod
+    def _id_value(value: object) -> object:
+        """An id the engine returned, as a value :meth:`literal` renders: numpy scalars as
+        Python's, other types (UUID, decimal) as text the engine casts to the column's."""
+        if hasattr(value, "item") and not isinstance(value, datetime):
+            value = value.item()
+        return value if isinstance(value, (str, int, float, datetime)) else str(value)
+
+    def window_ids(self, window: Window) -> str:
+        """The window's predictions: their number ``n`` and least and greatest id."""
+        common = self._common()
+        pred_id = f"p.{common['pred_id']}"
+        return (
+            f"SELECT COUNT(*) AS n, MIN({pred_id}) AS low, MAX({pred_id}) AS high\n"
+            f"FROM {common['predictions']} AS p\n"
+            f"WHERE {common['pred_ts']} >= {self.literal(window.start)}"
+            f" AND {common['pred_ts']} < {self.literal(window.end)}"
+        )
 
     def id_sample(self, period: Window, version: str | None, fraction: float) -> str:
         """A uniform sample (each row with probability ``fraction``) of the ids of the

@@ -1,7 +1,9 @@
-"""The window join in parts by ranges of the ids (past ``WINDOW_JOIN_PART_LABELS`` labels
-of the window, as at 100M rows a week): every prediction of the window once, with the label
-that counts, checked against pandas and scikit-learn on the raw rows. The rows are stored
-shuffled, so no part can rely on the ids being in order."""
+"""The window join and the labels of the window in parts by ranges of the ids (past
+``WINDOW_JOIN_PART_LABELS`` labels and ``WINDOW_LABELS_PART_PREDICTIONS`` predictions of the
+window, as at 100M rows a week): every prediction of the window once, with the label that
+counts (a label found twice would fail the blocking label uniqueness check), checked
+against pandas and scikit-learn on the raw rows. The rows are stored shuffled, so no part
+can rely on the ids being in order."""
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ def evaluate_in_parts(url: str, monkeypatch, part_labels: int):
     from eval_pipelines import validation
 
     monkeypatch.setattr(validation, "WINDOW_JOIN_PART_LABELS", part_labels)
+    monkeypatch.setattr(validation, "WINDOW_LABELS_PART_PREDICTIONS", 2 * part_labels)
     return evaluate(parse_spec(base_spec(url)), WEEK)
 
 
@@ -52,7 +55,8 @@ def test_the_window_join_in_parts_holds_every_prediction_once(tmp_path, monkeypa
     whole = evaluate(parse_spec(base_spec(url)), WEEK)
     parts = evaluate_in_parts(url, monkeypatch, part_labels=300)
     appended = [c for c in parts.query_costs if c.purpose.startswith("rows into temporary")]
-    assert len(appended) >= 3  # about 1,350 labels of the window: 5 parts
+    # About 1,350 labels of the window (5 parts) and 3,000 predictions (5 parts).
+    assert len(appended) >= 6
     assert not [c for c in whole.query_costs if c.purpose.startswith("rows into temporary")]
     assert_matches_oracle(parts, predictions, labels)
     assert parts.fingerprint["content_hash"] == whole.fingerprint["content_hash"]
@@ -68,5 +72,5 @@ def test_postgresql_joins_the_window_in_parts_too(tmp_path, monkeypatch, postgre
     copy_duckdb_tables(path, postgres_url, ["inference_logs", "labels"], replace=True)
     result = evaluate_in_parts(postgres_url, monkeypatch, part_labels=250)
     appended = [c for c in result.query_costs if c.purpose.startswith("rows into temporary")]
-    assert len(appended) >= 2
+    assert len(appended) >= 4
     assert_matches_oracle(result, predictions, labels)
