@@ -41,7 +41,7 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 from eval_pipelines import drift_stats as ds
 from eval_pipelines.errors import EvalError
 from eval_pipelines.gates import no_reference_data
-from eval_pipelines.id_ranges import id_ranges, part_count, store_in_parts
+from eval_pipelines.id_ranges import id_ranges, store_in_parts
 from eval_pipelines.spec import DriftGate, EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder, grouping_mask
 from eval_pipelines.validation import CheckResult
@@ -449,8 +449,8 @@ def label_drift(
     bounds, sample = id_ranges(
         warehouse,
         lambda fraction: builder.id_sample(period, version, fraction),
-        part_count(rows, LABELED_JOIN_PART_ROWS),
-        rows or 0,
+        rows,
+        LABELED_JOIN_PART_ROWS,
     )
     parts = [builder.labeled_predictions(name, period, version, ids) for ids in bounds]
     stored = store_in_parts(warehouse, table, parts)

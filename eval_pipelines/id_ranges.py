@@ -31,16 +31,17 @@ def part_count(rows: int | None, part_rows: int) -> int:
 
 
 def id_ranges(
-    warehouse: Warehouse, sample: Callable[[float], str], parts: int, population: int
+    warehouse: Warehouse, sample: Callable[[float], str], rows: int | None, part_rows: int
 ) -> tuple[list[IdRange], str | None]:
-    """``parts`` id ranges ``[low, high)`` (a None bound is open) from the ids that
-    ``sample(fraction)`` returns in the engine's order, sampling about
-    :data:`SAMPLE_PER_PART` per part of ``population`` ids; and the sampling query (None, and
-    one open range, for one part or an engine that cannot append rows to a session table).
-    Equal sampled ids give fewer parts."""
-    if parts <= 1 or population <= 0 or not warehouse.appends_rows:
+    """The id ranges ``[low, high)`` (a None bound is open) of a join over ``rows`` rows at
+    about ``part_rows`` rows per part, from the ids that ``sample(fraction)`` returns in the
+    engine's order (about :data:`SAMPLE_PER_PART` per part); and the sampling query (None,
+    and one open range, for one part or an engine that cannot append rows to a session
+    table). Equal sampled ids give fewer parts."""
+    parts = part_count(rows, part_rows)
+    if parts <= 1 or not rows or not warehouse.appends_rows:
         return WHOLE, None
-    sql = sample(min(1.0, SAMPLE_PER_PART * parts / population))
+    sql = sample(min(1.0, SAMPLE_PER_PART * parts / rows))
     ids = warehouse.query(sql, "id ranges of a join in parts")["id"].tolist()
     cuts: list[object] = []
     for index in range(1, parts):

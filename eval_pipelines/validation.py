@@ -31,7 +31,7 @@ import pandas as pd
 
 from eval_pipelines import gx_compat
 from eval_pipelines.errors import ValidationFailed
-from eval_pipelines.id_ranges import WHOLE, id_ranges, part_count, store_in_parts
+from eval_pipelines.id_ranges import WHOLE, id_ranges, store_in_parts
 from eval_pipelines.spec import EvalSpec
 from eval_pipelines.sqlbuild import SqlBuilder
 from eval_pipelines.tasks import task_of
@@ -560,8 +560,8 @@ def materialize_window(warehouse: Warehouse, builder: SqlBuilder, window: Window
         bounds, _ = id_ranges(
             warehouse,
             lambda fraction: builder.id_sample(window, None, fraction),
-            part_count(n_labels, WINDOW_JOIN_PART_LABELS),
             n_labels,
+            WINDOW_JOIN_PART_LABELS,
         )
     if not store_in_parts(warehouse, table, [builder.window_join(window, ids) for ids in bounds]):
         return builder
@@ -585,8 +585,8 @@ def _materialize_window_labels(
         bounds, _ = id_ranges(
             warehouse,
             lambda fraction: builder.id_sample(window, None, fraction),
-            part_count(n, WINDOW_LABELS_PART_PREDICTIONS),
             n,
+            WINDOW_LABELS_PART_PREDICTIONS,
         )
         if len(bounds) > 1:
             span = (ids["low"], ids["high"])
